@@ -1,0 +1,219 @@
+"""The ``govern`` command line: parses arguments, calls the package, prints.
+
+Heavy modules are imported inside the command that needs them, so that
+``govern --help`` and ``govern validate`` start fast and never import
+langgraph or litellm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from govern import __version__
+from govern.spec.errors import SpecInvalid
+
+PATTERNS = ("pipeline", "gated_pipeline", "autonomous_cluster", "consensus")
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: exit 2 with the message."""
+
+
+def _yaml_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return files
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from govern.spec.checks import load_checked
+    from govern.spec.errors import display_path
+
+    reports = []
+    for path in _yaml_files(args.paths):
+        try:
+            loaded = load_checked(path)
+            kind = type(loaded).__name__.removeprefix("Loaded").lower()
+            reports.append({"file": display_path(path), "valid": True, "kind": kind, "errors": []})
+        except SpecInvalid as exc:
+            errors = exc.errors
+            reports.append(
+                {
+                    "file": display_path(path),
+                    "valid": False,
+                    "kind": None,
+                    "errors": [e.as_dict() for e in errors],
+                }
+            )
+            if not args.json:
+                for error in errors:
+                    print(error)
+    if args.json:
+        print(json.dumps({"valid": all(r["valid"] for r in reports), "files": reports}, indent=2))
+    else:
+        bad = sum(not r["valid"] for r in reports)
+        summary = f"{len(reports) - bad} valid, {bad} invalid"
+        print(summary, file=sys.stderr)
+    return 0 if all(r["valid"] for r in reports) else 1
+
+
+def _load_one(path: str):  # -> Institution, typed loosely to keep imports lazy
+    from govern.spec.checks import checked_institution, load_checked
+
+    return checked_institution(load_checked(Path(path)))
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from govern.spec.draw import draw
+
+    print(draw(_load_one(args.path), args.format), end="")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from govern.spec.fingerprint import fingerprint
+
+    institution = _load_one(args.path)
+    print_ = fingerprint(institution).model_dump()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "institution": institution.id,
+                    "pattern": institution.pattern,
+                    "fingerprint": print_,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{institution.name} ({institution.pattern})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in print_.items():
+        table.add_row(name.replace("_", " "), "-" if value is None else str(value))
+    Console().print(table)
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    import os
+
+    from govern.spec.loader import project_root
+    from govern.spec.scaffold import scaffold_institution
+
+    out: Path | None = Path(args.out) if args.out else None
+    schema_ref = None
+    if out is not None:
+        if out.exists():
+            raise UsageError(f"{out} already exists; choose another --out or remove it")
+        schema = project_root(out.parent.resolve()) / "schemas" / "govern.schema.json"
+        if schema.exists():
+            schema_ref = os.path.relpath(schema, out.parent.resolve())
+    text = scaffold_institution(
+        args.name, args.pattern, schema_ref=schema_ref, hint=str(out) if out else "FILE"
+    )
+    if out is None:
+        print(text, end="")
+        return 0
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"wrote {out}; check it with: govern validate {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from govern.spec.schema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2) + "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from govern.spec.discovery import discover
+    from govern.spec.loader import project_root
+
+    found = discover(project_root(Path.cwd()))
+    if not found:
+        print("no institutions, manifests or tasks found here", file=sys.stderr)
+    for item in found:
+        print(f"{item.kind:<12} {item.path:<36} {item.summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="govern",
+        description="Compile governance graphs (institutions as YAML) into multi-agent "
+        "topologies, run them on tasks, and audit what happened.",
+    )
+    parser.add_argument("--version", action="version", version=f"govern {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str):
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("validate", cmd_validate, "Check institution and manifest files (or folders).")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = command("graph", cmd_graph, "Draw an institution's topology.")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+
+    p = command("inspect", cmd_inspect, "Show an institution's structural fingerprint.")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("new", cmd_new, "Scaffold a new spec file that validates as written.")
+    p.add_argument("what", choices=("institution",))
+    p.add_argument("name", metavar="NAME", help="the institution's name, e.g. 'Roman Senate'")
+    p.add_argument("--pattern", choices=PATTERNS, required=True)
+    p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+
+    p = command("schema", cmd_schema, "Print the JSON Schema of institutions and manifests.")
+    p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+
+    command("list", cmd_list, "List the institutions, manifests and tasks of this project.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"govern: error: {exc}", file=sys.stderr)
+        return 2
+    except SpecInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("govern: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The governance-graph language: models, loading with file:line errors, checks, drawing."""

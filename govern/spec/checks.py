@@ -1,0 +1,265 @@
+"""Static checks of an institution: references, routing, reachability, bounds, patterns.
+
+Every problem is reported with the line of the YAML that causes it. Graph checks
+run only once the references are sound, so one misspelt stage id gives one
+error, not a cascade.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import networkx as nx
+
+from govern.spec.errors import SpecError, SpecInvalid
+from govern.spec.graph import stage_graph, terminal_ids, unbounded_cycles
+from govern.spec.loader import LoadedInstitution, LoadedManifest, load_spec
+from govern.spec.models import (
+    GATE_KINDS,
+    UNPARSABLE,
+    ClusterStage,
+    Institution,
+    IntegrateStage,
+    SoloStage,
+    VoteStage,
+)
+from govern.spec.validation import suggest
+
+
+def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
+    errors = _check_references(loaded)
+    if not errors:
+        errors = _check_graph(loaded) + _check_pattern(loaded)
+    return errors
+
+
+def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
+    errors = check_institution(loaded.institution)
+    role_ids = [r.id for r in loaded.institution.institution.roles]
+    for role_id in loaded.manifest.models.roles:
+        if role_id not in role_ids:
+            errors.append(
+                loaded.source.error(
+                    ("models", "roles", role_id),
+                    f"no role '{role_id}' in the institution{suggest(role_id, role_ids)}; roles: "
+                    f"{', '.join(role_ids)}",
+                )
+            )
+    return errors
+
+
+def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
+    inst = loaded.institution
+    errors: list[SpecError] = []
+    err = loaded.error
+    role_ids = [r.id for r in inst.roles]
+    stage_ids = [s.id for s in inst.stages]
+
+    for kind, ids, items in (("role", role_ids, "roles"), ("stage", stage_ids, "stages")):
+        seen = Counter(ids)
+        for index, item_id in enumerate(ids):
+            if seen[item_id] > 1 and ids.index(item_id) != index:
+                errors.append(err((items, index, "id"), f"duplicate {kind} id '{item_id}'"))
+
+    def known(value: str, choices: list[str], what: str, path: tuple) -> None:
+        if value not in choices:
+            errors.append(
+                err(
+                    path,
+                    f"no {what} '{value}'{suggest(value, choices)}; {what}s: {', '.join(choices)}",
+                )
+            )
+
+    known(inst.entry, stage_ids, "stage", ("entry",))
+    for i, stage in enumerate(inst.stages):
+        at = ("stages", i)
+        if isinstance(stage, SoloStage):
+            known(stage.role, role_ids, "role", (*at, "role"))
+        if isinstance(stage, VoteStage):
+            for j, voter in enumerate(stage.voters):
+                known(voter, role_ids, "role", (*at, "voters", j))
+            if stage.chair:
+                known(stage.chair, role_ids, "role", (*at, "chair"))
+            for role_id in stage.weights or {}:
+                if role_id not in stage.voters:
+                    errors.append(
+                        err(
+                            (*at, "weights", role_id),
+                            f"'{role_id}' has a weight but is not a voter of this stage",
+                        )
+                    )
+        if isinstance(stage, ClusterStage):
+            for j, member in enumerate(stage.members):
+                known(member, role_ids, "role", (*at, "members", j))
+        if isinstance(stage, IntegrateStage):
+            for j, source in enumerate(stage.inputs or []):
+                known(source, stage_ids, "stage", (*at, "inputs", j))
+        if stage.kind == "terminal":
+            continue
+        errors += _check_decisions(loaded, i)
+        if stage.exhausted is not None:
+            known(stage.exhausted, stage_ids, "stage", (*at, "exhausted"))
+            if stage.exhausted == stage.id:
+                errors.append(err((*at, "exhausted"), "a stage cannot be its own exhausted route"))
+        for decision, route in stage.next.items():
+            known(route.to, stage_ids, "stage", (*at, "next", decision))
+            if route.exhausted is not None:
+                known(route.exhausted, stage_ids, "stage", (*at, "next", decision, "exhausted"))
+    return errors
+
+
+def _check_decisions(loaded: LoadedInstitution, index: int) -> list[SpecError]:
+    stage = loaded.institution.stages[index]
+    at = ("stages", index)
+    errors: list[SpecError] = []
+    err = loaded.error
+    vocabulary = stage.vocabulary
+    for j, decision in enumerate(stage.decisions or []):
+        if decision == UNPARSABLE:
+            errors.append(
+                err(
+                    (*at, "decisions", j),
+                    "'unparsable' is implicit for every stage; "
+                    "route it under next: but do not list it",
+                )
+            )
+        elif decision not in vocabulary:
+            errors.append(
+                err(
+                    (*at, "decisions", j),
+                    f"a {stage.kind} stage cannot return '{decision}'"
+                    f"{suggest(decision, vocabulary)}; it may return: "
+                    f"{', '.join(vocabulary)}",
+                )
+            )
+    if stage.decisions is not None and len(set(stage.decisions)) != len(stage.decisions):
+        errors.append(err((*at, "decisions"), "a decision is listed twice"))
+    if isinstance(stage, VoteStage) and stage.decisions is not None:
+        if "no_quorum" in stage.decisions and stage.quorum is None:
+            errors.append(err((*at, "decisions"), "'no_quorum' needs a quorum: set quorum: 0.5"))
+        if stage.quorum is not None and "no_quorum" not in stage.decisions:
+            errors.append(
+                err(
+                    (*at, "decisions"),
+                    "a vote with a quorum may return 'no_quorum': list it and route it",
+                )
+            )
+    if errors:
+        return errors
+    possible = stage.possible_decisions
+    for decision in possible:
+        if decision not in stage.next:
+            errors.append(
+                err(
+                    (*at, "next") if stage.next else at,
+                    f"decision '{decision}' of stage '{stage.id}' is not routed: add "
+                    f"'{decision}: STAGE' under next:",
+                )
+            )
+    for decision in stage.next:
+        if decision not in possible:
+            errors.append(
+                err(
+                    (*at, "next", decision),
+                    f"stage '{stage.id}' never returns '{decision}'"
+                    f"{suggest(decision, possible)}; it returns: {', '.join(possible)}",
+                )
+            )
+    return errors
+
+
+def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
+    inst = loaded.institution
+    err = loaded.error
+    errors: list[SpecError] = []
+    index = {s.id: i for i, s in enumerate(inst.stages)}
+    graph = stage_graph(inst)
+    terminals = terminal_ids(inst)
+    if not terminals:
+        return [err(("stages",), "no terminal stage: add a stage with kind: terminal")]
+    reachable = nx.descendants(graph, inst.entry) | {inst.entry}
+    for stage in inst.stages:
+        if stage.id not in reachable:
+            errors.append(
+                err(
+                    ("stages", index[stage.id], "id"),
+                    f"stage '{stage.id}' can never be reached from the entry "
+                    f"'{inst.entry}': route a decision to it or remove it",
+                )
+            )
+    finishing = set(terminals).union(*(nx.ancestors(graph, t) for t in terminals))
+    for stage in inst.stages:
+        if stage.id not in finishing:
+            errors.append(
+                err(
+                    ("stages", index[stage.id], "id"),
+                    f"no terminal stage can be reached from stage '{stage.id}': an item "
+                    "there would never end",
+                )
+            )
+    for cycle in unbounded_cycles(inst):
+        loop = " -> ".join([*(e.source for e in cycle), cycle[0].source])
+        errors.append(
+            err(
+                cycle[0].path,
+                f"the loop {loop} has no bound: give one of its routes or stages "
+                "max_visits and exhausted",
+            )
+        )
+    return errors
+
+
+def _check_pattern(loaded: LoadedInstitution) -> list[SpecError]:
+    inst = loaded.institution
+    err = loaded.error
+    kinds = Counter(s.kind for s in inst.stages)
+    if inst.pattern == "pipeline":
+        return [
+            err(
+                ("stages", i, "kind"),
+                f"a pipeline has no gates, but stage '{s.id}' is a "
+                f"{s.kind}; use pattern gated_pipeline or consensus",
+            )
+            for i, s in enumerate(inst.stages)
+            if s.kind in GATE_KINDS
+        ]
+    if inst.pattern == "gated_pipeline" and not kinds["review"]:
+        return [err(("pattern",), "a gated_pipeline needs at least one review stage")]
+    if inst.pattern == "consensus" and not kinds["vote"]:
+        return [err(("pattern",), "a consensus institution needs at least one vote stage")]
+    if inst.pattern == "autonomous_cluster":
+        graph = stage_graph(inst)
+        orchestrated = any(
+            inst.stage(u).kind in ("propose", "draft")
+            for c in inst.stages
+            if c.kind == "cluster"
+            for u in graph.predecessors(c.id)
+        )
+        if not orchestrated:
+            return [
+                err(
+                    ("pattern",),
+                    "an autonomous_cluster needs a cluster stage dispatched by "
+                    "an orchestrating propose or draft stage",
+                )
+            ]
+    return []
+
+
+def load_checked(path: Path) -> LoadedInstitution | LoadedManifest:
+    """Load a spec and run every static check; raise SpecInvalid with all errors found."""
+    loaded = load_spec(path)
+    if isinstance(loaded, LoadedManifest):
+        errors = check_manifest(loaded)
+    else:
+        errors = check_institution(loaded)
+    if errors:
+        raise SpecInvalid(errors)
+    return loaded
+
+
+def checked_institution(loaded: LoadedInstitution | LoadedManifest) -> Institution:
+    return (
+        loaded.institution.institution if isinstance(loaded, LoadedManifest) else loaded.institution
+    )

@@ -1,0 +1,45 @@
+"""Find the institutions, manifests and task cards of a project for ``govern list``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from govern.spec.errors import SpecInvalid, display_path
+from govern.spec.loader import LoadedInstitution, load_spec
+
+
+@dataclass(frozen=True)
+class Found:
+    kind: str
+    path: str
+    summary: str
+
+
+def discover(root: Path) -> list[Found]:
+    found: list[Found] = []
+    for folder in ("institutions", "manifests"):
+        for path in sorted((root / folder).glob("*.yaml")):
+            found.append(_describe(path))
+    for path in sorted((root / "tasks").glob("*.yaml")):
+        found.append(Found("task", display_path(path), path.stem))
+    return found
+
+
+def _describe(path: Path) -> Found:
+    shown = display_path(path)
+    try:
+        loaded = load_spec(path)
+    except SpecInvalid as exc:
+        return Found("invalid", shown, str(exc.errors[0]))
+    if isinstance(loaded, LoadedInstitution):
+        inst = loaded.institution
+        return Found("institution", shown, f"{inst.id} ({inst.pattern}): {inst.name}")
+    manifest = loaded.manifest
+    inst = manifest.institution
+    task = f", task {manifest.task.name}" if manifest.task else ""
+    return Found(
+        "manifest",
+        shown,
+        f"{manifest.id}: {inst.name} ({inst.pattern}), model {manifest.models.default}{task}",
+    )

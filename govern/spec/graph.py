@@ -1,0 +1,93 @@
+"""The stage graph of an institution: every route and bound as a networkx edge.
+
+One place turns routes into edges so that the static checks, the fingerprint,
+drawing and compilation all see the same graph.
+
+Edge semantics. A route ``stage --decision--> target`` is an edge; a route with
+``max_visits`` also has an edge to its ``exhausted`` stage, and a route into a
+stage with its own ``max_visits`` also has an edge to that stage's
+``exhausted``. An edge is *bounded* when it can be taken only finitely often per
+item: its route has ``max_visits``, or its target stage has. A loop is bounded
+when at least one of its edges is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import networkx as nx
+
+from govern.spec.models import UNPARSABLE, Institution
+from govern.spec.yaml_source import YamlPath
+
+EdgeVia = Literal["route", "exhausted", "stage_exhausted"]
+HAPPY_DECISIONS = frozenset({"done", "approve", "amend", "pass"})
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    source: str
+    target: str
+    decision: str
+    via: EdgeVia
+    bounded: bool
+    path: YamlPath  # where the route is written, relative to the institution
+
+    @property
+    def label(self) -> str:
+        return self.decision if self.via == "route" else f"{self.decision} (exhausted)"
+
+
+def stage_edges(institution: Institution) -> list[Edge]:
+    """Every edge whose target stage exists; dangling targets are the checks' business."""
+    stages = {s.id: s for s in institution.stages}
+    edges: list[Edge] = []
+    for index, stage in enumerate(institution.stages):
+        for decision, route in getattr(stage, "next", {}).items():
+            at: YamlPath = ("stages", index, "next", decision)
+            targets: list[tuple[str | None, EdgeVia, bool]] = [
+                (route.to, "route", route.max_visits is not None),
+                (route.exhausted, "exhausted", False),
+            ]
+            target_stage = stages.get(route.to)
+            if target_stage is not None and getattr(target_stage, "max_visits", None):
+                targets.append((target_stage.exhausted, "stage_exhausted", False))
+            for target, via, route_bound in targets:
+                if target is None or target not in stages:
+                    continue
+                bounded = route_bound or bool(getattr(stages[target], "max_visits", None))
+                edges.append(Edge(stage.id, target, decision, via, bounded, at))
+    return edges
+
+
+def stage_graph(institution: Institution, *, include_unparsable: bool = True) -> nx.MultiDiGraph:
+    """Stages as nodes (with their model) and edges keyed by decision and kind of edge."""
+    graph = nx.MultiDiGraph()
+    for stage in institution.stages:
+        graph.add_node(stage.id, stage=stage)
+    for edge in stage_edges(institution):
+        if include_unparsable or edge.decision != UNPARSABLE:
+            graph.add_edge(edge.source, edge.target, key=(edge.decision, edge.via), edge=edge)
+    return graph
+
+
+def unbounded_cycles(institution: Institution) -> list[list[Edge]]:
+    """One cycle from every strongly connected part of the graph of unbounded edges."""
+    unbounded = nx.MultiDiGraph()
+    for edge in stage_edges(institution):
+        if not edge.bounded:
+            unbounded.add_edge(edge.source, edge.target, key=(edge.decision, edge.via), edge=edge)
+    cycles: list[list[Edge]] = []
+    for component in nx.strongly_connected_components(unbounded):
+        sub = unbounded.subgraph(component)
+        if len(component) == 1 and not sub.number_of_edges():
+            continue
+        start = min(component)
+        found = nx.find_cycle(sub, source=start)
+        cycles.append([sub.edges[u, v, k]["edge"] for u, v, k in found])
+    return sorted(cycles, key=lambda c: c[0].path)
+
+
+def terminal_ids(institution: Institution) -> list[str]:
+    return [s.id for s in institution.stages if s.kind == "terminal"]

@@ -1,0 +1,198 @@
+"""Load institutions and manifests from YAML, resolving references safely.
+
+A manifest names its institution by relative path or inline, and may
+``extends:`` a base manifest whose keys it overrides (mappings merge key by key;
+lists and values are replaced). References must stay inside the project folder
+and must not loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from govern.spec.errors import SpecError, SpecInvalid
+from govern.spec.models import Institution, Manifest
+from govern.spec.validation import validate_data
+from govern.spec.yaml_source import YamlPath, YamlSource, read_yaml
+
+PROJECT_MARKERS = ("pyproject.toml", ".git", "govern.toml")
+
+
+@dataclass(frozen=True)
+class LoadedInstitution:
+    """An institution and where its YAML came from (``prefix`` locates it inside a manifest)."""
+
+    institution: Institution
+    source: YamlSource
+    prefix: YamlPath = ()
+
+    def error(self, path: YamlPath, message: str) -> SpecError:
+        return self.source.error((*self.prefix, *path), message)
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    manifest: Manifest
+    source: YamlSource
+    institution: LoadedInstitution
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding a project marker, else ``start``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return start
+
+
+def spec_kind(source: YamlSource) -> str:
+    """'institution' or 'manifest', judged by the top-level keys."""
+    data = source.data
+    if "stages" in data:
+        return "institution"
+    if "institution" in data or "extends" in data:
+        return "manifest"
+    raise SpecInvalid(
+        [
+            source.error(
+                (), "not a govern spec: an institution has 'stages', a manifest has 'institution'"
+            )
+        ]
+    )
+
+
+def load_spec(path: Path) -> LoadedInstitution | LoadedManifest:
+    """Load either kind of spec file."""
+    source = read_yaml(path)
+    if spec_kind(source) == "institution":
+        return _institution_from(source)
+    return _manifest_from(source, path)
+
+
+def load_institution(path: Path) -> LoadedInstitution:
+    source = read_yaml(path)
+    if spec_kind(source) != "institution":
+        raise SpecInvalid(
+            [source.error((), "expected an institution (with 'stages'), found a manifest")]
+        )
+    return _institution_from(source)
+
+
+def load_manifest(path: Path) -> LoadedManifest:
+    source = read_yaml(path)
+    if spec_kind(source) != "manifest":
+        raise SpecInvalid(
+            [source.error((), "expected a manifest (with 'institution'), found an institution")]
+        )
+    return _manifest_from(source, path)
+
+
+def _institution_from(source: YamlSource, prefix: YamlPath = ()) -> LoadedInstitution:
+    data = source.data
+    for key in prefix:
+        data = data[key]
+    return LoadedInstitution(validate_data(Institution, data, source, prefix), source, prefix)
+
+
+def _manifest_from(source: YamlSource, path: Path) -> LoadedManifest:
+    root = project_root(path.parent)
+    merged = _resolve_extends(source, path, root, chain=(path.resolve(),))
+    reference = merged.data.get("institution")
+    if isinstance(reference, str):
+        inst_path = _reference(merged, ("institution",), reference, root)
+        loaded_inst = load_institution(inst_path)
+    elif isinstance(reference, dict):
+        loaded_inst = _institution_from(merged, ("institution",))
+    elif reference is None:
+        raise SpecInvalid(
+            [
+                merged.error(
+                    (),
+                    "missing required key 'institution': give a relative "
+                    "path to an institution file or an inline institution",
+                )
+            ]
+        )
+    else:
+        raise SpecInvalid(
+            [
+                merged.error(
+                    ("institution",),
+                    "'institution' must be a relative path or an inline institution mapping",
+                )
+            ]
+        )
+    data = {**merged.data, "institution": loaded_inst.institution}
+    manifest = validate_data(Manifest, data, merged)
+    return LoadedManifest(manifest, merged, loaded_inst)
+
+
+def _resolve_extends(
+    source: YamlSource, path: Path, root: Path, chain: tuple[Path, ...]
+) -> YamlSource:
+    base_ref = source.data.get("extends")
+    if base_ref is None:
+        return source
+    if not isinstance(base_ref, str):
+        raise SpecInvalid(
+            [source.error(("extends",), "'extends' must be a relative path to a base manifest")]
+        )
+    base_path = _reference(source, ("extends",), base_ref, root)
+    if base_path in chain:
+        loop = " -> ".join(p.name for p in (*chain, base_path))
+        raise SpecInvalid(
+            [source.error(("extends",), f"manifests extend each other in a loop: {loop}")]
+        )
+    base = read_yaml(base_path)
+    if spec_kind(base) != "manifest":
+        raise SpecInvalid(
+            [
+                source.error(
+                    ("extends",), f"'{base_ref}' is an institution; 'extends' takes a base manifest"
+                )
+            ]
+        )
+    base = _resolve_extends(base, base_path, root, (*chain, base_path))
+    return _merge(base, source)
+
+
+def _reference(source: YamlSource, at: YamlPath, reference: str, root: Path) -> Path:
+    """Resolve a relative path written at ``at``, relative to the file that wrote it."""
+    written_in = Path(source.value_position(at).file)
+    target = (written_in.parent / reference).resolve()
+    if Path(reference).is_absolute() or not target.is_relative_to(root):
+        raise SpecInvalid(
+            [
+                source.error(
+                    at,
+                    f"'{reference}' points outside the project folder "
+                    f"({root}); use a path inside it",
+                )
+            ]
+        )
+    if not target.is_file():
+        raise SpecInvalid([source.error(at, f"'{reference}' does not exist (looked for {target})")])
+    return target
+
+
+def _merge(base: YamlSource, child: YamlSource) -> YamlSource:
+    """Child keys override base keys; positions follow whichever file supplied the value."""
+    merged = YamlSource(
+        file=child.file,
+        data=_merge_data(base.data, child.data),
+        values={**base.values, **child.values},
+        keys={**base.keys, **child.keys},
+    )
+    return merged
+
+
+def _merge_data(base: Any, child: Any) -> Any:
+    if isinstance(base, dict) and isinstance(child, dict):
+        out = dict(base)
+        for key, value in child.items():
+            out[key] = _merge_data(base.get(key), value) if key in base else value
+        return out
+    return child

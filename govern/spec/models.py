@@ -1,0 +1,332 @@
+"""The governance-graph language as pydantic models.
+
+An Institution is roles plus stages; each stage declares the decisions it may
+return and routes every one of them (and the implicit ``unparsable`` outcome)
+to a next stage. A Manifest says what runs: an institution, models, task
+defaults, seed and budgets. Cross-references (does this role exist? is every
+loop bounded?) are the static checks' job, so they can report every problem
+with its line instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=64,
+        description="lower-case letters, digits and underscores, starting with a letter",
+    ),
+]
+NonEmptyText = Annotated[str, Field(min_length=1)]
+
+UNPARSABLE = "unparsable"
+"""The outcome of an output that could not be parsed: a decision of its own that
+every non-terminal stage must route explicitly."""
+
+Pattern = Literal["pipeline", "gated_pipeline", "autonomous_cluster", "consensus"]
+
+
+class SpecModel(BaseModel):
+    """Base for every model of the language: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Role(SpecModel):
+    """A position in the institution; ``seats`` agents hold it."""
+
+    id: Identifier
+    title: NonEmptyText
+    instructions: NonEmptyText = Field(description="the role's standing orders in plain English")
+    seats: int = Field(1, ge=1, le=64, description="how many agents hold this role")
+    model: str | None = Field(None, min_length=1, description="model override for this role")
+
+
+class Route(SpecModel):
+    """Where a decision leads; ``max_visits`` bounds how often this edge is taken per item."""
+
+    to: Identifier
+    max_visits: int | None = Field(None, ge=1, description="times this edge may be taken per item")
+    exhausted: Identifier | None = Field(
+        None, description="the stage to go to instead once max_visits is used up"
+    )
+
+    @model_validator(mode="after")
+    def _bound_is_complete(self) -> Route:
+        if (self.max_visits is None) != (self.exhausted is None):
+            raise ValueError("max_visits and exhausted go together: give both or neither")
+        return self
+
+
+def _as_route(value: Any) -> Any:
+    """``reject: draft`` is shorthand for ``reject: {to: draft}``."""
+    return {"to": value} if isinstance(value, str) else value
+
+
+RouteSpec = Annotated[Route, Field(description="a stage id, or {to, max_visits, exhausted}")]
+
+
+class StageBase(SpecModel):
+    """Fields every stage has. Subclasses fix ``kind`` and the decision vocabulary."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = ("done",)
+    calls_model: ClassVar[bool] = True
+
+    id: Identifier
+    purpose: NonEmptyText = Field(description="what this stage is for, shown to the acting agent")
+    decisions: list[str] | None = Field(
+        None,
+        description="decisions this stage may return (default: the kind's standard set); "
+        "'unparsable' is always possible and is not listed",
+    )
+    next: dict[str, RouteSpec] = Field(
+        default_factory=dict,
+        description="decision -> next stage, for every decision and unparsable",
+    )
+    max_visits: int | None = Field(None, ge=1, description="times this stage may run per item")
+    exhausted: Identifier | None = Field(
+        None, description="the stage to go to instead once this stage's max_visits is used up"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_routes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("next"), dict):
+            data = {**data, "next": {k: _as_route(v) for k, v in data["next"].items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _stage_bound_is_complete(self) -> StageBase:
+        if (self.max_visits is None) != (self.exhausted is None):
+            raise ValueError("max_visits and exhausted go together: give both or neither")
+        return self
+
+    def default_decisions(self) -> tuple[str, ...]:
+        return self.vocabulary
+
+    @property
+    def possible_decisions(self) -> tuple[str, ...]:
+        """Declared (or default) decisions plus the implicit unparsable outcome."""
+        declared = tuple(self.decisions) if self.decisions is not None else self.default_decisions()
+        return (*declared, UNPARSABLE) if self.calls_model else declared
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        """Role ids whose agents act in this stage."""
+        return ()
+
+
+class SoloStage(StageBase):
+    """A stage in which one agent of ``role`` acts."""
+
+    role: Identifier
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return (self.role,)
+
+
+class ProposeStage(SoloStage):
+    """Produces a first candidate answer."""
+
+    kind: Literal["propose"]
+
+
+class DraftStage(SoloStage):
+    """Works the current candidate into a new one (a plan, a dispatch, a revision)."""
+
+    kind: Literal["draft"]
+
+
+class ReviewStage(SoloStage):
+    """A gate: approves, rejects (with reasons fed back), amends, or vetoes the candidate."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = ("approve", "reject", "amend", "veto")
+
+    kind: Literal["review"]
+
+    def default_decisions(self) -> tuple[str, ...]:
+        return ("approve", "reject")
+
+
+class ExecuteStage(SoloStage):
+    """Produces the final answer from the candidate."""
+
+    kind: Literal["execute"]
+
+
+class IntegrateStage(SoloStage):
+    """Synthesises several earlier outputs into one candidate."""
+
+    kind: Literal["integrate"]
+    inputs: list[Identifier] | None = Field(
+        None, description="stages whose outputs are synthesised (default: every earlier output)"
+    )
+
+
+class VoteStage(StageBase):
+    """Parallel voters cast ballots on the candidate; a rule decides pass or fail."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = ("pass", "fail", "no_quorum")
+
+    kind: Literal["vote"]
+    voters: list[Identifier] = Field(min_length=1, description="roles whose every seat votes")
+    rule: Literal["majority", "supermajority", "unanimity", "weighted"] = "majority"
+    threshold: float | None = Field(
+        None, gt=0.5, le=1.0, description="share of yes needed (supermajority, weighted)"
+    )
+    weights: dict[Identifier, float] | None = Field(
+        None, description="ballot weight per voter role (weighted rule; default 1)"
+    )
+    quorum: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="share of ballots that must be valid for the vote to count",
+    )
+    tie_breaker: Literal["fail", "pass", "chair"] = "fail"
+    chair: Identifier | None = Field(
+        None, description="the role that breaks ties (tie_breaker: chair)"
+    )
+
+    @model_validator(mode="after")
+    def _rule_fields_agree(self) -> VoteStage:
+        if self.rule == "supermajority" and self.threshold is None:
+            raise ValueError("a supermajority vote needs a threshold, e.g. threshold: 0.667")
+        if self.rule in ("majority", "unanimity") and self.threshold is not None:
+            raise ValueError(
+                f"threshold is only for supermajority and weighted votes, not {self.rule}"
+            )
+        if self.weights is not None and self.rule != "weighted":
+            raise ValueError("weights are only for rule: weighted")
+        if (self.tie_breaker == "chair") != (self.chair is not None):
+            raise ValueError("tie_breaker: chair and chair: ROLE go together")
+        return self
+
+    def default_decisions(self) -> tuple[str, ...]:
+        return ("pass", "fail", "no_quorum") if self.quorum is not None else ("pass", "fail")
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return (*self.voters, *([self.chair] if self.chair else []))
+
+
+class ClusterStage(StageBase):
+    """Members work in parallel on the candidate; their reports are merged."""
+
+    kind: Literal["cluster"]
+    members: list[Identifier] = Field(min_length=1, description="roles whose every seat works")
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return tuple(self.members)
+
+
+class TerminalStage(SpecModel):
+    """The end of an item: the current candidate is delivered, or nothing is."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = ()
+    calls_model: ClassVar[bool] = False
+
+    id: Identifier
+    kind: Literal["terminal"]
+    outcome: Literal["completed", "rejected"] = Field(
+        "completed", description="completed delivers the current candidate; rejected delivers none"
+    )
+
+    @property
+    def possible_decisions(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return ()
+
+
+Stage = Annotated[
+    ProposeStage
+    | DraftStage
+    | ReviewStage
+    | VoteStage
+    | ExecuteStage
+    | ClusterStage
+    | IntegrateStage
+    | TerminalStage,
+    Field(discriminator="kind"),
+]
+STAGE_KINDS: tuple[str, ...] = (
+    "propose",
+    "draft",
+    "review",
+    "vote",
+    "execute",
+    "cluster",
+    "integrate",
+    "terminal",
+)
+GATE_KINDS = frozenset({"review", "vote"})
+
+
+class Policy(SpecModel):
+    max_steps: int = Field(
+        50, ge=1, le=10_000, description="stage runs per item before it is cut off"
+    )
+
+
+class Institution(SpecModel):
+    """Roles, stages and legal transitions: who proposes, reviews, votes, executes."""
+
+    id: Identifier
+    name: NonEmptyText
+    era: NonEmptyText = Field(description="when and where, e.g. '618-907 CE, Chang'an'")
+    pattern: Pattern
+    history: NonEmptyText = Field(description="how the institution really worked, briefly")
+    roles: list[Role] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+    entry: Identifier
+    policy: Policy = Field(default_factory=Policy)
+
+    def stage(self, stage_id: str) -> Any:
+        return next(s for s in self.stages if s.id == stage_id)
+
+    def role(self, role_id: str) -> Role:
+        return next(r for r in self.roles if r.id == role_id)
+
+
+class ModelChoice(SpecModel):
+    default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
+    roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
+
+
+class TaskDefaults(SpecModel):
+    name: Identifier = Field(description="task name, e.g. gsm8k")
+    limit: int | None = Field(None, ge=1, description="items to run (default: all)")
+
+
+class Budgets(SpecModel):
+    max_calls_per_item: int | None = Field(None, ge=1)
+    max_tokens_per_item: int | None = Field(None, ge=1)
+
+
+class Manifest(SpecModel):
+    """What runs: an institution with models, task defaults, seed and budgets.
+
+    ``institution`` holds the loaded institution; in YAML it is a relative path
+    or an inline mapping (the loader resolves paths before validation).
+    """
+
+    id: Identifier
+    description: str | None = None
+    extends: str | None = Field(
+        None, description="a base manifest (relative path) whose keys this one overrides"
+    )
+    institution: Institution
+    models: ModelChoice = Field(default_factory=ModelChoice)
+    task: TaskDefaults | None = None
+    seed: int = 0
+    budgets: Budgets = Field(default_factory=Budgets)

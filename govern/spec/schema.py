@@ -1,0 +1,42 @@
+"""JSON Schema of the YAML language, for editors (yaml-language-server) and tools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from govern.spec.models import Institution, Manifest
+
+SCHEMA_ID = "https://govern.invalid/schemas/govern.schema.json"
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """One schema accepting either an institution or a manifest file."""
+    _, top = models_json_schema(
+        [(Institution, "validation"), (Manifest, "validation")], ref_template="#/$defs/{model}"
+    )
+    defs = top["$defs"]
+    # In YAML these accept shorthands the loader expands before validation.
+    defs["Manifest"]["properties"]["institution"] = {
+        "anyOf": [
+            {"type": "string", "description": "relative path to an institution file"},
+            {"$ref": "#/$defs/Institution"},
+        ]
+    }
+    for name, model in defs.items():
+        routes = model.get("properties", {}).get("next")
+        if name.endswith("Stage") and routes:
+            routes["additionalProperties"] = {
+                "anyOf": [
+                    {"type": "string", "description": "next stage id"},
+                    {"$ref": "#/$defs/Route"},
+                ]
+            }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "govern institution or manifest",
+        "anyOf": [{"$ref": "#/$defs/Institution"}, {"$ref": "#/$defs/Manifest"}],
+        "$defs": defs,
+    }
