@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from govern.spec.checks import load_checked
 from govern.spec.errors import SpecInvalid, display_path
-from govern.spec.loader import LoadedInstitution, load_spec
+from govern.spec.loader import LoadedInstitution
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def discover(root: Path) -> list[Found]:
 def _describe(path: Path) -> Found:
     shown = display_path(path)
     try:
-        loaded = load_spec(path)
+        loaded = load_checked(path)
     except SpecInvalid as exc:
         return Found("invalid", shown, str(exc.errors[0]))
     if isinstance(loaded, LoadedInstitution):

@@ -29,9 +29,9 @@ def validate_data(model: type[M], data: Any, source: YamlSource, prefix: YamlPat
 
 
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """'; did you mean 'x'?' for the closest choice, or ''."""
+    """ " (did you mean 'x'?)" for the closest choice, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _translate(
@@ -81,10 +81,9 @@ def _translate(
             f"'{error['input']}' is not allowed for '{field}'{hint}: {_lower(error['msg'])}",
             at_value=True,
         )
-    message = error["msg"].removeprefix("Value error, ")
-    if kind.endswith("_type") or kind.startswith(("greater", "less", "too_", "string_too")):
-        return source.error(where, f"'{field}': {_lower(message)}", at_value=True)
-    return source.error(where, message)
+    if kind == "value_error":  # our own model validators: the message says it all
+        return source.error(where, error["msg"].removeprefix("Value error, "))
+    return source.error(where, f"'{field}': {_lower(error['msg'])}", at_value=True)
 
 
 def _lower(message: str) -> str:
