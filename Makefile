@@ -21,7 +21,7 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/govern validate institutions manifests
-	$(BIN)/govern inspect manifests/senate.yaml
+	$(BIN)/govern inspect institutions manifests
 	$(BIN)/govern graph manifests/senate.yaml
 
 schema: $(STAMP)

@@ -79,29 +79,38 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from govern.spec.fingerprint import fingerprint
 
-    institution = _load_one(args.path)
-    print_ = fingerprint(institution).model_dump()
+    institutions = [_load_one(path) for path in _yaml_files(args.paths)]
+    rows = [
+        {"institution": i.id, "pattern": i.pattern, "fingerprint": fingerprint(i).model_dump()}
+        for i in institutions
+    ]
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "institution": institution.id,
-                    "pattern": institution.pattern,
-                    "fingerprint": print_,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(rows, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{institution.name} ({institution.pattern})")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for name, value in print_.items():
-        table.add_row(name.replace("_", " "), "-" if value is None else str(value))
-    Console().print(table)
+    headers = (
+        "roles",
+        "agents",
+        "stages",
+        "gates",
+        "branches",
+        "loops",
+        "depth",
+        "calls min",
+        "calls max",
+    )  # in Fingerprint field order
+    table = Table(title="Structural fingerprints (definitions: README, 'The fingerprint')")
+    table.add_column("institution", no_wrap=True)
+    table.add_column("pattern", no_wrap=True)
+    for header in headers:
+        table.add_column(header, justify="right")
+    for row in rows:
+        values = ["-" if v is None else str(v) for v in row["fingerprint"].values()]
+        table.add_row(row["institution"], row["pattern"], *values)
+    # Piped output goes to files and logs, where wrapping helps nobody.
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
     return 0
 
 
@@ -182,8 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
 
-    p = command("inspect", cmd_inspect, "Show an institution's structural fingerprint.")
-    p.add_argument("path", metavar="PATH")
+    p = command("inspect", cmd_inspect, "Show the structural fingerprints of institutions.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command("new", cmd_new, "Scaffold a new spec file that validates as written.")

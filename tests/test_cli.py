@@ -109,16 +109,19 @@ def test_graph_on_an_invalid_file_exits_1_with_the_error(tmp_path: Path) -> None
 
 
 def test_inspect_json_gives_the_fingerprint() -> None:
-    result = govern("inspect", "institutions/tang.yaml", "--json")
-    data = json.loads(result.stdout)
-    assert data["institution"] == "tang" and data["pattern"] == "gated_pipeline"
-    assert data["fingerprint"]["gates"] == 1 and data["fingerprint"]["roles"] == 9
+    result = govern("inspect", "institutions/tang.yaml", "manifests/senate.yaml", "--json")
+    tang, senate = json.loads(result.stdout)
+    assert tang["institution"] == "tang" and tang["pattern"] == "gated_pipeline"
+    assert tang["fingerprint"]["gates"] == 1 and tang["fingerprint"]["roles"] == 9
+    assert senate["institution"] == "roman_senate"
 
 
-def test_inspect_table() -> None:
-    result = govern("inspect", "institutions/athens.yaml")
+def test_inspect_table_compares_institutions() -> None:
+    result = govern("inspect", "institutions")
     assert result.returncode == 0
-    assert "Athenian Democracy" in result.stdout and "calls longest happy path" in result.stdout
+    lines = result.stdout.splitlines()
+    assert any("us_federal" in line and "gated_pipeline" in line for line in lines)
+    assert sum("pipeline" in line for line in lines) == 6  # 4 pipelines, 2 gated
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
