@@ -24,10 +24,17 @@ class UsageError(Exception):
 
 
 def _yaml_files(paths: Sequence[str]) -> list[Path]:
+    """Files as given, and the YAML files inside any folder given."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        files.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+        if not path.is_dir():
+            files.append(path)
+            continue
+        inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        if not inside:
+            raise UsageError(f"no .yaml or .yml files in the folder {path}")
+        files.extend(inside)
     return files
 
 

@@ -168,6 +168,20 @@ def test_list_marks_invalid_files(project: Path) -> None:
     assert "invalid" in result.stdout and "broken.yaml:13:1: error" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["validate", "inspect"])
+def test_a_folder_without_specs_is_a_usage_error(command: str, tmp_path: Path) -> None:
+    result = govern(command, str(tmp_path))
+    assert result.returncode == 2
+    assert "no .yaml or .yml files in the folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_reads_yml_files_in_folders(tmp_path: Path) -> None:
+    write(tmp_path, "a.yml", TINY)
+    result = govern("validate", str(tmp_path))
+    assert result.returncode == 0 and "1 valid, 0 invalid" in result.stderr
+
+
 def test_usage_errors_exit_2() -> None:
     assert govern("frobnicate").returncode == 2
     assert govern("new", "institution", "X", "--pattern", "anarchy").returncode == 2

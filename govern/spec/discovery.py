@@ -20,11 +20,15 @@ class Found:
 def discover(root: Path) -> list[Found]:
     found: list[Found] = []
     for folder in ("institutions", "manifests"):
-        for path in sorted((root / folder).glob("*.yaml")):
+        for path in _yaml_in(root / folder):
             found.append(_describe(path))
-    for path in sorted((root / "tasks").glob("*.yaml")):
+    for path in _yaml_in(root / "tasks"):
         found.append(Found("task", display_path(path), path.stem))
     return found
+
+
+def _yaml_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml"))
 
 
 def _describe(path: Path) -> Found:
