@@ -27,6 +27,13 @@ VOTE_STAGE = """\
 """
 CHECK_STAGE = TINY[TINY.index("  - id: check\n") : TINY.index("  - id: end")]
 
+
+def with_vote(voter: str = "writer", extra: str = "") -> str:
+    """TINY as a consensus institution whose 'check' stage is a vote."""
+    stage = VOTE_STAGE.format(voter=voter).replace("    purpose: Vote", f"{extra}    purpose: Vote")
+    return TINY.replace(CHECK_STAGE, stage).replace("gated_pipeline", "consensus")
+
+
 # (case id, spec text, expected line, expected words in the message)
 CASES: list[tuple[str, str, int, str]] = [
     (
@@ -138,9 +145,7 @@ CASES: list[tuple[str, str, int, str]] = [
     ("half_a_bound", edit(", exhausted: end}", "}"), 26, "max_visits and exhausted go together"),
     (
         "voter_not_a_role",
-        TINY.replace(CHECK_STAGE, VOTE_STAGE.format(voter="senatr")).replace(
-            "gated_pipeline", "consensus"
-        ),
+        with_vote("senatr"),
         22,
         "no role 'senatr'",
     ),
@@ -185,23 +190,13 @@ CASES: list[tuple[str, str, int, str]] = [
     ),
     (
         "supermajority_without_threshold",
-        TINY.replace(
-            CHECK_STAGE,
-            VOTE_STAGE.format(voter="writer").replace(
-                "    purpose: Vote", "    rule: supermajority\n    purpose: Vote"
-            ),
-        ).replace("gated_pipeline", "consensus"),
+        with_vote(extra="    rule: supermajority\n"),
         20,
         "a supermajority vote needs a threshold",
     ),
     (
         "no_quorum_unrouted",
-        TINY.replace(
-            CHECK_STAGE,
-            VOTE_STAGE.format(voter="writer").replace(
-                "    purpose: Vote", "    quorum: 0.5\n    purpose: Vote"
-            ),
-        ).replace("gated_pipeline", "consensus"),
+        with_vote(extra="    quorum: 0.5\n"),
         25,
         "decision 'no_quorum' of stage 'check'",
     ),

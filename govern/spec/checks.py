@@ -179,23 +179,23 @@ def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
     if not terminals:
         return [err(("stages",), "no terminal stage: add a stage with kind: terminal")]
     reachable = nx.descendants(graph, inst.entry) | {inst.entry}
+    finishing = set(terminals).union(*(nx.ancestors(graph, t) for t in terminals))
     for stage in inst.stages:
+        at = ("stages", index[stage.id], "id")
         if stage.id not in reachable:
             errors.append(
                 err(
-                    ("stages", index[stage.id], "id"),
+                    at,
                     f"stage '{stage.id}' can never be reached from the entry "
                     f"'{inst.entry}': route a decision to it or remove it",
                 )
             )
-    finishing = set(terminals).union(*(nx.ancestors(graph, t) for t in terminals))
-    for stage in inst.stages:
         if stage.id not in finishing:
             errors.append(
                 err(
-                    ("stages", index[stage.id], "id"),
-                    f"no terminal stage can be reached from stage '{stage.id}': an item "
-                    "there would never end",
+                    at,
+                    f"no terminal stage can be reached from stage '{stage.id}': "
+                    "an item there would never end",
                 )
             )
     for cycle in unbounded_cycles(inst):
