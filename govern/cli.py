@@ -176,6 +176,53 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _role_model(text: str) -> tuple[str, str]:
+    role, sep, model = text.partition("=")
+    if not sep or not role or not model:
+        raise argparse.ArgumentTypeError(f"expected ROLE=MODEL, got '{text}'")
+    return role, model
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from govern.logs import configure_logging
+    from govern.run.report import print_summary, progress
+    from govern.run.runner import RunRequest, RunSetupError, execute, prepare
+
+    configure_logging()
+    request = RunRequest(
+        manifest=Path(args.manifest),
+        task=args.task,
+        limit=args.limit,
+        model=args.model,
+        role_models=dict(args.role_model),
+        seed=args.seed,
+        concurrency=args.concurrency,
+        out=Path(args.out) if args.out else None,
+        data=Path(args.data) if args.data else None,
+        download=args.download,
+        api_base=args.api_base,
+    )
+    try:
+        run = prepare(request)
+    except RunSetupError as exc:
+        raise UsageError(str(exc)) from None
+    if run.data.notice:
+        print(f"notice: {run.data.notice}", file=sys.stderr)
+    try:
+        with progress(len(run.data.items), f"{run.manifest.id} on {run.task.name}") as advance:
+            summary = asyncio.run(execute(run, on_item=advance))
+    except KeyboardInterrupt:
+        print(
+            f"govern: interrupted; finished items and an incomplete summary are in {run.folder}",
+            file=sys.stderr,
+        )
+        return 130
+    print_summary(summary, run.folder, run.data.notice)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govern",
@@ -212,6 +259,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
 
     command("list", cmd_list, "List the institutions, manifests and tasks of this project.")
+
+    p = command("run", cmd_run, "Run a manifest on a task (offline on sim/ models by default).")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--task", help="task name (default: the manifest's), e.g. gsm8k")
+    p.add_argument("--limit", type=int, metavar="N", help="run only the first N items")
+    p.add_argument("--model", metavar="M", help="model for every role without its own")
+    p.add_argument(
+        "--role-model",
+        action="append",
+        type=_role_model,
+        default=[],
+        metavar="ROLE=M",
+        help="model for one role (repeatable)",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="seed (default: the manifest's)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        metavar="C",
+        help="model calls in flight at once (default 8)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", help="output folder (default runs/<time>-<manifest>-<task>)"
+    )
+    p.add_argument("--data", metavar="PATH", help="task data file (GSM8K: test.jsonl)")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="download the official data when it is not found locally",
+    )
+    p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
     return parser
 
 

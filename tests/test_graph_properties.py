@@ -45,10 +45,13 @@ def institutions(draw: st.DrawFn) -> dict[str, Any]:
             else:
                 routes[decision] = to
         stage["next"] = routes
-        if draw(st.integers(0, 4)) == 0:
-            stage["max_visits"] = draw(st.integers(1, 3))
-            stage["exhausted"] = draw(target.filter(lambda t, s=stage_id: t != s))
         stages.append(stage)
+    # A stage's exhausted stage must itself be unbounded: bound only even-numbered
+    # stages and send them to odd-numbered ones.
+    for index, stage in enumerate(stages):
+        if stage["kind"] != "terminal" and index % 2 == 0 and draw(st.integers(0, 3)) == 0:
+            stage["max_visits"] = draw(st.integers(1, 3))
+            stage["exhausted"] = draw(st.sampled_from(ids[1::2]))
     return {
         "id": "random",
         "name": "Random",
@@ -72,13 +75,15 @@ def brute_edges(data: dict[str, Any]) -> list[tuple[str, str, bool]]:
     for stage in data["stages"]:
         for route in stage.get("next", {}).values():
             route = {"to": route} if isinstance(route, str) else route
-            to = route["to"]
-            edges.append((stage["id"], to, "max_visits" in route or stage_bounded(to)))
+            arrivals = [(route["to"], "max_visits" in route)]
             if "exhausted" in route:
-                edges.append((stage["id"], route["exhausted"], stage_bounded(route["exhausted"])))
-            if stage_bounded(to):
-                fallback = stages[to]["exhausted"]
-                edges.append((stage["id"], fallback, stage_bounded(fallback)))
+                arrivals.append((route["exhausted"], False))
+            for target, _ in list(arrivals):
+                if stage_bounded(target):
+                    arrivals.append((stages[target]["exhausted"], False))
+            edges += [
+                (stage["id"], t, route_bound or stage_bounded(t)) for t, route_bound in arrivals
+            ]
     return edges
 
 

@@ -290,3 +290,15 @@ def test_errors_inside_an_inline_institution_point_into_the_manifest(project: Pa
     path = write(project, "m.yaml", f"id: m\ninstitution:\n{inline}")
     (error,) = spec_errors(path)
     assert error.file.endswith("m.yaml") and error.line == 17 + 2
+
+
+def test_a_stage_exhausted_route_must_lead_to_an_unbounded_stage(tmp_path: Path) -> None:
+    text = TINY.replace(
+        "    purpose: Write it.\n",
+        "    purpose: Write it.\n    max_visits: 2\n    exhausted: check\n",
+    ).replace(
+        "    purpose: Check it.\n",
+        "    purpose: Check it.\n    max_visits: 2\n    exhausted: end\n",
+    )
+    (error,) = spec_errors(write(tmp_path, "spec.yaml", text))
+    assert error.line == 20 and "'check' has its own max_visits" in error.message

@@ -72,6 +72,7 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
             )
 
     known(inst.entry, stage_ids, "stage", ("entry",))
+    bounded_stages = {s.id for s in inst.stages if getattr(s, "max_visits", None)}
     for i, stage in enumerate(inst.stages):
         at = ("stages", i)
         if isinstance(stage, SoloStage):
@@ -102,6 +103,14 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
             known(stage.exhausted, stage_ids, "stage", (*at, "exhausted"))
             if stage.exhausted == stage.id:
                 errors.append(err((*at, "exhausted"), "a stage cannot be its own exhausted route"))
+            elif stage.exhausted in bounded_stages:
+                errors.append(
+                    err(
+                        (*at, "exhausted"),
+                        f"'{stage.exhausted}' has its own max_visits; "
+                        "a stage's exhausted route must lead to a stage without one",
+                    )
+                )
         for decision, route in stage.next.items():
             known(route.to, stage_ids, "stage", (*at, "next", decision))
             if route.exhausted is not None:

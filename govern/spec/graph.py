@@ -4,9 +4,9 @@ One place turns routes into edges so that the static checks, the fingerprint,
 drawing and compilation all see the same graph.
 
 Edge semantics. A route ``stage --decision--> target`` is an edge; a route with
-``max_visits`` also has an edge to its ``exhausted`` stage, and a route into a
-stage with its own ``max_visits`` also has an edge to that stage's
-``exhausted``. An edge is *bounded* when it can be taken only finitely often per
+``max_visits`` also has an edge to its ``exhausted`` stage, and a route whose
+target (or exhausted stage) has its own ``max_visits`` also has an edge to that
+stage's ``exhausted``. An edge is *bounded* when it can be taken only finitely often per
 item: its route has ``max_visits``, or its target stage has. A loop is bounded
 when at least one of its edges is.
 """
@@ -42,22 +42,29 @@ class Edge:
 def stage_edges(institution: Institution) -> list[Edge]:
     """Every edge whose target stage exists; dangling targets are the checks' business."""
     stages = {s.id: s for s in institution.stages}
+
+    def bounded(stage_id: str) -> bool:
+        return bool(getattr(stages[stage_id], "max_visits", None))
+
     edges: list[Edge] = []
     for index, stage in enumerate(institution.stages):
         for decision, route in getattr(stage, "next", {}).items():
             at: YamlPath = ("stages", index, "next", decision)
-            targets: list[tuple[str | None, EdgeVia, bool]] = [
+            arrivals: list[tuple[str | None, EdgeVia, bool]] = [
                 (route.to, "route", route.max_visits is not None),
                 (route.exhausted, "exhausted", False),
             ]
-            target_stage = stages.get(route.to)
-            if target_stage is not None and getattr(target_stage, "max_visits", None):
-                targets.append((target_stage.exhausted, "stage_exhausted", False))
-            for target, via, route_bound in targets:
+            # Arriving at a bounded stage may be turned away to its exhausted stage
+            # (which the checks keep unbounded, so a redirect is a single hop).
+            for target, _, _ in list(arrivals):
+                if target in stages and bounded(target):
+                    arrivals.append((stages[target].exhausted, "stage_exhausted", False))
+            for target, via, route_bound in arrivals:
                 if target is None or target not in stages:
                     continue
-                bounded = route_bound or bool(getattr(stages[target], "max_visits", None))
-                edges.append(Edge(stage.id, target, decision, via, bounded, at))
+                edge = Edge(stage.id, target, decision, via, route_bound or bounded(target), at)
+                if edge not in edges:
+                    edges.append(edge)
     return edges
 
 

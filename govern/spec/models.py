@@ -221,6 +221,9 @@ class ClusterStage(StageBase):
 
     kind: Literal["cluster"]
     members: list[Identifier] = Field(min_length=1, description="roles whose every seat works")
+    independent: bool = Field(
+        False, description="members work without seeing the candidate (autonomous units)"
+    )
 
     @property
     def actors(self) -> tuple[str, ...]:
@@ -298,9 +301,32 @@ class Institution(SpecModel):
         return next(r for r in self.roles if r.id == role_id)
 
 
+class SimOverride(SpecModel):
+    """A manifest's change to a preset, or a new ``sim/NAME`` built on one (``base``)."""
+
+    base: str | None = Field(
+        None, description="preset to start from (default: the model's own name)"
+    )
+    skill: float | None = Field(None, gt=0, lt=1)
+    review_recall: float | None = Field(None, ge=0, le=1)
+    false_reject: float | None = Field(None, ge=0, le=1)
+    relay_scrutiny: float | None = Field(None, ge=0, le=1)
+    relay_corruption: float | None = Field(None, ge=0, le=1)
+    wrong_correlation: float | None = Field(None, ge=0, le=1)
+    malformed_rate: float | None = Field(None, ge=0, le=1)
+    overlong_rate: float | None = Field(None, ge=0, le=1)
+    wrong_error_factor: float | None = Field(None, ge=1)
+    difficulty_spread: float | None = Field(None, ge=0)
+    latency_ms: float | None = Field(None, ge=0)
+    latency_jitter: float | None = Field(None, ge=0, le=1)
+
+
 class ModelChoice(SpecModel):
     default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
     roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
+    api_base: str | None = Field(
+        None, description="base URL of an OpenAI-compatible or local server"
+    )
 
 
 class TaskDefaults(SpecModel):
@@ -330,3 +356,8 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
+    simulator: dict[str, SimOverride] = Field(
+        default_factory=dict,
+        description="changes to simulated models, by name: {sim/medium: {latency_ms: 500}}; "
+        "a new name needs base: strong | medium | weak",
+    )

@@ -1,0 +1,1 @@
+"""Compile institutions to LangGraph and run their stages."""

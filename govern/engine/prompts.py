@@ -1,0 +1,51 @@
+"""Compose the messages an agent receives: its standing orders, the task, and exactly
+the context its stage needs (the candidate, the reasons it was sent back, the reports)."""
+
+from __future__ import annotations
+
+from govern.engine.state import Candidate
+from govern.models.base import Message
+from govern.spec.models import Institution
+
+Section = tuple[str, str]
+
+
+def compose(
+    institution: Institution,
+    role_id: str,
+    question: str,
+    purpose: str,
+    sections: list[Section],
+    output_format: str,
+) -> list[Message]:
+    role = institution.role(role_id)
+    system = (
+        f"You are the {role.title} in {institution.name} ({institution.era}).\n\n"
+        f"{role.instructions.strip()}"
+    )
+    parts = [f"## Task\n{question.strip()}", f"## Your part\n{purpose.strip()}"]
+    parts += [f"## {title}\n{body.strip()}" for title, body in sections]
+    parts.append(f"## Output format\n{output_format}")
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def candidate_section(candidate: Candidate | None) -> list[Section]:
+    if candidate is None:
+        return []
+    return [
+        (
+            f"Candidate answer (from {candidate['stage']}, by {candidate['agent']})",
+            candidate["text"],
+        )
+    ]
+
+
+def feedback_section(feedback: str | None) -> list[Section]:
+    return [("It was sent back with these reasons", feedback)] if feedback else []
+
+
+def reports_section(title: str, reports: list[dict]) -> list[Section]:
+    if not reports:
+        return []
+    body = "\n\n".join(f"### {r['agent']} ({r['stage']})\n{r['text']}" for r in reports)
+    return [(title, body)]

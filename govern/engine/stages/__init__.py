@@ -1,0 +1,1 @@
+"""One behaviour per stage kind, each in the module named after it."""

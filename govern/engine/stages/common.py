@@ -1,0 +1,115 @@
+"""Pieces every stage behaviour shares: arriving, accounting for a call, and leaving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from govern.engine.context import RunContext
+from govern.engine.routing import STOP, Transition, resolve, stop
+from govern.engine.state import combine
+from govern.models.base import ModelResponse
+from govern.spec.models import UNPARSABLE
+
+Update = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StageNodes:
+    """The LangGraph nodes that make up one stage.
+
+    ``entry`` is where arrivals land and ``exit`` decides the next stage. A stage
+    with parallel agents also names its ``worker`` node and a ``fan_out`` function
+    returning one ``Send`` per agent; ``exit`` then joins their results.
+    """
+
+    entry: str
+    exit: str
+    nodes: dict[str, Any]
+    worker: str | None = None
+    fan_out: Any = None
+    deferred: frozenset[str] = field(default_factory=frozenset)
+
+
+def context_of(runtime: Runtime[RunContext]) -> RunContext:
+    return runtime.context
+
+
+def arrive(state: dict, stage_id: str) -> tuple[int, Update]:
+    """Count the visit; returns (this visit's number, the update)."""
+    visit = state["visits"].get(stage_id, 0) + 1
+    return visit, {"visits": {stage_id: visit}, "path": [stage_id], "steps": state["steps"] + 1}
+
+
+def turn(
+    stage: str, agent: str, act: str, visit: int, response: ModelResponse, **parsed: Any
+) -> Update:
+    """The accounting and record of one model call."""
+    return {
+        "calls": 1,
+        "prompt_tokens": response.prompt_tokens,
+        "completion_tokens": response.completion_tokens,
+        "cost": response.cost or 0.0,
+        "unknown_cost_calls": int(response.cost is None),
+        "turns": [
+            {
+                "stage": stage,
+                "agent": agent,
+                "act": act,
+                "visit": visit,
+                "model": response.model,
+                "text": response.text,
+                "prompt_tokens": response.prompt_tokens,
+                "completion_tokens": response.completion_tokens,
+                "latency": round(response.latency, 6),
+                "attempts": response.attempts,
+                **parsed,
+            }
+        ],
+    }
+
+
+def leave(ctx: RunContext, state: dict, stage_id: str, decision: str, pending: Update) -> Update:
+    """Resolve where the decision leads (or stop the item at its limits) and record it."""
+    if _over_limits(ctx, state, pending):
+        transition = stop(stage_id, decision, "cut_off")
+    else:
+        visits = {**state["visits"], **pending.get("visits", {})}
+        transition = resolve(ctx.institution, stage_id, decision, visits)
+    return combine(pending, route_update(transition, decision))
+
+
+def _over_limits(ctx: RunContext, state: dict, pending: Update) -> bool:
+    """The policy's step bound and the manifest's per-item budgets."""
+    steps = pending.get("steps", state["steps"])
+    calls = state["calls"] + pending.get("calls", 0)
+    tokens = sum(state[k] + pending.get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+    budgets = ctx.budgets
+    return (
+        steps >= ctx.institution.policy.max_steps
+        or (budgets.max_calls_per_item is not None and calls >= budgets.max_calls_per_item)
+        or (budgets.max_tokens_per_item is not None and tokens >= budgets.max_tokens_per_item)
+    )
+
+
+def route_update(transition: Transition, decision: str) -> Update:
+    update: Update = {
+        "decision": decision,
+        "route": transition.key,
+        "unparsable": int(decision == UNPARSABLE),
+    }
+    if transition.counters:
+        update["visits"] = dict(transition.counters)
+    if transition.target is None:
+        update["outcome"] = transition.via
+    return update
+
+
+def failed(stage_id: str, error: Exception, pending: Update) -> Update:
+    """A model call failed after its retries: the item ends with the error recorded."""
+    return combine(
+        pending,
+        {"errors": [f"{stage_id}: {error}"], "route": STOP, "outcome": "error", "decision": None},
+    )

@@ -1,0 +1,132 @@
+"""vote: every seat of the voter roles casts a ballot in parallel; the rule decides.
+
+Rules: majority (more yes than no), supermajority (yes share at least the
+threshold), unanimity (no valid 'no'), weighted (yes weight share above the
+threshold, default one half). Ballots that cannot be parsed are invalid; below
+the quorum share of valid ballots the vote returns ``no_quorum``; with none
+valid it is ``unparsable``. Ties go to the tie-breaker: pass, fail, or the
+chair's own ballot.
+"""
+
+from __future__ import annotations
+
+from langgraph.runtime import Runtime
+
+from govern.engine.context import RunContext
+from govern.engine.formats import VOTE_FORMAT, parse_ballot
+from govern.engine.prompts import candidate_section, compose
+from govern.engine.stages.common import StageNodes, Update, failed, leave, turn
+from govern.engine.stages.parallel import fan_out, opening_node, this_visit
+from govern.engine.state import combine
+from govern.models.base import ModelError
+from govern.spec.models import UNPARSABLE, VoteStage
+
+TIE = "tie"
+
+
+def tally(stage: VoteStage, ballots: list[dict], eligible: int) -> str:
+    """pass, fail, no_quorum, unparsable, or tie (for the tie-breaker)."""
+    valid = [b for b in ballots if b["ballot"] in ("yes", "no")]
+    if not valid:
+        return UNPARSABLE
+    if stage.quorum is not None and len(valid) / eligible < stage.quorum:
+        return "no_quorum"
+    weights = stage.weights or {}
+
+    def weight(ballot: dict) -> float:
+        return weights.get(ballot["agent"].split("#")[0], 1.0) if stage.rule == "weighted" else 1.0
+
+    yes = sum(weight(b) for b in valid if b["ballot"] == "yes")
+    no = sum(weight(b) for b in valid if b["ballot"] == "no")
+    if stage.rule == "unanimity":
+        return "pass" if no == 0 else "fail"
+    share = yes / (yes + no) if yes + no else 0.0
+    if stage.rule == "supermajority":
+        return "pass" if share >= stage.threshold else "fail"
+    threshold = stage.threshold if stage.rule == "weighted" and stage.threshold else 0.5
+    if share == threshold:
+        return TIE
+    return "pass" if share > threshold else "fail"
+
+
+def _feedback(ballots: list[dict], decision: str) -> str | None:
+    if decision == "pass":
+        return None
+    counts = {k: sum(b["ballot"] == k for b in ballots) for k in ("yes", "no", None)}
+    reasons = "\n\n".join(f"{b['agent']}: {b['text']}" for b in ballots if b["ballot"] == "no")
+    return (
+        f"The vote went against the candidate ({decision}): {counts['yes']} yes, "
+        f"{counts['no']} no, {counts[None]} invalid.\n\n{reasons}"
+    ).strip()
+
+
+def build(stage: VoteStage) -> StageNodes:
+    worker, join = f"{stage.id}.ballot", f"{stage.id}.tally"
+
+    def messages_for(ctx: RunContext, agent: str, state: dict) -> list:
+        return compose(
+            ctx.institution,
+            agent.split("#")[0],
+            state["question"],
+            stage.purpose,
+            candidate_section(state.get("candidate")),
+            VOTE_FORMAT,
+        )
+
+    async def cast(payload: dict, runtime: Runtime[RunContext]) -> Update:
+        ctx = runtime.context
+        agent, visit = payload["agent"], payload["visit"]
+        oracle = ctx.oracle(payload, stage.id, agent, "vote", visit)
+        try:
+            response = await ctx.call(agent, messages_for(ctx, agent, payload), oracle)
+        except ModelError as exc:
+            return {"errors": [f"{stage.id}: {exc}"]}
+        ballot = parse_ballot(response.text)
+        entry = {
+            "stage": stage.id,
+            "visit": visit,
+            "agent": agent,
+            "ballot": ballot,
+            "text": response.text,
+        }
+        return combine(
+            turn(stage.id, agent, "vote", visit, response, ballot=ballot), {"ballots": [entry]}
+        )
+
+    async def decide(state: dict, runtime: Runtime[RunContext]) -> Update:
+        ctx = runtime.context
+        visit = state["visits"][stage.id]
+        if any(e.startswith(f"{stage.id}: ") for e in state["errors"]):
+            return failed(stage.id, RuntimeError("a ballot failed"), {})
+        ballots = this_visit(state["ballots"], stage.id, visit)
+        eligible = sum(len(ctx.agents(role)) for role in stage.voters)
+        decision = tally(stage, ballots, eligible)
+        pending: Update = {}
+        if decision == TIE:
+            decision, pending = await _break_tie(ctx, state, visit)
+            if decision is None:
+                return pending
+        pending = combine(pending, {"feedback": _feedback(ballots, decision)})
+        return leave(ctx, state, stage.id, decision, pending)
+
+    async def _break_tie(ctx: RunContext, state: dict, visit: int) -> tuple[str | None, Update]:
+        if stage.tie_breaker != "chair":
+            return stage.tie_breaker, {}
+        agent = ctx.agents(stage.chair)[0]
+        oracle = ctx.oracle(state, stage.id, agent, "vote", visit)
+        try:
+            response = await ctx.call(agent, messages_for(ctx, agent, state), oracle)
+        except ModelError as exc:
+            return None, failed(stage.id, exc, {})
+        ballot = parse_ballot(response.text)
+        record = turn(stage.id, agent, "vote", visit, response, ballot=ballot, chair=True)
+        return ("pass" if ballot == "yes" else "fail"), record
+
+    return StageNodes(
+        entry=stage.id,
+        exit=join,
+        nodes={stage.id: opening_node(stage.id), worker: cast, join: decide},
+        worker=worker,
+        fan_out=fan_out(stage.id, stage.voters, worker),
+        deferred=frozenset({join}),
+    )

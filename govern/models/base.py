@@ -1,0 +1,68 @@
+"""What every model client takes and returns.
+
+A request carries the messages a real model sees and, separately, an
+``Oracle`` that only the simulator reads (the gold answer, the candidate under
+review). Real clients never send the oracle anywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+@dataclass(frozen=True, slots=True)
+class Oracle:
+    """Hidden context for the simulator; never shown to a real model."""
+
+    item_id: str
+    gold: str | None
+    act: str  # solve | revise | review | vote | integrate
+    stage: str
+    agent: str
+    visit: int
+    candidate: str | None = None  # the candidate answer under review or revision
+    inputs: tuple[str, ...] = ()  # answers of the outputs an integrate stage synthesises
+    feedback: bool = False  # a reviewer sent the candidate back with reasons
+    decisions: tuple[str, ...] = ()  # what a reviewer may decide
+    difficulty_seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRequest:
+    model: str
+    messages: list[Message]
+    oracle: Oracle
+    seed: int | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResponse:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None  # in USD; None when the provider's price is unknown
+    latency: float  # seconds, including retries
+    attempts: int = 1
+    simulated: bool = False
+
+
+@dataclass
+class ModelError(Exception):
+    """A call that failed after its retries; recorded as the item's error."""
+
+    model: str
+    reason: str
+    attempts: int = 1
+    retryable: bool = field(default=False, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.reason} (after {self.attempts} attempt(s))"
+
+
+class ModelClient(Protocol):
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...

@@ -1,0 +1,1 @@
+"""The offline simulator: a documented, seeded model of agent behaviour (README)."""

@@ -1,0 +1,56 @@
+"""The simulator as a model client: the same interface as a real provider."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from govern.models.base import ModelRequest, ModelResponse
+from govern.models.sim.behaviour import simulate, stable_random
+from govern.models.sim.params import SimParams
+from govern.models.sim.text import render
+
+
+def approx_tokens(text: str) -> int:
+    """About four characters a token, as for English with common tokenizers."""
+    return math.ceil(len(text) / 4)
+
+
+def sim_response(request: ModelRequest, text: str, started: float) -> ModelResponse:
+    prompt = sum(approx_tokens(m["content"]) for m in request.messages)
+    return ModelResponse(
+        text=text,
+        model=request.model,
+        prompt_tokens=prompt,
+        completion_tokens=approx_tokens(text),
+        cost=0.0,
+        latency=time.perf_counter() - started,
+        simulated=True,
+    )
+
+
+class SimClient:
+    """A seeded simulated model: the same request always gets the same reply."""
+
+    def __init__(self, params: SimParams) -> None:
+        self.params = params
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        started = time.perf_counter()
+        oracle = request.oracle
+        rng = stable_random(
+            request.model,
+            request.seed,
+            oracle.item_id,
+            oracle.stage,
+            oracle.agent,
+            oracle.visit,
+            oracle.act,
+        )
+        act = simulate(oracle, self.params, rng)
+        text = render(act, oracle.act, self.params, rng)
+        if self.params.latency_ms:
+            jitter = 1 + self.params.latency_jitter * (2 * rng.random() - 1)
+            await asyncio.sleep(self.params.latency_ms * jitter / 1000)
+        return sim_response(request, text, started)

@@ -1,0 +1,79 @@
+"""Simulator parameters: the presets ``sim/strong``, ``sim/medium``, ``sim/weak`` and overrides."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from govern.spec.models import SimOverride
+
+
+class SimParams(BaseModel):
+    """Every knob of a simulated model; the README documents each one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    skill: float = Field(gt=0, lt=1, description="chance of solving an item of average difficulty")
+    review_recall: float = Field(
+        ge=0, le=1, description="chance a reviewer or voter catches a wrong candidate"
+    )
+    false_reject: float = Field(
+        ge=0, le=1, description="chance a reviewer or voter rejects a right candidate"
+    )
+    relay_scrutiny: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="how closely a relaying stage re-checks the candidate it is handed, "
+        "as a share of review_recall",
+    )
+    relay_corruption: float = Field(
+        ge=0,
+        le=1,
+        description="chance, scaled by the item's error rate, a relay spoils a right answer",
+    )
+    wrong_correlation: float = Field(
+        0.6, ge=0, le=1, description="chance a wrong answer is the item's common wrong answer"
+    )
+    malformed_rate: float = Field(
+        0.02, ge=0, le=1, description="outputs missing the required final line"
+    )
+    overlong_rate: float = Field(
+        0.01, ge=0, le=1, description="outputs that ramble far past a normal length"
+    )
+    wrong_error_factor: float = Field(
+        3.0,
+        ge=1,
+        description="how much likelier malformed and overlong outputs are when the answer is wrong",
+    )
+    difficulty_spread: float = Field(
+        1.0, ge=0, description="standard deviation of items' latent difficulty, in logits"
+    )
+    latency_ms: float = Field(0.0, ge=0, description="simulated time per call")
+    latency_jitter: float = Field(0.0, ge=0, le=1, description="+/- share of latency_ms, uniform")
+
+
+PRESETS: dict[str, SimParams] = {
+    "strong": SimParams(skill=0.92, review_recall=0.85, false_reject=0.03, relay_corruption=0.10),
+    "medium": SimParams(skill=0.75, review_recall=0.65, false_reject=0.08, relay_corruption=0.20),
+    "weak": SimParams(skill=0.45, review_recall=0.40, false_reject=0.20, relay_corruption=0.35),
+}
+SIM_PREFIX = "sim/"
+
+
+def is_simulated(model: str) -> bool:
+    return model.startswith(SIM_PREFIX)
+
+
+def resolve_sim_params(model: str, overrides: dict[str, SimOverride]) -> SimParams:
+    """Parameters of ``sim/NAME`` after the manifest's overrides; KeyError names what is known."""
+    name = model.removeprefix(SIM_PREFIX)
+    override = overrides.get(model)
+    base_name = override.base if override and override.base else name
+    if base_name not in PRESETS:
+        known = ", ".join(sorted({*(SIM_PREFIX + p for p in PRESETS), *overrides}))
+        raise KeyError(f"unknown simulated model '{model}'; known: {known}")
+    params = PRESETS[base_name]
+    if override:
+        changes = override.model_dump(exclude={"base"}, exclude_none=True)
+        params = params.model_copy(update=changes)
+    return params

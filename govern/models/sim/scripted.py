@@ -1,0 +1,47 @@
+"""A simulator that follows a script instead of chance, for golden traces and debugging.
+
+The script maps a stage id to one entry per visit (the last entry repeats):
+an answer such as ``"42"`` for stages that answer, a decision such as
+``"reject"`` for reviews, and for votes a mapping of agent id to ``"yes"``,
+``"no"`` or ``"?"`` (an unparsable ballot), with ``"*"`` for everyone else.
+``"!"`` as an entry gives an unparsable output. Unscripted stages answer
+``"1"``, approve, and vote yes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from govern.models.base import ModelRequest, ModelResponse
+from govern.models.sim.client import sim_response
+
+UNPARSABLE = "!"
+
+
+class ScriptedClient:
+    def __init__(self, script: dict[str, list[Any]]) -> None:
+        self.script = script
+        self.requests: list[ModelRequest] = []  # every request, to inspect the prompts
+
+    def _entry(self, stage: str, visit: int, default: Any) -> Any:
+        entries = self.script.get(stage)
+        if not entries:
+            return default
+        return entries[min(visit, len(entries)) - 1]
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        started = time.perf_counter()
+        self.requests.append(request)
+        oracle = request.oracle
+        if oracle.act == "vote":
+            ballots = self._entry(oracle.stage, oracle.visit, {})
+            ballot = ballots.get(oracle.agent, ballots.get("*", "yes"))
+            text = "VOTE: abstain" if ballot == "?" else f"VOTE: {ballot}"
+        elif oracle.act == "review":
+            decision = self._entry(oracle.stage, oracle.visit, "approve")
+            text = "No clear view." if decision == UNPARSABLE else f"Checked.\nDECISION: {decision}"
+        else:
+            answer = self._entry(oracle.stage, oracle.visit, "1")
+            text = "No final line." if answer == UNPARSABLE else f"Worked it out.\n#### {answer}"
+        return sim_response(request, text, started)

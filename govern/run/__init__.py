@@ -1,0 +1,1 @@
+"""Run one manifest on one task: items in parallel, results on disk as they finish."""

@@ -1,0 +1,82 @@
+"""One line of results.jsonl per item, built from its final state and score."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from govern.tasks.base import Task, TaskItem
+
+FsyncPolicy = Literal["never", "always"]
+
+
+def item_record(
+    task: Task, item: TaskItem, state: dict[str, Any], latency: float, simulated: bool
+) -> dict[str, Any]:
+    candidate = state.get("candidate")
+    delivered = candidate["text"] if candidate and state.get("outcome") == "completed" else None
+    score = task.score(delivered, item.gold)
+    return {
+        "id": item.id,
+        "gold": item.gold,
+        "prediction_strict": score.strict,
+        "prediction_flexible": score.flexible,
+        "correct_strict": score.correct_strict,
+        "correct_flexible": score.correct_flexible,
+        "outcome": state.get("outcome"),
+        "path": state.get("path", []),
+        "calls": state.get("calls", 0),
+        "prompt_tokens": state.get("prompt_tokens", 0),
+        "completion_tokens": state.get("completion_tokens", 0),
+        "cost": None if state.get("unknown_cost_calls") else state.get("cost", 0.0),
+        "latency": round(latency, 6),
+        "unparsable": state.get("unparsable", 0),
+        "errors": state.get("errors", []),
+        "simulated": simulated,
+        "final_text": delivered,
+        "turns": state.get("turns", []),
+    }
+
+
+def failed_record(item: TaskItem, error: str, latency: float, simulated: bool) -> dict[str, Any]:
+    """An item whose run raised: kept, with the error, so nothing is silently dropped."""
+    return {
+        "id": item.id,
+        "gold": item.gold,
+        "prediction_strict": None,
+        "prediction_flexible": None,
+        "correct_strict": False,
+        "correct_flexible": False,
+        "outcome": "error",
+        "path": [],
+        "calls": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost": 0.0,
+        "latency": round(latency, 6),
+        "unparsable": 0,
+        "errors": [error],
+        "simulated": simulated,
+        "final_text": None,
+        "turns": [],
+    }
+
+
+class ResultsWriter:
+    """Appends one JSON line per finished item and flushes it, so a crash loses nothing."""
+
+    def __init__(self, path: Path, fsync: FsyncPolicy = "never") -> None:
+        self.path = path
+        self.fsync = fsync
+        self._file = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        if self.fsync == "always":
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,15 @@
+"""Task names to tasks."""
+
+from __future__ import annotations
+
+from govern.tasks.base import Task
+from govern.tasks.gsm8k import GSM8K
+
+TASKS: dict[str, type] = {"gsm8k": GSM8K}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]()
+    except KeyError:
+        raise KeyError(f"unknown task '{name}'; known tasks: {', '.join(sorted(TASKS))}") from None
