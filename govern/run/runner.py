@@ -69,12 +69,10 @@ class PreparedRun:
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
     loaded = load_checked(request.manifest)
-    if not isinstance(loaded, LoadedManifest):
-        raise RunSetupError(
-            f"{request.manifest} is an institution; `govern run` takes a manifest "
-            "(see manifests/senate.yaml)"
-        )
-    manifest = loaded.manifest
+    if isinstance(loaded, LoadedManifest):
+        manifest = loaded.manifest
+    else:  # an institution alone runs under a default manifest
+        manifest = Manifest(id=loaded.institution.id, institution=loaded.institution)
     institution = manifest.institution
     task_name = request.task or (manifest.task.name if manifest.task else None)
     if task_name is None:
