@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The official GSM8K test split, when this checkout sits beside the shared data.
+GSM8K ?= $(firstword $(GOVERN_GSM8K) $(wildcard ../shared/data/gsm8k/test.jsonl))
 
 .PHONY: test lint demo schema bench clean
 
@@ -21,8 +23,7 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/govern validate institutions manifests
-	$(BIN)/govern inspect institutions manifests
-	$(BIN)/govern graph manifests/senate.yaml
+	GOVERN_GSM8K=$(GSM8K) $(BIN)/govern run manifests/senate.yaml --task gsm8k
 
 schema: $(STAMP)
 	$(BIN)/govern schema --out schemas/govern.schema.json
@@ -30,6 +31,10 @@ schema: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/validate_many.py
+	$(BIN)/python benchmarks/stage_overhead.py
+	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/full_split.py
+	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/throughput.py
+	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/institution_ranking.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -165,7 +165,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from govern.spec.discovery import discover
+    from govern.discovery import discover
     from govern.spec.loader import project_root
 
     found = discover(project_root(Path.cwd()))

@@ -160,6 +160,7 @@ def test_list_finds_institutions_and_manifests() -> None:
     lines = result.stdout.splitlines()
     assert sum(line.startswith("institution ") for line in lines) == 8
     assert any(line.startswith("manifest") and "senate" in line for line in lines)
+    assert any(line.startswith("task") and "gsm8k" in line for line in lines)
 
 
 def test_list_marks_invalid_files(project: Path) -> None:

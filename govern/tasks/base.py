@@ -36,6 +36,7 @@ class Score:
 
 class Task(Protocol):
     name: str
+    description: str
     answer_format: str  # the instruction for the final line of an answer
 
     def load(self, data: Path | None, *, allow_download: bool = False) -> TaskData: ...

@@ -57,6 +57,7 @@ def sha256_of(path: Path) -> str:
 
 class GSM8K:
     name = "gsm8k"
+    description = "grade-school maths word problems (official test split: 1,319)"
     answer_format = (
         "Reason step by step, then give the final answer as a number on a last line of the "
         "form `#### <number>`."

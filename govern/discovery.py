@@ -8,6 +8,7 @@ from pathlib import Path
 from govern.spec.checks import load_checked
 from govern.spec.errors import SpecInvalid, display_path
 from govern.spec.loader import LoadedInstitution
+from govern.tasks.registry import TASKS
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ def discover(root: Path) -> list[Found]:
     for folder in ("institutions", "manifests"):
         for path in _yaml_in(root / folder):
             found.append(_describe(path))
+    for name, task in sorted(TASKS.items()):
+        found.append(Found("task", "(built in)", f"{name}: {task.description}"))
     for path in _yaml_in(root / "tasks"):
         found.append(Found("task", display_path(path), path.stem))
     return found
