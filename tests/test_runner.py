@@ -13,6 +13,7 @@ from govern.models.router import ModelRouter
 from govern.models.sim.scripted import ScriptedClient
 from govern.run.runner import RunRequest, execute, prepare
 from govern.spec.models import Budgets
+from govern.tasks.gsm8k import SAMPLE
 from tests.conftest import ROOT
 from tests.engine_harness import institution_at, run_item
 
@@ -37,8 +38,10 @@ class FailingFor:
 
 
 def prepared(tmp_path: Path, client=None, limit: int = 6):
+    """The senate on the project's sample, whatever GOVERN_GSM8K says."""
     router = ModelRouter(clients={"sim/medium": client}) if client else None
-    return prepare(RunRequest(SENATE, task="gsm8k", limit=limit, out=tmp_path / "run"), router)
+    request = RunRequest(SENATE, task="gsm8k", limit=limit, out=tmp_path / "run", data=SAMPLE)
+    return prepare(request, router)
 
 
 def test_a_run_writes_every_item_and_a_labelled_summary(tmp_path: Path) -> None:
