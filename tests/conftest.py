@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -66,3 +69,24 @@ def write(folder: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    """No API keys, no GSM8K location, no user cache: what a fresh offline machine has."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("GOVERN_GSM8K", None)
+    env["XDG_CACHE_HOME"] = str(ROOT / "runs" / ".no-cache")
+    return {**env, **extra}
+
+
+def run_cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    """`govern ARGS` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "govern.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=clean_environment(**env),
+        check=False,
+    )

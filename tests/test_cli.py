@@ -11,17 +11,7 @@ import pytest
 
 from govern.cli import PATTERNS
 from tests.conftest import ROOT, TINY, spec_errors, write
-
-
-def govern(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "govern.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import run_cli as govern
 
 
 def test_validate_shipped_specs_exits_0() -> None:

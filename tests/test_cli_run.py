@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,28 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, write
+from tests.conftest import ROOT, clean_environment, write
+from tests.conftest import run_cli as govern
 
 OFFICIAL = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
-
-
-def environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.pop("GOVERN_GSM8K", None)
-    env["XDG_CACHE_HOME"] = str(ROOT / "runs" / ".no-cache")  # never a user's real cache
-    return {**env, **extra}
-
-
-def govern(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "govern.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment(**env),
-        check=False,
-    )
 
 
 def test_run_without_data_uses_the_sample_and_says_so(tmp_path: Path) -> None:
@@ -96,7 +77,7 @@ def test_ctrl_c_keeps_finished_items_and_marks_the_summary_incomplete(tmp_path: 
             str(out),
         ],
         cwd=ROOT,
-        env=environment(),
+        env=clean_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

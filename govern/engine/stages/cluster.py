@@ -15,15 +15,13 @@ from langgraph.runtime import Runtime
 from govern.engine.context import RunContext
 from govern.engine.prompts import candidate_section, compose, feedback_section
 from govern.engine.stages.common import StageNodes, Update, failed, leave, turn
-from govern.engine.stages.parallel import fan_out, opening_node, this_visit
+from govern.engine.stages.parallel import parallel_stage, this_visit
 from govern.engine.state import combine
 from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, ClusterStage
 
 
 def build(stage: ClusterStage) -> StageNodes:
-    worker, join = f"{stage.id}.member", f"{stage.id}.merge"
-
     async def work(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         agent, visit = payload["agent"], payload["visit"]
@@ -83,11 +81,4 @@ def build(stage: ClusterStage) -> StageNodes:
         }
         return leave(ctx, state, stage.id, "done", {"candidate": candidate, "feedback": None})
 
-    return StageNodes(
-        entry=stage.id,
-        exit=join,
-        nodes={stage.id: opening_node(stage.id), worker: work, join: merge},
-        worker=worker,
-        fan_out=fan_out(stage.id, stage.members, worker),
-        deferred=frozenset({join}),
-    )
+    return parallel_stage(stage.id, stage.members, work, merge, "member", "merge")

@@ -9,7 +9,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from govern.engine.context import RunContext
-from govern.engine.stages.common import Update, arrive
+from govern.engine.stages.common import StageNodes, Update, arrive
 
 
 def opening_node(stage_id: str) -> Callable:
@@ -39,3 +39,23 @@ def fan_out(stage_id: str, roles: list[str], worker: str) -> Callable:
 
 def this_visit(records: list[dict], stage_id: str, visit: int) -> list[dict]:
     return [r for r in records if r["stage"] == stage_id and r["visit"] == visit]
+
+
+def parallel_stage(
+    stage_id: str,
+    roles: list[str],
+    work: Callable,
+    join: Callable,
+    worker_suffix: str,
+    join_suffix: str,
+) -> StageNodes:
+    """open -> one ``work`` per seat (Send) -> ``join``, deferred until every seat is in."""
+    worker, joined = f"{stage_id}.{worker_suffix}", f"{stage_id}.{join_suffix}"
+    return StageNodes(
+        entry=stage_id,
+        exit=joined,
+        nodes={stage_id: opening_node(stage_id), worker: work, joined: join},
+        worker=worker,
+        fan_out=fan_out(stage_id, roles, worker),
+        deferred=frozenset({joined}),
+    )

@@ -16,7 +16,7 @@ from govern.engine.context import RunContext
 from govern.engine.formats import VOTE_FORMAT, parse_ballot
 from govern.engine.prompts import candidate_section, compose
 from govern.engine.stages.common import StageNodes, Update, failed, leave, turn
-from govern.engine.stages.parallel import fan_out, opening_node, this_visit
+from govern.engine.stages.parallel import parallel_stage, this_visit
 from govern.engine.state import combine
 from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, VoteStage
@@ -61,8 +61,6 @@ def _feedback(ballots: list[dict], decision: str) -> str | None:
 
 
 def build(stage: VoteStage) -> StageNodes:
-    worker, join = f"{stage.id}.ballot", f"{stage.id}.tally"
-
     def messages_for(ctx: RunContext, agent: str, state: dict) -> list:
         return compose(
             ctx.institution,
@@ -122,11 +120,4 @@ def build(stage: VoteStage) -> StageNodes:
         record = turn(stage.id, agent, "vote", visit, response, ballot=ballot, chair=True)
         return ("pass" if ballot == "yes" else "fail"), record
 
-    return StageNodes(
-        entry=stage.id,
-        exit=join,
-        nodes={stage.id: opening_node(stage.id), worker: cast, join: decide},
-        worker=worker,
-        fan_out=fan_out(stage.id, stage.voters, worker),
-        deferred=frozenset({join}),
-    )
+    return parallel_stage(stage.id, stage.voters, cast, decide, "ballot", "tally")
