@@ -1,0 +1,57 @@
+"""How one entry is written and read: the byte layout every writer and verifier shares.
+
+A line is the canonical JSON (sorted keys, no spaces, UTF-8) of the entry
+without its MAC, with ``,"mac":"<64 hex>"}`` put in place of the closing brace.
+The MAC covers exactly those canonical bytes and the line needs no
+re-encoding to check; the Merkle leaf is the whole line.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from govern.spec.digest import canonical_json
+
+GENESIS = "0" * 64  # the 'prev' of entry 0
+_MAC_OPEN = b',"mac":"'
+_SUFFIX = len(_MAC_OPEN) + 64 + 2
+
+
+def encode(entry: dict[str, Any], secret: bytes) -> tuple[bytes, str]:
+    """The line (without newline) and its MAC."""
+    prefix = canonical_json(entry).encode()
+    mac = hmac.digest(secret, prefix, "sha256").hex()
+    return prefix[:-1] + _MAC_OPEN + mac.encode() + b'"}', mac
+
+
+def split(line: bytes) -> tuple[bytes, str] | None:
+    """(the MAC'd canonical bytes, the MAC) or None when the line is not in this layout."""
+    if len(line) < _SUFFIX + 2 or line[-_SUFFIX : -_SUFFIX + len(_MAC_OPEN)] != _MAC_OPEN:
+        return None
+    if not line.endswith(b'"}'):
+        return None
+    return line[:-_SUFFIX] + b"}", line[-66:-2].decode("ascii", "replace")
+
+
+def mac_matches(prefix: bytes, mac: str, secret: bytes) -> bool:
+    return hmac.compare_digest(hmac.digest(secret, prefix, "sha256").hex(), mac)
+
+
+_decode = json.JSONDecoder().decode  # skips json.loads' encoding sniffing: lines are UTF-8
+
+
+def parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        entry = _decode(line.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def seal_statement(run: str, tree_size: int, root: str, head_mac: str) -> bytes:
+    """What a seal's Ed25519 signature covers."""
+    return canonical_json(
+        {"head_mac": head_mac, "root": root, "run": run, "tree_size": tree_size}
+    ).encode()

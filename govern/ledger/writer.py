@@ -1,0 +1,184 @@
+"""Append entries to a run's ledger: one writer at a time, a line flushed per entry, seals
+every N entries and at close, and recovery from a torn last line after a crash."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from govern.ledger.format import GENESIS, encode, parse, seal_statement
+from govern.ledger.keys import Keyring, public_key_hex, signing_key
+from govern.ledger.merkle import MerkleFrontier, leaf_hash
+
+FsyncPolicy = Literal["never", "seal", "always"]
+
+
+class LedgerBusy(Exception):
+    """Another process holds this ledger open for writing."""
+
+
+def head_path(ledger: Path) -> Path:
+    return ledger.with_name(ledger.stem + ".head")
+
+
+class LedgerWriter:
+    """The only thing that writes a ledger file. Use ``create`` or ``reopen``."""
+
+    def __init__(
+        self, path: Path, keyring: Keyring, handle: BinaryIO, *, seal_every: int, fsync: FsyncPolicy
+    ) -> None:
+        self.path = path
+        self.keyring = keyring
+        self._file = handle
+        self.seal_every = seal_every
+        self.fsync = fsync
+        self._signer = signing_key(keyring.active_key)
+        self._public = public_key_hex(self._signer.public_key())
+        self._frontier = MerkleFrontier()
+        self.run = ""
+        self.seq = 0  # the next entry's number
+        self._prev = GENESIS
+        self._key = keyring.active
+        self.closed = False
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        keyring: Keyring,
+        run: str,
+        header: dict[str, Any],
+        *,
+        seal_every: int = 1000,
+        fsync: FsyncPolicy = "seal",
+    ) -> LedgerWriter:
+        handle = _open_locked(path, "xb")
+        writer = cls(path, keyring, handle, seal_every=seal_every, fsync=fsync)
+        writer.run = run
+        writer.append("header", "govern", header)
+        return writer
+
+    @classmethod
+    def reopen(
+        cls, path: Path, keyring: Keyring, *, seal_every: int = 1000, fsync: FsyncPolicy = "seal"
+    ) -> LedgerWriter:
+        """Continue a ledger: cut a torn last line, record the recovery, switch keys if rotated."""
+        handle = _open_locked(path, "r+b")
+        writer = cls(path, keyring, handle, seal_every=seal_every, fsync=fsync)
+        writer._recover()
+        return writer
+
+    def _recover(self) -> None:
+        data = self._file.read()
+        good_end = data.rfind(b"\n") + 1
+        torn = data[good_end:]
+        lines = data[:good_end].splitlines()
+        last = parse(lines[-1]) if lines else None
+        if last is None:
+            raise ValueError(f"{self.path} has no intact entry to continue from")
+        for line in lines:
+            self._frontier.append(leaf_hash(line))
+        self.run, self.seq, self._prev, self._key = (
+            last["run"],
+            last["seq"] + 1,
+            last["mac"],
+            last["key"],
+        )
+        if torn:
+            self._file.seek(good_end)
+            self._file.truncate()
+        self._file.seek(0, os.SEEK_END)
+        reason = (
+            "torn last line"
+            if torn
+            else (
+                "reopened after close"
+                if last["kind"] == "seal" and last["body"].get("closing")
+                else "unsealed"
+            )
+        )
+        self.append(
+            "recovery",
+            "govern",
+            {
+                "reason": reason,
+                "after_seq": last["seq"],
+                "torn_bytes": len(torn),
+                "torn_sha256": hashlib.sha256(torn).hexdigest() if torn else None,
+            },
+        )
+        if self._key != self.keyring.active:
+            previous, self._key = self._key, self.keyring.active
+            self.append("segment", "govern", {"from_key": previous, "to_key": self._key})
+
+    def append(self, kind: str, actor: str, body: dict[str, Any]) -> int:
+        """Write one entry; returns its sequence number."""
+        if self.closed:
+            raise ValueError("the ledger is closed")
+        entry = {
+            "actor": actor,
+            "body": body,
+            "key": self._key,
+            "kind": kind,
+            "prev": self._prev,
+            "run": self.run,
+            "seq": self.seq,
+            "ts": time.time_ns() // 1000,
+        }
+        secret = self.keyring.keys[self._key].secret
+        line, mac = encode(entry, secret)
+        self._file.write(line + b"\n")
+        self._file.flush()
+        if self.fsync == "always":
+            os.fsync(self._file.fileno())
+        self._frontier.append(leaf_hash(line))
+        seq, self.seq, self._prev = self.seq, self.seq + 1, mac
+        if kind != "seal" and self.seq % self.seal_every == 0:
+            self.seal()
+        return seq
+
+    def seal(self, *, closing: bool = False) -> int:
+        """Sign the tree of every entry so far; the head goes to the entry and to ledger.head."""
+        tree_size, root, head_mac = self._frontier.size, self._frontier.root().hex(), self._prev
+        signature = self._signer.sign(seal_statement(self.run, tree_size, root, head_mac)).hex()
+        body = {
+            "tree_size": tree_size,
+            "root": root,
+            "head_mac": head_mac,
+            "public_key": self._public,
+            "signature": signature,
+            "closing": closing,
+        }
+        seq = self.append("seal", "govern", body)
+        if self.fsync != "never":
+            os.fsync(self._file.fileno())
+        head = {"run": self.run, "seq": seq, "key": self._key, **body}
+        partial = head_path(self.path).with_suffix(".head.new")
+        partial.write_text(json.dumps(head, indent=2, sort_keys=True) + "\n")
+        partial.replace(head_path(self.path))
+        return seq
+
+    def close(self) -> None:
+        if not self.closed:
+            self.seal(closing=True)
+            self.closed = True
+            self._file.close()
+
+    @property
+    def public_key(self) -> str:
+        return self._public
+
+
+def _open_locked(path: Path, mode: str) -> BinaryIO:
+    handle = path.open(mode)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise LedgerBusy(f"{path} is being written by another process") from None
+    return handle
