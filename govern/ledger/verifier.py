@@ -62,9 +62,11 @@ class Report:
                 f"intact: {self.entries} entries, {self.seals} seals checked "
                 f"({self.mode}), closed by a seal"
             )
+        last = f"entry {self.entries - 1}" if self.entries else "no entry"
+        if self.damage.kind in ("torn", "unsealed"):
+            return f"unsealed, intact up to {last}: {self.damage.detail}"
         where = "" if self.damage.seq is None else f" at entry {self.damage.seq}"
-        intact_to = f"; intact up to entry {self.entries - 1}" if self.entries else ""
-        return f"{self.damage.kind}{where}: {self.damage.detail}{intact_to}"
+        return f"{self.damage.kind}{where}: {self.damage.detail}; intact up to {last}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
