@@ -14,7 +14,7 @@ def stage(**fields) -> VoteStage:
 
 
 def ballots(*marks: str | None, role: str = "a") -> list[dict]:
-    return [{"agent": f"{role}#{i}", "ballot": m} for i, m in enumerate(marks, start=1)]
+    return [{"seat": f"{role}#{i}", "ballot": m} for i, m in enumerate(marks, start=1)]
 
 
 @pytest.mark.parametrize(

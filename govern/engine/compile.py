@@ -17,7 +17,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 
 from govern.engine.context import RunContext
-from govern.engine.routing import STOP, edge_key
+from govern.engine.routing import RETRY, STOP, edge_key
 from govern.engine.stages import (
     cluster,
     draft,
@@ -87,6 +87,7 @@ def _compile(institution: Institution, digest: str) -> CompiledInstitution:
             if e.source == stage.id
         }
         path_map[STOP] = END
+        path_map[RETRY] = part.entry
         graph.add_conditional_edges(part.exit, _route, path_map)
     limit = institution.policy.max_steps * SUPERSTEPS_PER_STAGE + 2
     return CompiledInstitution(institution, digest, graph.compile(), limit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from govern.governance.controller import Controller
 from govern.models.base import Message, ModelRequest, ModelResponse, Oracle
 from govern.models.router import ModelRouter
 from govern.spec.models import Budgets, Institution
@@ -23,6 +24,11 @@ class RunContext:
     seed: int = 0
     budgets: Budgets = field(default_factory=Budgets)
     golds: dict[str, str | None] = field(default_factory=dict)  # hidden: only the simulator sees it
+    controller: Controller | None = None  # default: no overlay, an in-memory ledger
+
+    def __post_init__(self) -> None:
+        if self.controller is None:
+            self.controller = Controller(self.institution)
 
     def agents(self, role_id: str) -> list[str]:
         """Agent ids of a role's seats: 'senator#1' ... 'senator#5'."""

@@ -49,3 +49,7 @@ def reports_section(title: str, reports: list[dict]) -> list[Section]:
         return []
     body = "\n\n".join(f"### {r['agent']} ({r['stage']})\n{r['text']}" for r in reports)
     return [(title, body)]
+
+
+def notices_section(notices: list[str]) -> list[Section]:
+    return [("Notices from the Controller", "\n\n".join(notices))] if notices else []

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from govern.spec.models import Institution
 
 STOP = "__stop__"  # the route key for an item cut off or failed before a terminal
+RETRY = "__retry__"  # the route key for running a stage again after a blocked transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +20,7 @@ class Transition:
     decision: str
     target: str | None  # None when the item stops
     key: str  # the conditional edge's path-map key
-    via: str  # route | exhausted | stage_exhausted | cut_off | error
+    via: str  # route | exhausted | stage_exhausted | blocked | cut_off | error
     counters: dict[str, int] = field(default_factory=dict)  # edge counters to store
 
 

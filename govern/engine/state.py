@@ -29,7 +29,8 @@ class ItemState(TypedDict, total=False):
     decision: str | None  # the last stage's decision
     route: str  # the key of the edge to take next
     steps: int  # stage runs so far
-    outcome: str | None  # completed | rejected | cut_off | error
+    outcome: str | None  # completed | rejected | cut_off | blocked | error
+    roster: list[list[str]]  # [seat, acting agent] of the parallel stage now running
     visits: Annotated[dict[str, int], merge_counts]  # per stage id, and per "stage>decision"
     path: Annotated[list[str], operator.add]
     turns: Annotated[list[dict[str, Any]], operator.add]  # every model call, with its text
@@ -53,6 +54,7 @@ def initial_state(item_id: str, question: str) -> ItemState:
         decision=None,
         route="",
         steps=0,
+        roster=[],
         outcome=None,
         visits={},
         path=[],

@@ -339,6 +339,118 @@ class Budgets(SpecModel):
     max_tokens_per_item: int | None = Field(None, ge=1)
 
 
+class Evidence(SpecModel):
+    """A deterministic predicate of the Oracle, with its parameters."""
+
+    predicate: Identifier = Field(description="an Oracle predicate, e.g. unparsable_streak")
+    count: int | None = Field(None, ge=1, description="how many occurrences trigger it")
+    window: int | None = Field(
+        None, ge=1, description="look at the agent's last N turns only (default: a streak)"
+    )
+
+
+class Sanction(SpecModel):
+    kind: Literal["warning", "fine", "suspension", "replacement", "loss_of_vote"]
+    fraction: float | None = Field(None, gt=0, le=1, description="fine: share of a payoff")
+    items: int | None = Field(
+        None, ge=1, description="suspension: items it lasts, after which the agent returns"
+    )
+
+    @model_validator(mode="after")
+    def _parameters_fit_the_kind(self) -> Sanction:
+        if (self.kind == "fine") != (self.fraction is not None):
+            raise ValueError(
+                "a fine needs fraction: (a share of a payoff), and only a fine has one"
+            )
+        if (self.kind == "suspension") != (self.items is not None):
+            raise ValueError("a suspension needs items: N (how long), and only a suspension has it")
+        return self
+
+
+class StateRule(SpecModel):
+    """Moves an agent between legal states when the evidence is found. Id: NAME:from->to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: Identifier
+    from_state: Identifier = Field(alias="from")
+    to: Identifier
+    evidence: Evidence
+    sanction: Sanction | None = None
+    cooldown: int = Field(0, ge=0, description="items before the rule may fire again")
+    notice: str | None = Field(None, description="what the agent is told (default: generated)")
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.from_state}->{self.to}"
+
+
+class Restoration(SpecModel):
+    """A way back: after N clean items in the state, or by spending earned credits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: Identifier
+    from_state: Identifier = Field(alias="from")
+    to: Identifier
+    clean_items: int | None = Field(None, ge=1, description="items without a finding")
+    credits: int | None = Field(None, ge=1, description="credits to spend (one per clean turn)")
+
+    @model_validator(mode="after")
+    def _one_way_back(self) -> Restoration:
+        if (self.clean_items is None) == (self.credits is None):
+            raise ValueError("a restoration needs exactly one of clean_items: N or credits: N")
+        return self
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.from_state}->{self.to}"
+
+
+class Norm(SpecModel):
+    """A plain-text statement rendered into the notices agents receive."""
+
+    id: Identifier
+    who: NonEmptyText
+    modality: Literal["must", "must not"]
+    what: NonEmptyText
+    condition: str | None = None
+    or_else: str | None = None
+
+    def statement(self) -> str:
+        text = f"{self.who} {self.modality} {self.what}"
+        if self.condition:
+            text += f" {self.condition}"
+        if self.or_else:
+            text += f", or else {self.or_else}"
+        return text[0].upper() + text[1:] + "."
+
+
+class StandIn(SpecModel):
+    """Who acts for an agent that may not: the next seat of its role, or an agent of a role."""
+
+    kind: Literal["seat", "role"] = "seat"
+    role: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _role_given(self) -> StandIn:
+        if (self.kind == "role") != (self.role is not None):
+            raise ValueError("stand_in kind role needs role: ROLE, and kind seat takes none")
+        return self
+
+
+class Governance(SpecModel):
+    """The overlay the Controller enforces: legal agent states and how agents move between them."""
+
+    states: list[Identifier] = Field(min_length=1, description="legal agent states")
+    initial: Identifier
+    acting: list[Identifier] = Field(min_length=1, description="states whose agents may act")
+    stand_in: StandIn = Field(default_factory=StandIn)
+    rules: list[StateRule] = Field(default_factory=list)
+    restorations: list[Restoration] = Field(default_factory=list)
+    norms: list[Norm] = Field(default_factory=list)
+
+
 class Manifest(SpecModel):
     """What runs: an institution with models, task defaults, seed and budgets.
 
@@ -356,6 +468,9 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
+    governance: Governance | None = Field(
+        None, description="legal agent states, evidence, sanctions and restorations"
+    )
     simulator: dict[str, SimOverride] = Field(
         default_factory=dict,
         description="changes to simulated models, by name: {sim/medium: {latency_ms: 500}}; "

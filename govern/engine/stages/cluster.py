@@ -13,9 +13,10 @@ from collections import Counter
 from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
-from govern.engine.prompts import candidate_section, compose, feedback_section
-from govern.engine.stages.common import StageNodes, Update, failed, leave, turn
+from govern.engine.prompts import candidate_section, feedback_section
+from govern.engine.stages.common import StageNodes, Update, failed, leave, record_turn
 from govern.engine.stages.parallel import parallel_stage, this_visit
+from govern.engine.stages.solo import consult
 from govern.engine.state import combine
 from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, ClusterStage
@@ -24,47 +25,59 @@ from govern.spec.models import UNPARSABLE, ClusterStage
 def build(stage: ClusterStage) -> StageNodes:
     async def work(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
-        agent, visit = payload["agent"], payload["visit"]
-        role = agent.split("#")[0]
+        seat, visit = payload["seat"], payload["visit"]
         seen = {**payload, "candidate": None} if stage.independent else payload
         sections = candidate_section(seen.get("candidate")) + feedback_section(seen.get("feedback"))
         act = "revise" if seen.get("candidate") else "solve"
-        messages = compose(
-            ctx.institution,
-            role,
-            payload["question"],
-            stage.purpose,
-            sections,
-            ctx.task.answer_format,
-        )
         try:
-            response = await ctx.call(
-                agent, messages, ctx.oracle(seen, stage.id, agent, act, visit)
+            asked = await consult(
+                ctx,
+                seen,
+                stage.id,
+                stage.purpose,
+                seat.split("#")[0],
+                act,
+                visit,
+                sections,
+                ctx.task.answer_format,
+                agent=payload["agent"],
             )
         except ModelError as exc:
             return {"errors": [f"{stage.id}: {exc}"]}
-        answer = ctx.task.parse_answer(response.text)
+        assert asked is not None  # the roster named this agent
+        answer = ctx.task.parse_answer(asked.response.text)
         report = {
             "stage": stage.id,
             "visit": visit,
-            "agent": agent,
+            "seat": seat,
+            "agent": asked.agent,
             "answer": answer,
-            "text": response.text,
+            "text": asked.response.text,
         }
-        return combine(
-            turn(stage.id, agent, act, visit, response, answer=answer), {"reports": [report]}
+        record = record_turn(
+            ctx,
+            payload,
+            stage.id,
+            asked.agent,
+            act,
+            visit,
+            asked.messages,
+            asked.response,
+            answer is not None,
+            answer=answer,
+            seat=seat,
         )
+        return combine(record, {"reports": [report]})
 
     async def merge(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
-        if any(e.startswith(f"{stage.id}: ") for e in state["errors"]):
-            return failed(stage.id, RuntimeError("a member's call failed"), {})
-        order = {
-            agent: i for i, agent in enumerate(a for r in stage.members for a in ctx.agents(r))
-        }
+        errors = [e for e in state["errors"] if e.startswith(f"{stage.id}: ")]
+        if errors:
+            return failed(ctx, state, stage.id, RuntimeError(errors[-1]), {})
+        order = {seat: i for i, (seat, _) in enumerate(state["roster"])}
         reports = sorted(
             this_visit(state["reports"], stage.id, state["visits"][stage.id]),
-            key=lambda r: order[r["agent"]],
+            key=lambda r: order.get(r["seat"], len(order)),
         )
         answered = [r for r in reports if r["answer"] is not None]
         if not answered:
@@ -81,4 +94,4 @@ def build(stage: ClusterStage) -> StageNodes:
         }
         return leave(ctx, state, stage.id, "done", {"candidate": candidate, "feedback": None})
 
-    return parallel_stage(stage.id, stage.members, work, merge, "member", "merge")
+    return parallel_stage(stage.id, stage.members, work, merge, "member", "merge", voting=False)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from langgraph.runtime import Runtime
-
 from govern.engine.context import RunContext
-from govern.engine.routing import STOP, Transition, resolve, stop
+from govern.engine.routing import Transition
 from govern.engine.state import combine
 from govern.models.base import ModelResponse
 from govern.spec.models import UNPARSABLE
@@ -33,20 +31,38 @@ class StageNodes:
     deferred: frozenset[str] = field(default_factory=frozenset)
 
 
-def context_of(runtime: Runtime[RunContext]) -> RunContext:
-    return runtime.context
-
-
 def arrive(state: dict, stage_id: str) -> tuple[int, Update]:
     """Count the visit; returns (this visit's number, the update)."""
     visit = state["visits"].get(stage_id, 0) + 1
     return visit, {"visits": {stage_id: visit}, "path": [stage_id], "steps": state["steps"] + 1}
 
 
-def turn(
-    stage: str, agent: str, act: str, visit: int, response: ModelResponse, **parsed: Any
+def record_turn(
+    ctx: RunContext,
+    state: dict,
+    stage: str,
+    agent: str,
+    act: str,
+    visit: int,
+    messages: list,
+    response: ModelResponse,
+    parsed: bool,
+    **fields: Any,
 ) -> Update:
-    """The accounting and record of one model call."""
+    """Report one model call to the Controller (which logs it and weighs the evidence) and
+    return its accounting and full record for the item's results."""
+    ctx.controller.observe_turn(
+        state["item_id"],
+        stage,
+        agent,
+        visit,
+        act,
+        response.model,
+        messages,
+        response.text,
+        parsed,
+        (response.prompt_tokens, response.completion_tokens),
+    )
     return {
         "calls": 1,
         "prompt_tokens": response.prompt_tokens,
@@ -60,24 +76,34 @@ def turn(
                 "act": act,
                 "visit": visit,
                 "model": response.model,
+                "messages": messages,
                 "text": response.text,
+                "parsed": parsed,
                 "prompt_tokens": response.prompt_tokens,
                 "completion_tokens": response.completion_tokens,
                 "latency": round(response.latency, 6),
                 "attempts": response.attempts,
-                **parsed,
+                **fields,
             }
         ],
     }
 
 
-def leave(ctx: RunContext, state: dict, stage_id: str, decision: str, pending: Update) -> Update:
-    """Resolve where the decision leads (or stop the item at its limits) and record it."""
+def leave(
+    ctx: RunContext,
+    state: dict,
+    stage_id: str,
+    decision: str,
+    pending: Update,
+    actor: str | None = None,
+) -> Update:
+    """Propose the move to the Controller (or stop the item at its limits) and record it."""
+    item = state["item_id"]
     if _over_limits(ctx, state, pending):
-        transition = stop(stage_id, decision, "cut_off")
+        transition = ctx.controller.stop(item, stage_id, decision, "cut_off")
     else:
         visits = {**state["visits"], **pending.get("visits", {})}
-        transition = resolve(ctx.institution, stage_id, decision, visits)
+        transition = ctx.controller.transition(item, stage_id, decision, actor, visits)
     return combine(pending, route_update(transition, decision))
 
 
@@ -96,7 +122,7 @@ def _over_limits(ctx: RunContext, state: dict, pending: Update) -> bool:
 
 def route_update(transition: Transition, decision: str) -> Update:
     update: Update = {
-        "decision": decision,
+        "decision": decision or None,
         "route": transition.key,
         "unparsable": int(decision == UNPARSABLE),
     }
@@ -107,9 +133,17 @@ def route_update(transition: Transition, decision: str) -> Update:
     return update
 
 
-def failed(stage_id: str, error: Exception, pending: Update) -> Update:
+def failed(
+    ctx: RunContext, state: dict, stage_id: str, error: Exception, pending: Update
+) -> Update:
     """A model call failed after its retries: the item ends with the error recorded."""
-    return combine(
-        pending,
-        {"errors": [f"{stage_id}: {error}"], "route": STOP, "outcome": "error", "decision": None},
+    transition = ctx.controller.stop(state["item_id"], stage_id, None, "error", str(error))
+    return combine(pending, {"errors": [f"{stage_id}: {error}"]}, route_update(transition, ""))
+
+
+def nobody_may_act(ctx: RunContext, state: dict, stage_id: str, pending: Update) -> Update:
+    """Every agent who could act here is barred and no stand-in is left."""
+    transition = ctx.controller.stop(
+        state["item_id"], stage_id, None, "blocked", "no agent may act and no stand-in is left"
     )
+    return combine(pending, route_update(transition, ""))

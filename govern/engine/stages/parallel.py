@@ -1,4 +1,9 @@
-"""Fan a stage out to every seat of its roles with ``Send``, and find its results again."""
+"""Fan a stage out to every seat of its roles with ``Send``, and find its results again.
+
+The opening node asks the Controller who sits in each seat (a barred agent's
+seat is vacant or held by a stand-in) and stores that roster; the fan-out then
+sends one worker per seat on the roster.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +14,33 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from govern.engine.context import RunContext
-from govern.engine.stages.common import StageNodes, Update, arrive
+from govern.engine.stages.common import StageNodes, Update, arrive, nobody_may_act
+from govern.engine.state import combine
 
 
-def opening_node(stage_id: str) -> Callable:
+def opening_node(stage_id: str, roles: list[str], voting: bool) -> Callable:
     async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
-        return arrive(state, stage_id)[1]
+        ctx = runtime.context
+        arrival = arrive(state, stage_id)[1]
+        roster = ctx.controller.seat_actors(state["item_id"], stage_id, roles, voting=voting)
+        if not roster:
+            return nobody_may_act(ctx, state, stage_id, arrival)
+        return combine(arrival, {"roster": [list(pair) for pair in roster]})
 
     return node
 
 
-def fan_out(stage_id: str, roles: list[str], worker: str) -> Callable:
-    """One Send per seat, carrying what the worker needs of the state."""
+def fan_out(stage_id: str, worker: str) -> Callable:
+    """One Send per seat on the roster, carrying what the worker needs of the state."""
 
-    def send(state: dict, runtime: Runtime[RunContext]) -> list[Send] | str:
+    def send(state: dict) -> list[Send] | str:
         if state.get("outcome"):
             return END
-        ctx = runtime.context
         visit = state["visits"][stage_id]
         shared = {key: state.get(key) for key in ("item_id", "question", "candidate", "feedback")}
         return [
-            Send(worker, {**shared, "agent": agent, "visit": visit})
-            for role in roles
-            for agent in ctx.agents(role)
+            Send(worker, {**shared, "seat": seat, "agent": agent, "visit": visit})
+            for seat, agent in state["roster"]
         ]
 
     return send
@@ -48,14 +57,16 @@ def parallel_stage(
     join: Callable,
     worker_suffix: str,
     join_suffix: str,
+    *,
+    voting: bool,
 ) -> StageNodes:
     """open -> one ``work`` per seat (Send) -> ``join``, deferred until every seat is in."""
     worker, joined = f"{stage_id}.{worker_suffix}", f"{stage_id}.{join_suffix}"
     return StageNodes(
         entry=stage_id,
         exit=joined,
-        nodes={stage_id: opening_node(stage_id), worker: work, joined: join},
+        nodes={stage_id: opening_node(stage_id, roles, voting), worker: work, joined: join},
         worker=worker,
-        fan_out=fan_out(stage_id, roles, worker),
+        fan_out=fan_out(stage_id, worker),
         deferred=frozenset({joined}),
     )

@@ -7,10 +7,10 @@ from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
 from govern.engine.formats import parse_decision, review_format
-from govern.engine.prompts import candidate_section, compose
-from govern.engine.stages.common import StageNodes, Update, arrive, failed, leave, turn
+from govern.engine.prompts import candidate_section
+from govern.engine.stages.common import StageNodes, Update, arrive, leave, record_turn
+from govern.engine.stages.solo import Consultation, consult_or_stop
 from govern.engine.state import combine
-from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, ReviewStage
 
 
@@ -20,37 +20,51 @@ def build(stage: ReviewStage) -> StageNodes:
     async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         visit, arrival = arrive(state, stage.id)
-        agent = ctx.agents(stage.role)[0]
-        messages = compose(
-            ctx.institution,
-            stage.role,
-            state["question"],
+        asked = await consult_or_stop(
+            ctx,
+            state,
+            stage.id,
             stage.purpose,
+            stage.role,
+            "review",
+            visit,
             candidate_section(state.get("candidate")),
             review_format(decisions, ctx.task.answer_format),
+            arrival,
+            decisions=decisions,
         )
-        oracle = ctx.oracle(state, stage.id, agent, "review", visit, decisions=decisions)
-        try:
-            response = await ctx.call(agent, messages, oracle)
-        except ModelError as exc:
-            return failed(stage.id, exc, arrival)
-        decision = parse_decision(response.text, decisions)
-        amended = ctx.task.parse_answer(response.text) if decision == "amend" else None
+        if not isinstance(asked, Consultation):
+            return asked
+        text = asked.response.text
+        decision = parse_decision(text, decisions)
+        amended = ctx.task.parse_answer(text) if decision == "amend" else None
         if decision == "amend" and amended is None:
             decision = None  # an amendment without an answer cannot be applied
-        record = turn(stage.id, agent, "review", visit, response, decision=decision, answer=amended)
+        record = record_turn(
+            ctx,
+            state,
+            stage.id,
+            asked.agent,
+            "review",
+            visit,
+            asked.messages,
+            asked.response,
+            decision is not None,
+            decision=decision,
+            answer=amended,
+        )
         if decision is None:
-            return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record))
+            return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)
         outcome: Update = {"feedback": None}
         if decision == "amend":
             outcome["candidate"] = {
                 "stage": stage.id,
-                "agent": agent,
-                "text": response.text,
+                "agent": asked.agent,
+                "text": text,
                 "answer": amended,
             }
         elif decision != "approve":
-            outcome["feedback"] = response.text
-        return leave(ctx, state, stage.id, decision, combine(arrival, record, outcome))
+            outcome["feedback"] = text
+        return leave(ctx, state, stage.id, decision, combine(arrival, record, outcome), asked.agent)
 
     return StageNodes(entry=stage.id, exit=stage.id, nodes={stage.id: node})

@@ -1,4 +1,5 @@
-"""One agent writes an answer: the shared behaviour of propose, draft, execute and integrate.
+"""One agent at a time: the shared behaviour of propose, draft, execute and integrate, and the
+consultation every solo stage (review too) goes through.
 
 The answer is parsed strictly with the task's format; an output without one is
 the ``unparsable`` decision and leaves the candidate as it was.
@@ -7,52 +8,149 @@ the ``unparsable`` decision and leaves the candidate as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
-from govern.engine.prompts import Section, candidate_section, compose, feedback_section
-from govern.engine.stages.common import StageNodes, Update, arrive, failed, leave, turn
+from govern.engine.prompts import (
+    Section,
+    candidate_section,
+    compose,
+    feedback_section,
+    notices_section,
+)
+from govern.engine.stages.common import (
+    StageNodes,
+    Update,
+    arrive,
+    failed,
+    leave,
+    nobody_may_act,
+    record_turn,
+)
 from govern.engine.state import combine
-from govern.models.base import ModelError
+from govern.models.base import Message, ModelError, ModelResponse
 from govern.spec.models import UNPARSABLE, SoloStage
 
 SectionsFor = Callable[[RunContext, dict], list[Section]]
 ActFor = Callable[[dict], str]
 
 
+@dataclass(frozen=True)
+class Consultation:
+    agent: str
+    messages: list[Message]
+    response: ModelResponse
+
+
+async def consult(
+    ctx: RunContext,
+    state: dict,
+    stage_id: str,
+    purpose: str,
+    role: str,
+    act: str,
+    visit: int,
+    sections: list[Section],
+    output_format: str,
+    *,
+    agent: str | None = None,
+    **oracle_extra: Any,
+) -> Consultation | None:
+    """Ask ``agent`` (default: whoever the Controller lets act for ``role``), with its notices.
+
+    None when nobody may act; a failed call raises ModelError.
+    """
+    if agent is None:
+        agent = ctx.controller.actor_for(state["item_id"], stage_id, role)
+        if agent is None:
+            return None
+    notices = notices_section(ctx.controller.notices(agent))
+    messages = compose(
+        ctx.institution,
+        agent.split("#")[0],
+        state["question"],
+        purpose,
+        notices + sections,
+        output_format,
+    )
+    oracle = ctx.oracle(state, stage_id, agent, act, visit, **oracle_extra)
+    return Consultation(agent, messages, await ctx.call(agent, messages, oracle))
+
+
+async def consult_or_stop(
+    ctx: RunContext,
+    state: dict,
+    stage_id: str,
+    purpose: str,
+    role: str,
+    act: str,
+    visit: int,
+    sections: list[Section],
+    output_format: str,
+    arrival: Update,
+    **oracle_extra: Any,
+) -> Consultation | Update:
+    """consult, for a solo stage: an Update instead means the item stops here."""
+    try:
+        asked = await consult(
+            ctx, state, stage_id, purpose, role, act, visit, sections, output_format, **oracle_extra
+        )
+    except ModelError as exc:
+        return failed(ctx, state, stage_id, exc, arrival)
+    return asked if asked is not None else nobody_may_act(ctx, state, stage_id, arrival)
+
+
 def answering_node(
-    stage: SoloStage, act_for: ActFor, sections_for: SectionsFor, **oracle_extra
+    stage: SoloStage, act_for: ActFor, sections_for: SectionsFor, **oracle_extra: Callable
 ) -> Callable:
     """A node in which the stage's agent answers; ``oracle_extra`` may compute hidden inputs."""
 
     async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         visit, arrival = arrive(state, stage.id)
-        agent = ctx.agents(stage.role)[0]
         act = act_for(state)
-        messages = compose(
-            ctx.institution,
-            stage.role,
-            state["question"],
+        extra = {k: f(ctx, state) for k, f in oracle_extra.items()}
+        asked = await consult_or_stop(
+            ctx,
+            state,
+            stage.id,
             stage.purpose,
+            stage.role,
+            act,
+            visit,
             sections_for(ctx, state),
             ctx.task.answer_format,
+            arrival,
+            **extra,
         )
-        extra = {k: f(ctx, state) for k, f in oracle_extra.items()}
-        try:
-            response = await ctx.call(
-                agent, messages, ctx.oracle(state, stage.id, agent, act, visit, **extra)
-            )
-        except ModelError as exc:
-            return failed(stage.id, exc, arrival)
-        answer = ctx.task.parse_answer(response.text)
-        record = turn(stage.id, agent, act, visit, response, answer=answer)
+        if not isinstance(asked, Consultation):
+            return asked
+        answer = ctx.task.parse_answer(asked.response.text)
+        record = record_turn(
+            ctx,
+            state,
+            stage.id,
+            asked.agent,
+            act,
+            visit,
+            asked.messages,
+            asked.response,
+            answer is not None,
+            answer=answer,
+        )
         if answer is None:
-            return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record))
-        candidate = {"stage": stage.id, "agent": agent, "text": response.text, "answer": answer}
+            return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)
+        candidate = {
+            "stage": stage.id,
+            "agent": asked.agent,
+            "text": asked.response.text,
+            "answer": answer,
+        }
         produced = {"candidate": candidate, "feedback": None}
-        return leave(ctx, state, stage.id, "done", combine(arrival, record, produced))
+        return leave(ctx, state, stage.id, "done", combine(arrival, record, produced), asked.agent)
 
     return node
 

@@ -14,9 +14,10 @@ from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
 from govern.engine.formats import VOTE_FORMAT, parse_ballot
-from govern.engine.prompts import candidate_section, compose
-from govern.engine.stages.common import StageNodes, Update, failed, leave, turn
+from govern.engine.prompts import candidate_section
+from govern.engine.stages.common import StageNodes, Update, failed, leave, record_turn
 from govern.engine.stages.parallel import parallel_stage, this_visit
+from govern.engine.stages.solo import Consultation, consult, consult_or_stop
 from govern.engine.state import combine
 from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, VoteStage
@@ -34,7 +35,7 @@ def tally(stage: VoteStage, ballots: list[dict], eligible: int) -> str:
     weights = stage.weights or {}
 
     def weight(ballot: dict) -> float:
-        return weights.get(ballot["agent"].split("#")[0], 1.0) if stage.rule == "weighted" else 1.0
+        return weights.get(ballot["seat"].split("#")[0], 1.0) if stage.rule == "weighted" else 1.0
 
     yes = sum(weight(b) for b in valid if b["ballot"] == "yes")
     no = sum(weight(b) for b in valid if b["ballot"] == "no")
@@ -53,7 +54,7 @@ def _feedback(ballots: list[dict], decision: str) -> str | None:
     if decision == "pass":
         return None
     counts = {k: sum(b["ballot"] == k for b in ballots) for k in ("yes", "no", None)}
-    reasons = "\n\n".join(f"{b['agent']}: {b['text']}" for b in ballots if b["ballot"] == "no")
+    reasons = "\n\n".join(f"{b['seat']}: {b['text']}" for b in ballots if b["ballot"] == "no")
     return (
         f"The vote went against the candidate ({decision}): {counts['yes']} yes, "
         f"{counts['no']} no, {counts[None]} invalid.\n\n{reasons}"
@@ -61,43 +62,57 @@ def _feedback(ballots: list[dict], decision: str) -> str | None:
 
 
 def build(stage: VoteStage) -> StageNodes:
-    def messages_for(ctx: RunContext, agent: str, state: dict) -> list:
-        return compose(
-            ctx.institution,
-            agent.split("#")[0],
-            state["question"],
-            stage.purpose,
-            candidate_section(state.get("candidate")),
-            VOTE_FORMAT,
-        )
-
     async def cast(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
-        agent, visit = payload["agent"], payload["visit"]
-        oracle = ctx.oracle(payload, stage.id, agent, "vote", visit)
+        seat, visit = payload["seat"], payload["visit"]
         try:
-            response = await ctx.call(agent, messages_for(ctx, agent, payload), oracle)
+            asked = await consult(
+                ctx,
+                payload,
+                stage.id,
+                stage.purpose,
+                seat.split("#")[0],
+                "vote",
+                visit,
+                candidate_section(payload.get("candidate")),
+                VOTE_FORMAT,
+                agent=payload["agent"],
+            )
         except ModelError as exc:
             return {"errors": [f"{stage.id}: {exc}"]}
-        ballot = parse_ballot(response.text)
+        assert asked is not None  # the roster named this agent
+        ballot = parse_ballot(asked.response.text)
         entry = {
             "stage": stage.id,
             "visit": visit,
-            "agent": agent,
+            "seat": seat,
+            "agent": asked.agent,
             "ballot": ballot,
-            "text": response.text,
+            "text": asked.response.text,
         }
-        return combine(
-            turn(stage.id, agent, "vote", visit, response, ballot=ballot), {"ballots": [entry]}
+        record = record_turn(
+            ctx,
+            payload,
+            stage.id,
+            asked.agent,
+            "vote",
+            visit,
+            asked.messages,
+            asked.response,
+            ballot is not None,
+            ballot=ballot,
+            seat=seat,
         )
+        return combine(record, {"ballots": [entry]})
 
     async def decide(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         visit = state["visits"][stage.id]
-        if any(e.startswith(f"{stage.id}: ") for e in state["errors"]):
-            return failed(stage.id, RuntimeError("a ballot failed"), {})
+        errors = [e for e in state["errors"] if e.startswith(f"{stage.id}: ")]
+        if errors:
+            return failed(ctx, state, stage.id, RuntimeError(errors[-1]), {})
         ballots = this_visit(state["ballots"], stage.id, visit)
-        eligible = sum(len(ctx.agents(role)) for role in stage.voters)
+        eligible = sum(role.seats for role in ctx.institution.roles if role.id in stage.voters)
         decision = tally(stage, ballots, eligible)
         pending: Update = {}
         if decision == TIE:
@@ -110,14 +125,34 @@ def build(stage: VoteStage) -> StageNodes:
     async def _break_tie(ctx: RunContext, state: dict, visit: int) -> tuple[str | None, Update]:
         if stage.tie_breaker != "chair":
             return stage.tie_breaker, {}
-        agent = ctx.agents(stage.chair)[0]
-        oracle = ctx.oracle(state, stage.id, agent, "vote", visit)
-        try:
-            response = await ctx.call(agent, messages_for(ctx, agent, state), oracle)
-        except ModelError as exc:
-            return None, failed(stage.id, exc, {})
-        ballot = parse_ballot(response.text)
-        record = turn(stage.id, agent, "vote", visit, response, ballot=ballot, chair=True)
+        asked = await consult_or_stop(
+            ctx,
+            state,
+            stage.id,
+            stage.purpose,
+            stage.chair,
+            "vote",
+            visit,
+            candidate_section(state.get("candidate")),
+            VOTE_FORMAT,
+            {},
+        )
+        if not isinstance(asked, Consultation):
+            return None, asked
+        ballot = parse_ballot(asked.response.text)
+        record = record_turn(
+            ctx,
+            state,
+            stage.id,
+            asked.agent,
+            "vote",
+            visit,
+            asked.messages,
+            asked.response,
+            ballot is not None,
+            ballot=ballot,
+            chair=True,
+        )
         return ("pass" if ballot == "yes" else "fail"), record
 
-    return parallel_stage(stage.id, stage.voters, cast, decide, "ballot", "tally")
+    return parallel_stage(stage.id, stage.voters, cast, decide, "ballot", "tally", voting=True)

@@ -1,0 +1,425 @@
+"""The Controller: the only component that moves the run.
+
+It decides who may act (a suspended agent does not; the manifest's stand-in
+does), checks every proposed transition against the manifest (the edge
+exists, the decision is legal for the stage, the actor holds the role and a
+legal state that may act), applies or blocks it, and writes both to the
+ledger with the rule, the case and the evidence. It runs the agent-state
+ladder: sanctions when the Oracle's evidence holds, restorations when they
+are earned, notices to the agents concerned. It never calls a model; stages
+never write the ledger.
+
+Agent states are kept across the run: time is counted in finished items, so
+with several items in flight sanctions follow the order in which items
+finish, which the ledger records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from govern.engine.routing import RETRY, STOP, Transition, resolve
+from govern.governance.guard import ManifestGuard
+from govern.governance.oracle import Finding, Oracle
+from govern.ledger.memory import LedgerSink, MemoryLedger
+from govern.spec.digest import canonical_json
+from govern.spec.graph import stage_edges
+from govern.spec.models import Governance, Institution, StateRule
+
+CONTROLLER = "controller"
+MAX_BLOCKS = 3  # blocked transitions of one stage in one item before the item stops
+
+
+def digest(value: object) -> str:
+    text = value if isinstance(value, str) else canonical_json(value)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class AgentRecord:
+    agent: str
+    state: str
+    entered: int  # the items clock when the agent entered its state
+    last_finding: int = 0
+    credits: int = 0
+    fired: dict[str, int] = field(default_factory=dict)  # rule id -> clock when it last fired
+    suspended_until: int | None = None
+    return_to: str | None = None
+    can_vote: bool = True
+    fines: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+
+class Controller:
+    def __init__(
+        self,
+        institution: Institution,
+        governance: Governance | None = None,
+        ledger: LedgerSink | None = None,
+        guard: ManifestGuard | None = None,
+    ) -> None:
+        self.institution = institution
+        self.governance = governance
+        self.ledger = ledger if ledger is not None else MemoryLedger()
+        self.guard = guard
+        self.oracle = Oracle()
+        self.clock = 0  # items finished
+        self._edges = {(e.source, e.decision, e.target) for e in stage_edges(institution)}
+        self._seats = {
+            r.id: [f"{r.id}#{n}" for n in range(1, r.seats + 1)] for r in institution.roles
+        }
+        self._holder: dict[str, str] = {
+            seat: seat for seats in self._seats.values() for seat in seats
+        }  # seat -> current agent
+        initial = governance.initial if governance else "active"
+        self.agents = {seat: AgentRecord(seat, initial, 0) for seat in self._holder}
+        self._blocks: dict[tuple[str, str], int] = {}
+
+    # -- who acts ---------------------------------------------------------------------------
+
+    def may_act(self, agent: str) -> bool:
+        return self.governance is None or self.agents[agent].state in self.governance.acting
+
+    def actor_for(self, item: str, stage: str, role: str) -> str | None:
+        """The agent who acts for ``role`` in a solo stage, or None when nobody may."""
+        seats = self._seats[role]
+        first = self._holder[seats[0]]
+        if self.may_act(first):
+            return first
+        stand_in = self._stand_in(role, seats[0])
+        self._log_block(item, stage, first, stand_in)
+        return stand_in
+
+    def seat_actors(
+        self, item: str, stage: str, roles: list[str], *, voting: bool
+    ) -> list[tuple[str, str]]:
+        """(seat, acting agent) for every seat of a vote or cluster; vacant seats are left out."""
+        chosen: list[tuple[str, str]] = []
+        for role in roles:
+            for seat in self._seats[role]:
+                agent = self._holder[seat]
+                allowed = self.may_act(agent) and (not voting or self.agents[agent].can_vote)
+                if allowed:
+                    chosen.append((seat, agent))
+                    continue
+                kind = self.governance.stand_in.kind if self.governance else "seat"
+                stand_in = self._stand_in(role, seat) if kind == "role" else None
+                self._log_block(item, stage, agent, stand_in)
+                if stand_in is not None:
+                    chosen.append((seat, stand_in))
+        return chosen
+
+    def _stand_in(self, role: str, seat: str) -> str | None:
+        stand_in = self.governance.stand_in if self.governance else None
+        if stand_in is not None and stand_in.kind == "role":
+            candidates = [self._holder[s] for s in self._seats[stand_in.role]]
+        else:
+            candidates = [self._holder[s] for s in self._seats[role] if s != seat]
+        return next((agent for agent in candidates if self.may_act(agent)), None)
+
+    def _log_block(self, item: str, stage: str, agent: str, stand_in: str | None) -> None:
+        self.ledger.append(
+            "transition",
+            CONTROLLER,
+            {
+                "item": item,
+                "stage": stage,
+                "status": "blocked",
+                "actor": agent,
+                "reason": f"{agent} is {self.agents[agent].state} and may not act",
+                "stand_in": stand_in,
+                "rule": "oracle:actor_not_allowed",
+            },
+        )
+
+    # -- what happened ----------------------------------------------------------------------
+
+    def begin_item(self, item: str) -> None:
+        if self.guard is not None:
+            self.guard.check(self.ledger)
+        self.ledger.append("item", CONTROLLER, {"item": item, "event": "start"})
+
+    def observe_turn(
+        self,
+        item: str,
+        stage: str,
+        agent: str,
+        visit: int,
+        act: str,
+        model: str,
+        messages: list[dict[str, str]],
+        text: str,
+        parsed: bool,
+        tokens: tuple[int, int],
+    ) -> None:
+        """Record one model call by digest, then let the evidence move the agent's state."""
+        self.ledger.append(
+            "turn",
+            agent,
+            {
+                "item": item,
+                "stage": stage,
+                "visit": visit,
+                "act": act,
+                "model": model,
+                "prompt_sha256": digest(messages),
+                "output_sha256": digest(text),
+                "parsed": parsed,
+                "prompt_tokens": tokens[0],
+                "completion_tokens": tokens[1],
+            },
+        )
+        if agent not in self.agents:
+            return
+        self.oracle.record_output(agent, parsed)
+        record = self.agents[agent]
+        if parsed:
+            record.credits += 1
+        self._apply_rules(item, record)
+        self._restore_by_credits(item, record)
+
+    def transition(
+        self, item: str, stage: str, decision: str, actor: str | None, visits: dict[str, int]
+    ) -> Transition:
+        """Check the proposed move; apply it or block it, and log either way."""
+        spec = self.institution.stage(stage)
+        allowed = spec.possible_decisions
+        actor_ok = actor is None or (
+            actor.split("#")[0] in self._roles_of(spec) and self.may_act(actor)
+        )
+        proposed = (
+            resolve(self.institution, stage, decision, visits) if decision in allowed else None
+        )
+        findings = self.oracle.check_transition(
+            item, stage, decision, allowed, actor, actor_ok, proposed.via if proposed else "route"
+        )
+        edge_ok = proposed is not None and (stage, decision, proposed.target) in self._edges
+        body: dict[str, Any] = {
+            "item": item,
+            "stage": stage,
+            "decision": decision,
+            "actor": actor,
+            "evidence": [f.as_dict() for f in findings],
+        }
+        if edge_ok and actor_ok:
+            self.ledger.append(
+                "transition",
+                actor or stage,
+                {
+                    **body,
+                    "status": "applied",
+                    "to": proposed.target,
+                    "via": proposed.via,
+                    "rule": f"route:{stage}->{proposed.target}",
+                },
+            )
+            self._log_findings(findings)
+            return proposed
+        blocks = self._blocks.get((item, stage), 0) + 1
+        self._blocks[item, stage] = blocks
+        retry = actor_ok is False and edge_ok and blocks < MAX_BLOCKS
+        reason = (
+            "the actor may not act" if not actor_ok else f"no legal route for decision '{decision}'"
+        )
+        self.ledger.append(
+            "transition",
+            CONTROLLER,
+            {
+                **body,
+                "status": "blocked",
+                "reason": reason,
+                "rule": findings[0].rule if findings else f"route:{stage}",
+                "then": "retry with a stand-in" if retry else "stop",
+            },
+        )
+        if actor in self.agents:
+            self._apply_rules(item, self.agents[actor])
+        if retry:
+            return Transition(stage, decision, stage, RETRY, "blocked")
+        return Transition(stage, decision, None, STOP, "blocked")
+
+    def stop(
+        self, item: str, stage: str, decision: str | None, why: str, detail: str = ""
+    ) -> Transition:
+        """End the item before a terminal: a limit was reached or a model call failed."""
+        self.ledger.append(
+            "transition",
+            CONTROLLER,
+            {
+                "item": item,
+                "stage": stage,
+                "decision": decision,
+                "status": "stopped",
+                "reason": why + (f": {detail}" if detail else ""),
+                "rule": f"policy:{why}",
+            },
+        )
+        return Transition(stage, decision or "", None, STOP, why)
+
+    def end_item(self, item: str, outcome: str | None) -> None:
+        self.ledger.append("item", CONTROLLER, {"item": item, "event": "end", "outcome": outcome})
+        self.clock += 1
+        for record in list(self.agents.values()):
+            self._expire(item, record)
+            self._restore_by_clean_items(item, record)
+
+    def notices(self, agent: str) -> list[str]:
+        """Notices not yet delivered to this agent; each is shown once, in its next prompt."""
+        record = self.agents.get(agent)
+        if record is None or not record.notices:
+            return []
+        pending, record.notices = record.notices, []
+        return pending
+
+    # -- the ladder -------------------------------------------------------------------------
+
+    def _apply_rules(self, item: str, record: AgentRecord) -> None:
+        if self.governance is None:
+            return
+        for rule in self.governance.rules:
+            if rule.from_state != record.state:
+                continue
+            last = record.fired.get(rule.id)
+            if last is not None and self.clock - last < rule.cooldown:
+                continue
+            detail = self.oracle.holds(rule.evidence, record.agent)
+            if detail is None:
+                continue
+            finding = Finding(rule.evidence.predicate, record.agent, item, detail, rule.id)
+            self._log_findings([finding])
+            self._sanction(item, record, rule, finding)
+            return  # one step of the ladder per observation
+
+    def _sanction(self, item: str, record: AgentRecord, rule: StateRule, finding: Finding) -> None:
+        sanction = rule.sanction
+        record.fired[rule.id] = self.clock
+        record.last_finding = self.clock
+        self._move(
+            item,
+            record,
+            rule.to,
+            rule.id,
+            "sanction",
+            sanction.model_dump(exclude_none=True) if sanction else None,
+        )
+        if sanction is None:
+            pass
+        elif sanction.kind == "fine":
+            record.fines += sanction.fraction
+        elif sanction.kind == "suspension":
+            record.suspended_until = self.clock + sanction.items
+            record.return_to = rule.from_state
+        elif sanction.kind == "loss_of_vote":
+            record.can_vote = False
+        elif sanction.kind == "replacement":
+            self._replace(item, record, rule.id)
+        text = rule.notice or (
+            f"Notice from the Controller: under rule {rule.id} your standing "
+            f"changed from {rule.from_state} to {rule.to}"
+            + (f" ({sanction.kind})" if sanction else "")
+            + f", because {finding.detail}."
+        )
+        self._notify(record, rule.id, text)
+
+    def _move(
+        self,
+        item: str,
+        record: AgentRecord,
+        to: str,
+        rule: str,
+        kind: str,
+        sanction: dict[str, Any] | None = None,
+    ) -> None:
+        self.ledger.append(
+            "state",
+            CONTROLLER,
+            {
+                "agent": record.agent,
+                "item": item,
+                "rule": rule,
+                "from": record.state,
+                "to": to,
+                "kind": kind,
+                "sanction": sanction,
+            },
+        )
+        record.state = to
+        record.entered = self.clock
+
+    def _replace(self, item: str, record: AgentRecord, rule: str) -> None:
+        seat = next(s for s, a in self._holder.items() if a == record.agent)
+        generation = sum(1 for a in self.agents if a.split("~")[0] == seat) + 1
+        successor = f"{seat}~{generation}"
+        self._holder[seat] = successor
+        self.agents[successor] = AgentRecord(successor, self.governance.initial, self.clock)
+        self.oracle.forget(successor)
+        self.ledger.append(
+            "state",
+            CONTROLLER,
+            {
+                "agent": successor,
+                "item": item,
+                "rule": rule,
+                "from": None,
+                "to": self.governance.initial,
+                "kind": "replacement",
+                "replaces": record.agent,
+            },
+        )
+
+    def _expire(self, item: str, record: AgentRecord) -> None:
+        if record.suspended_until is not None and self.clock >= record.suspended_until:
+            back = record.return_to or (self.governance.initial if self.governance else "active")
+            record.suspended_until, record.return_to = None, None
+            self._move(item, record, back, f"suspension:{record.state}->{back}", "expiry")
+            self._notify(
+                record,
+                "expiry",
+                f"Notice from the Controller: your suspension has ended; you are {back} again.",
+            )
+
+    def _restore_by_clean_items(self, item: str, record: AgentRecord) -> None:
+        for way in self.governance.restorations if self.governance else ():
+            clean = self.clock - max(record.entered, record.last_finding)
+            if way.from_state == record.state and way.clean_items and clean >= way.clean_items:
+                self._restore(item, record, way.id, way.to, f"{clean} clean items")
+                return
+
+    def _restore_by_credits(self, item: str, record: AgentRecord) -> None:
+        for way in self.governance.restorations if self.governance else ():
+            if way.from_state == record.state and way.credits and record.credits >= way.credits:
+                record.credits -= way.credits
+                self._restore(item, record, way.id, way.to, f"{way.credits} credits spent")
+                return
+
+    def _restore(self, item: str, record: AgentRecord, rule: str, to: str, why: str) -> None:
+        self._move(item, record, to, rule, "restoration")
+        record.can_vote = True
+        self._notify(
+            record,
+            rule,
+            f"Notice from the Controller: under rule {rule} you are {to} again ({why}).",
+        )
+
+    def _notify(self, record: AgentRecord, rule: str, text: str) -> None:
+        norms = self.governance.norms if self.governance else []
+        if norms:
+            text += " The norms you are held to: " + " ".join(n.statement() for n in norms)
+        record.notices.append(text)
+        self.ledger.append(
+            "notice", CONTROLLER, {"agent": record.agent, "rule": rule, "text": text}
+        )
+
+    def _log_findings(self, findings: list[Finding]) -> None:
+        for finding in findings:
+            self.ledger.append("finding", "oracle", finding.as_dict())
+
+    def _roles_of(self, stage: Any) -> set[str]:
+        roles = set(stage.actors)
+        if self.governance and self.governance.stand_in.kind == "role":
+            roles.add(self.governance.stand_in.role)
+        elif not roles:
+            roles = set(self._seats)
+        return roles
