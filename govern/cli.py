@@ -203,6 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         data=Path(args.data) if args.data else None,
         download=args.download,
         api_base=args.api_base,
+        key_file=Path(args.key_file) if args.key_file else None,
     )
     try:
         run = prepare(request)
@@ -220,6 +221,54 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 130
     print_summary(summary, run.folder, run.data.notice)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from govern.ledger.audit import AuditUsageError, audit
+
+    try:
+        result = audit(
+            Path(args.target),
+            key_file=Path(args.key_file) if args.key_file else None,
+            public_key_file=Path(args.public_key) if args.public_key else None,
+            explain=args.explain,
+            prove_seq=args.prove,
+        )
+    except AuditUsageError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(result.report, indent=2))
+    else:
+        print("\n".join(result.text))
+    return 0 if result.intact else 1
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from govern.ledger.keys import (
+        LedgerKeyError,
+        default_key_file,
+        init_key_file,
+        public_key_hex,
+        read_key_file,
+        rotate_key_file,
+        signing_key,
+    )
+
+    path = Path(args.file) if args.file else default_key_file()
+    actions = {"init": init_key_file, "rotate": rotate_key_file, "public": read_key_file}
+    try:
+        ring = actions[args.action](path)
+    except LedgerKeyError as exc:
+        raise UsageError(str(exc)) from None
+    public = public_key_hex(signing_key(ring.active_key).public_key())
+    if args.action == "public":
+        print(public)
+    else:
+        print(
+            f"{args.action}: {path} (mode 600), active key {ring.active}; seal public key {public}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -260,6 +309,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("list", cmd_list, "List the institutions, manifests and tasks of this project.")
 
+    p = command("audit", cmd_audit, "Verify a run's ledger; explain it; prove an entry.")
+    p.add_argument("target", metavar="RUN_DIR_OR_LEDGER")
+    p.add_argument(
+        "--key-file",
+        metavar="F",
+        help="HMAC key file (default: GOVERN_LEDGER_KEY, then ~/.config/govern/ledger-keys.json)",
+    )
+    p.add_argument("--public-key", metavar="F", help="check only the signed seals, with this key")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--explain", action="store_true", help="a timeline per agent")
+    p.add_argument("--prove", type=int, metavar="SEQ", help="an inclusion proof for entry SEQ")
+
+    p = command("keys", cmd_keys, "Create, rotate or show the ledger keys (never the secret).")
+    p.add_argument("action", choices=("init", "rotate", "public"))
+    p.add_argument(
+        "--file",
+        metavar="F",
+        help="key file (default: GOVERN_KEY_FILE, then ~/.config/govern/ledger-keys.json)",
+    )
+
     p = command("run", cmd_run, "Run a manifest on a task (offline on sim/ models by default).")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--task", help="task name (default: the manifest's), e.g. gsm8k")
@@ -291,6 +360,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="download the official data when it is not found locally",
     )
     p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
+    p.add_argument(
+        "--key-file",
+        metavar="F",
+        help="ledger key file (default: GOVERN_LEDGER_KEY, then ~/.config/govern/ledger-keys.json)",
+    )
     return parser
 
 

@@ -49,6 +49,15 @@ TINY = textwrap.dedent("""\
     """)
 
 
+TEST_KEY = "5e" * 32  # a ledger key for tests only
+
+
+@pytest.fixture(autouse=True)
+def ledger_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process runs sign their ledgers with the test key, never a user's key file."""
+    monkeypatch.setenv("GOVERN_LEDGER_KEY", TEST_KEY)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A folder that counts as a project root (reference checks stop here)."""
@@ -72,10 +81,16 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def clean_environment(**extra: str) -> dict[str, str]:
-    """No API keys, no GSM8K location, no user cache: what a fresh offline machine has."""
+    """No API keys, no GSM8K location, no user cache or keys: a fresh offline machine.
+
+    The ledger key file lives in runs/.test-config, created on first use as a user's
+    would be; GOVERN_LEDGER_KEY is unset unless a test passes it.
+    """
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.pop("GOVERN_GSM8K", None)
+    for name in ("GOVERN_GSM8K", "GOVERN_LEDGER_KEY", "GOVERN_KEY_FILE"):
+        env.pop(name, None)
     env["XDG_CACHE_HOME"] = str(ROOT / "runs" / ".no-cache")
+    env["XDG_CONFIG_HOME"] = str(ROOT / "runs" / ".test-config")
     return {**env, **extra}
 
 

@@ -28,10 +28,16 @@ def test_run_without_data_uses_the_sample_and_says_so(tmp_path: Path) -> None:
     assert f"results in {out}" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "graph.mmd",
+        "ledger.head",
+        "ledger.jsonl",
+        "ledger.pub",
         "manifest.json",
         "results.jsonl",
         "summary.json",
     ]
+    audited = govern("audit", str(out))
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert audited.stdout.startswith("intact: ")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["simulated"] and not summary["benchmark"] and summary["n"] == 4
 

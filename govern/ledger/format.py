@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 from govern.spec.digest import canonical_json
@@ -26,17 +27,22 @@ def encode(entry: dict[str, Any], secret: bytes) -> tuple[bytes, str]:
     return prefix[:-1] + _MAC_OPEN + mac.encode() + b'"}', mac
 
 
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+
+
 def split(line: bytes) -> tuple[bytes, str] | None:
     """(the MAC'd canonical bytes, the MAC) or None when the line is not in this layout."""
     if len(line) < _SUFFIX + 2 or line[-_SUFFIX : -_SUFFIX + len(_MAC_OPEN)] != _MAC_OPEN:
         return None
-    if not line.endswith(b'"}'):
+    mac = line[-66:-2]
+    if not line.endswith(b'"}') or not _HEX64.fullmatch(mac):
         return None
-    return line[:-_SUFFIX] + b"}", line[-66:-2].decode("ascii", "replace")
+    return line[:-_SUFFIX] + b"}", mac.decode("ascii")
 
 
-def mac_matches(prefix: bytes, mac: str, secret: bytes) -> bool:
-    return hmac.compare_digest(hmac.digest(secret, prefix, "sha256").hex(), mac)
+def mac_matches(prefix: bytes, mac: bytes | str, secret: bytes) -> bool:
+    expected = hmac.digest(secret, prefix, "sha256").hex().encode()
+    return hmac.compare_digest(expected, mac if isinstance(mac, bytes) else mac.encode())
 
 
 _decode = json.JSONDecoder().decode  # skips json.loads' encoding sniffing: lines are UTF-8

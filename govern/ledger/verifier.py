@@ -9,19 +9,19 @@ the last seal cannot be checked that way, and the report says so.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from govern.ledger.format import GENESIS, mac_matches, parse, seal_statement, split
+from govern.ledger.format import GENESIS, mac_matches, parse, seal_statement
 from govern.ledger.keys import Keyring, load_public_key, public_key_hex, signing_key
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
 from govern.ledger.writer import head_path
 
-FIELDS = frozenset({"actor", "body", "key", "kind", "mac", "prev", "run", "seq", "ts"})
 TAMPERING = (
     "edited",
     "deleted",
@@ -91,8 +91,10 @@ class _Stop(Exception):
 def read_lines(path: Path) -> tuple[list[bytes], bytes]:
     """Complete lines, and the bytes of a torn last line (empty when there is none)."""
     data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    return data[:end].splitlines(), data[end:]
+    lines = data.splitlines()
+    if data and not data.endswith(b"\n"):
+        return lines[:-1], lines[-1]
+    return lines, b""
 
 
 def verify(
@@ -129,6 +131,45 @@ def verify(
     return report
 
 
+# An entry line: the canonical bytes (which end with the top-level fields after 'body',
+# in sorted order) with the MAC set in place of the closing brace.
+_LINE_TAIL = re.compile(
+    rb',"key":"([0-9a-f]{1,64})","kind":"([a-z_]{1,32})","prev":"([0-9a-f]{64})",'
+    rb'"run":"([^"\\]{0,200})","seq":(0|[1-9][0-9]{0,18}),"ts":-?[0-9]{1,20}'
+    rb',"mac":"([0-9a-f]{64})"}$'
+)
+
+
+class _Line(NamedTuple):
+    key: str
+    kind: bytes
+    prev: bytes
+    run: bytes
+    seq: int
+    mac: bytes
+    prefix: bytes  # the MAC'd canonical bytes
+
+
+def _read(line: bytes) -> _Line | None:
+    """The fields the chain needs, read from the end of the line without a JSON parse.
+
+    Sound because the MAC covers exactly the canonical bytes: a line whose tail was
+    altered fails its MAC, and a well-formed line always ends with these fields.
+    """
+    match = _LINE_TAIL.search(line, max(0, len(line) - 480))
+    if match is None or not line.startswith(b'{"actor":'):
+        return None
+    key, kind, prev, run, seq, mac = match.groups()
+    prefix = line[: -(len(mac) + 10)] + b"}"
+    return _Line(key.decode(), kind, prev, run, int(seq), mac, prefix)
+
+
+def _with_key(prefix: bytes, old: str, new: str) -> bytes:
+    """The canonical bytes with the top-level key id ``old`` replaced by ``new``."""
+    head, found, tail = prefix.rpartition(b',"key":"' + old.encode("latin-1") + b'"')
+    return head + b',"key":"' + new.encode() + b'"' + tail if found else prefix
+
+
 class _Chain:
     def __init__(
         self,
@@ -142,24 +183,24 @@ class _Chain:
         self.public_key = public_key
         self.report = report
         self.frontier = MerkleFrontier()
-        self.prev = GENESIS
+        self.prev = GENESIS.encode()
         self.key: str | None = None
+        self._run = b""
 
     def walk(self) -> None:
-        for index, line in enumerate(self.lines):
-            entry = parse(line)
-            parts = split(line)
-            if entry is None or parts is None or not entry.keys() >= FIELDS:
+        for index, raw in enumerate(self.lines):
+            line = _read(raw)
+            if line is None or (line.kind == b"seal" and parse(raw) is None):
                 raise _Stop(Damage("edited", index, "the entry is not a well-formed ledger line"))
             if self.keyring is not None:
-                self._check_mac(index, entry, *parts)
-                self._check_place(index, entry)
+                self._check_mac(index, line)
+                self._check_place(index, line)
             elif index == 0:
-                self.report.run = entry["run"]
-            if entry["kind"] == "seal":
-                self._check_seal(index, entry)
-            self.frontier.append(leaf_hash(line))
-            self.prev = entry["mac"]
+                self.report.run = line.run.decode("latin-1")
+            if line.kind == b"seal":
+                self._check_seal(index, parse(raw))
+            self.frontier.append(leaf_hash(raw))
+            self.prev = line.mac
             self.report.entries = index + 1  # kept current: a _Stop leaves the count intact
         last = parse(self.lines[-1]) if self.lines else None
         self.report.sealed = bool(last and last["kind"] == "seal" and last["body"].get("closing"))
@@ -168,54 +209,66 @@ class _Chain:
                 "entries after the last seal cannot be checked without the HMAC key"
             )
 
-    def _check_mac(self, index: int, entry: dict, prefix: bytes, mac: str) -> None:
+    def _check_mac(self, index: int, line: _Line) -> None:
         keys = self.keyring.keys
-        key = entry["key"]
-        if index == 0 or (key != self.key and entry["kind"] == "segment"):
-            if key not in keys:
-                raise _Stop(
-                    Damage(
-                        "wrong key",
-                        index,
-                        f"written with key {key}; the key given is {', '.join(keys)}",
-                    )
-                )
-            self.key = key
-        elif key != self.key:
+        starts_segment = index == 0 or (line.key != self.key and line.kind == b"segment")
+        if starts_segment and line.key in keys:
+            self.key = line.key
+        elif starts_segment:
+            # An unknown key id: the ledger's key was not given, unless a given key signs
+            # the line once its own id is put back (then only the key id was changed).
+            if any(
+                mac_matches(_with_key(line.prefix, line.key, k.id), line.mac, k.secret)
+                for k in keys.values()
+            ):
+                raise _Stop(Damage("edited", index, "its key id was changed"))
             raise _Stop(
                 Damage(
-                    "spliced", index, f"written with key {key} inside a segment of key {self.key}"
+                    "wrong key",
+                    index,
+                    f"written with key {line.key}; the key given is {', '.join(keys)}",
                 )
             )
-        if not mac_matches(prefix, mac, keys[key].secret):
+        # The key id is MAC'd with the rest, so the segment's key decides.
+        if not mac_matches(line.prefix, line.mac, keys[self.key].secret):
             raise _Stop(Damage("edited", index, "its MAC does not match its content"))
-
-    def _check_place(self, index: int, entry: dict) -> None:
-        if index == 0:
-            if entry["kind"] != "header" or entry["seq"] != 0:
-                raise _Stop(Damage("deleted", 0, "the ledger does not start with its header"))
-            self.report.run = entry["run"]
-        if entry["run"] != self.report.run:
+        if line.key != self.key:
             raise _Stop(
-                Damage("spliced", index, f"it belongs to run {entry['run']}, not {self.report.run}")
+                Damage(
+                    "spliced",
+                    index,
+                    f"written with key {line.key} inside a segment of key {self.key}",
+                )
             )
-        seq = entry["seq"]
-        if seq < index:
-            original = parse(self.lines[seq]) or {}
-            kind = "replayed" if original.get("mac") == entry["mac"] else "reordered"
-            raise _Stop(Damage(kind, index, f"entry {seq} appears again at position {index}"))
-        if seq > index:
-            later = any(
-                (p := parse(line)) and p.get("seq") == index for line in self.lines[index + 1 :]
+
+    def _check_place(self, index: int, line: _Line) -> None:
+        if index == 0:
+            if line.kind != b"header" or line.seq != 0:
+                raise _Stop(Damage("deleted", 0, "the ledger does not start with its header"))
+            self.report.run = line.run.decode("latin-1")
+            self._run = line.run
+        if line.run != self._run:
+            raise _Stop(
+                Damage(
+                    "spliced",
+                    index,
+                    f"it belongs to run {line.run.decode('latin-1')}, not {self.report.run}",
+                )
             )
+        if line.seq < index:
+            original = _read(self.lines[line.seq])
+            kind = "replayed" if original and original.mac == line.mac else "reordered"
+            raise _Stop(Damage(kind, index, f"entry {line.seq} appears again at position {index}"))
+        if line.seq > index:
+            later = any((p := _read(raw)) and p.seq == index for raw in self.lines[index + 1 :])
             kind = "reordered" if later else "deleted"
             detail = (
                 f"entry {index} comes later in the file"
                 if later
-                else f"entries {index} to {seq - 1} are missing"
+                else f"entries {index} to {line.seq - 1} are missing"
             )
             raise _Stop(Damage(kind, index, detail))
-        if entry["prev"] != self.prev:
+        if line.prev != self.prev:
             raise _Stop(
                 Damage(
                     "spliced",
@@ -227,7 +280,7 @@ class _Chain:
     def _check_seal(self, index: int, entry: dict) -> None:
         body = entry["body"]
         root = self.frontier.root().hex()
-        expected_key = self._seal_key(body)
+        expected_key = self._seal_key(index, body)
         if body.get("tree_size") != index or body.get("root") != root:
             raise _Stop(
                 Damage(
@@ -238,7 +291,7 @@ class _Chain:
                     "removed, added or moved",
                 )
             )
-        if self.keyring is not None and body.get("head_mac") != self.prev:
+        if body.get("head_mac") != self.prev.decode():
             raise _Stop(Damage("bad seal", index, "it seals a different head"))
         statement = seal_statement(entry["run"], index, root, body.get("head_mac", ""))
         try:
@@ -247,17 +300,17 @@ class _Chain:
             raise _Stop(Damage("bad seal", index, "its signature does not verify")) from None
         self.report.seals += 1
 
-    def _seal_key(self, body: dict) -> Ed25519PublicKey:
+    def _seal_key(self, index: int, body: dict) -> Ed25519PublicKey:
         if self.public_key is not None:
             given = public_key_hex(self.public_key)
             if body.get("public_key") != given:
                 raise _Stop(
-                    Damage("bad seal", None, "signed with another public key than the one given")
+                    Damage("bad seal", index, "signed with another public key than the one given")
                 )
             return self.public_key
         own = signing_key(self.keyring.keys[self.key]).public_key()
         if body.get("public_key") != public_key_hex(own):
-            raise _Stop(Damage("bad seal", None, "its public key is not the ledger key's"))
+            raise _Stop(Damage("bad seal", index, "its public key is not the ledger key's"))
         return own
 
 

@@ -37,14 +37,18 @@ class LedgerWriter:
         self._file = handle
         self.seal_every = seal_every
         self.fsync = fsync
-        self._signer = signing_key(keyring.active_key)
-        self._public = public_key_hex(self._signer.public_key())
         self._frontier = MerkleFrontier()
         self.run = ""
         self.seq = 0  # the next entry's number
         self._prev = GENESIS
-        self._key = keyring.active
+        self._use_key(keyring.active)
         self.closed = False
+
+    def _use_key(self, key: str) -> None:
+        """Entries and seals of a segment share its key: the seal key derives from the MAC key."""
+        self._key = key
+        self._signer = signing_key(self.keyring.keys[key])
+        self._public = public_key_hex(self._signer.public_key())
 
     @classmethod
     def create(
@@ -83,12 +87,13 @@ class LedgerWriter:
             raise ValueError(f"{self.path} has no intact entry to continue from")
         for line in lines:
             self._frontier.append(leaf_hash(line))
-        self.run, self.seq, self._prev, self._key = (
-            last["run"],
-            last["seq"] + 1,
-            last["mac"],
-            last["key"],
-        )
+        self.run, self.seq, self._prev = last["run"], last["seq"] + 1, last["mac"]
+        if last["key"] not in self.keyring.keys:
+            raise ValueError(
+                f"{self.path} was written with key {last['key']}, which the "
+                "keyring does not hold; reopen it with that key"
+            )
+        self._use_key(last["key"])
         if torn:
             self._file.seek(good_end)
             self._file.truncate()
@@ -113,7 +118,8 @@ class LedgerWriter:
             },
         )
         if self._key != self.keyring.active:
-            previous, self._key = self._key, self.keyring.active
+            previous = self._key
+            self._use_key(self.keyring.active)
             self.append("segment", "govern", {"from_key": previous, "to_key": self._key})
 
     def append(self, kind: str, actor: str, body: dict[str, Any]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,11 +23,22 @@ from govern import __version__
 from govern.engine.compile import CompiledInstitution, compile_institution
 from govern.engine.context import RunContext, assign_models
 from govern.engine.state import initial_state
+from govern.governance.controller import Controller
+from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
+from govern.ledger.keys import (
+    Keyring,
+    LedgerKeyError,
+    default_key_file,
+    init_key_file,
+    load_keyring,
+)
+from govern.ledger.writer import LedgerWriter
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_simulated
 from govern.run.records import ResultsWriter, failed_record, item_record
 from govern.run.summary import Summary, summarise
 from govern.spec.checks import load_checked
+from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
 from govern.spec.loader import LoadedManifest, project_root
 from govern.spec.models import Manifest
@@ -53,6 +65,7 @@ class RunRequest:
     data: Path | None = None
     download: bool = False
     api_base: str | None = None
+    key_file: Path | None = None  # default: GOVERN_LEDGER_KEY, then the user's key file
 
 
 @dataclass
@@ -65,14 +78,17 @@ class PreparedRun:
     folder: Path
     simulated: bool
     concurrency: int
+    ledger: LedgerWriter
+    notices: list[str] = field(default_factory=list)
 
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
     loaded = load_checked(request.manifest)
     if isinstance(loaded, LoadedManifest):
-        manifest = loaded.manifest
+        manifest, files = loaded.manifest, loaded.files
     else:  # an institution alone runs under a default manifest
         manifest = Manifest(id=loaded.institution.id, institution=loaded.institution)
+        files = [request.manifest.resolve()]
     institution = manifest.institution
     task_name = request.task or (manifest.task.name if manifest.task else None)
     if task_name is None:
@@ -105,6 +121,35 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     if problems:
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
+    keyring, key_notice = _keyring(request.key_file)
+    folder = _new_folder(request, manifest.id, task_name)
+    compiled = compile_institution(institution)
+    simulated = all(is_simulated(m) for m in role_models.values())
+    header = {
+        "software": f"govern {__version__}",
+        "manifest": {
+            "id": manifest.id,
+            "semantic_sha256": semantic_digest(manifest),
+            "files": file_digests(files),
+        },
+        "institution_sha256": compiled.digest,
+        "config": {
+            "task": task_name,
+            "items": len(items),
+            "data_source": data.source,
+            "seed": seed,
+            "models": role_models,
+            "simulated": simulated,
+            "concurrency": request.concurrency,
+            "budgets": manifest.budgets.model_dump(),
+            "governance": manifest.governance is not None,
+        },
+    }
+    ledger = LedgerWriter.create(
+        folder / "ledger.jsonl", keyring, f"{folder.name}-{uuid.uuid4().hex[:8]}", header
+    )
+    (folder / "ledger.pub").write_text(ledger.public_key + "\n")
+    controller = Controller(institution, manifest.governance, ledger, ManifestGuard(files))
     context = RunContext(
         institution,
         task,
@@ -113,17 +158,37 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         seed=seed,
         budgets=manifest.budgets,
         golds={i.id: i.gold for i in items},
+        controller=controller,
     )
-    folder = _new_folder(request, manifest.id, task_name)
     return PreparedRun(
         manifest,
-        compile_institution(institution),
+        compiled,
         task,
         data,
         context,
         folder,
-        simulated=all(is_simulated(m) for m in role_models.values()),
+        simulated=simulated,
         concurrency=request.concurrency,
+        ledger=ledger,
+        notices=[n for n in (data.notice, key_notice) if n],
+    )
+
+
+def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
+    """The ledger key; on a machine with none yet, a new key file (said aloud, never shown)."""
+    try:
+        return load_keyring(key_file), None
+    except LedgerKeyError as exc:
+        default = default_key_file()
+        if key_file is not None or default.exists():
+            raise RunSetupError(str(exc)) from None
+    try:
+        ring = init_key_file(default)
+    except (LedgerKeyError, OSError) as exc:
+        raise RunSetupError(f"no ledger key, and none could be created: {exc}") from None
+    return ring, (
+        f"created a ledger key at {default} (mode 600); keep it to audit your runs, "
+        "or set GOVERN_LEDGER_KEY"
     )
 
 
@@ -167,12 +232,16 @@ async def execute(
             on_item(record)
 
     try:
-        async with asyncio.TaskGroup() as group:
-            for item in run.data.items:
-                group.create_task(one(item))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in run.data.items:
+                    group.create_task(one(item))
+        except* ManifestChanged as halted:
+            raise halted.exceptions[0] from None
         complete = True
     finally:
         writer.close()
+        run.ledger.close()
         summary = _summarise(run, records, complete, started, time.perf_counter() - clock)
         (run.folder / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n")
     return summary
@@ -181,15 +250,19 @@ async def execute(
 async def _run_item(run: PreparedRun, item) -> dict[str, Any]:
     clock = time.perf_counter()
     config = {"recursion_limit": run.compiled.recursion_limit}
+    controller = run.context.controller
+    controller.begin_item(item.id)  # refuses to go on if the manifest changed
     try:
         state = await run.compiled.graph.ainvoke(
             initial_state(item.id, item.question), config, context=run.context
         )
     except Exception as exc:  # one item's failure must not end the run
         log.warning("item failed", item=item.id, error=repr(exc))
+        controller.end_item(item.id, "error")
         return failed_record(
             item, f"{type(exc).__name__}: {exc}", time.perf_counter() - clock, run.simulated
         )
+    controller.end_item(item.id, state.get("outcome"))
     return item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
 
 

@@ -35,7 +35,7 @@ def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
 
 
 def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
-    errors = check_institution(loaded.institution)
+    errors = check_institution(loaded.institution) + _check_governance(loaded)
     role_ids = [r.id for r in loaded.institution.institution.roles]
     for role_id in loaded.manifest.models.roles:
         if role_id not in role_ids:
@@ -46,6 +46,62 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
                     f"{', '.join(role_ids)}",
                 )
             )
+    return errors
+
+
+def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
+    """The overlay names real states, roles and Oracle predicates."""
+    from govern.governance.oracle import AGENT_PREDICATES
+
+    overlay = loaded.manifest.governance
+    if overlay is None:
+        return []
+    errors: list[SpecError] = []
+
+    def err(path: tuple, message: str) -> None:
+        errors.append(loaded.source.error(("governance", *path), message))
+
+    states = overlay.states
+    if len(set(states)) != len(states):
+        err(("states",), "a state is listed twice")
+    for path, state in [
+        (("initial",), overlay.initial),
+        *((("acting", i), s) for i, s in enumerate(overlay.acting)),
+    ]:
+        if state not in states:
+            err(path, f"no state '{state}'{suggest(state, states)}; states: {', '.join(states)}")
+    if overlay.initial not in overlay.acting:
+        err(("initial",), f"agents start {overlay.initial}, which may not act: list it in acting")
+    for group in ("rules", "restorations"):
+        for i, rule in enumerate(getattr(overlay, group)):
+            for key, state in (("from", rule.from_state), ("to", rule.to)):
+                if state not in states:
+                    err(
+                        (group, i, key),
+                        f"no state '{state}'{suggest(state, states)}; states: {', '.join(states)}",
+                    )
+    for i, rule in enumerate(overlay.rules):
+        predicate = rule.evidence.predicate
+        if predicate not in AGENT_PREDICATES:
+            err(
+                ("rules", i, "evidence", "predicate"),
+                f"no agent predicate '{predicate}'{suggest(predicate, sorted(AGENT_PREDICATES))}"
+                f"; predicates: {', '.join(sorted(AGENT_PREDICATES))}",
+            )
+        suspended = rule.sanction is not None and rule.sanction.kind == "suspension"
+        if suspended and rule.to in overlay.acting:
+            err(
+                ("rules", i, "to"),
+                f"a suspension moves the agent to '{rule.to}', a state that "
+                "may act: suspend into a state not listed in acting",
+            )
+    roles = [r.id for r in loaded.institution.institution.roles]
+    stand_in = overlay.stand_in.role
+    if stand_in is not None and stand_in not in roles:
+        err(
+            ("stand_in", "role"),
+            f"no role '{stand_in}'{suggest(stand_in, roles)}; roles: {', '.join(roles)}",
+        )
     return errors
 
 

@@ -7,10 +7,12 @@ import json
 
 from pydantic import BaseModel
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 def canonical_json(data: object) -> str:
     """Sorted keys, no spaces, UTF-8: the one encoding digests and the ledger use."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(data)
 
 
 def semantic_digest(model: BaseModel) -> str:

@@ -38,6 +38,13 @@ class LoadedManifest:
     source: YamlSource
     institution: LoadedInstitution
 
+    @property
+    def files(self) -> list[Path]:
+        """Every file the manifest was built from: itself, the bases it extends, the institution."""
+        names = {p.file for p in self.source.values.values()}
+        names |= {p.file for p in self.institution.source.values.values()}
+        return sorted(Path(name).resolve() for name in names)
+
 
 def project_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` holding a project marker, else ``start``."""

@@ -1,0 +1,114 @@
+"""A readable timeline per agent from a ledger: what each did, what was found, what followed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govern.ledger.format import parse
+from govern.ledger.verifier import read_lines
+
+
+@dataclass
+class AgentStory:
+    agent: str
+    turns: int = 0
+    unparsable: int = 0
+    applied: int = 0
+    blocked: int = 0
+    stages: Counter = field(default_factory=Counter)
+    events: list[str] = field(default_factory=list)  # findings, sanctions, restorations
+    stood_in: Counter = field(default_factory=Counter)  # (stage, stand-in) -> times
+    first_stand_in: dict[tuple[str, str], int] = field(default_factory=dict)
+    state: str | None = None
+
+
+def timeline(path: Path) -> list[AgentStory]:
+    """Stories of every agent named in the ledger, in order of first appearance."""
+    stories: dict[str, AgentStory] = {}
+
+    def story(agent: str) -> AgentStory:
+        return stories.setdefault(agent, AgentStory(agent))
+
+    lines, _ = read_lines(path)
+    for line in lines:
+        entry = parse(line)
+        if entry is None:
+            break
+        _add(entry, story)
+    return list(stories.values())
+
+
+def _add(entry: dict[str, Any], story) -> None:
+    kind, body, seq = entry["kind"], entry["body"], entry["seq"]
+    item = body.get("item")
+    where = f"#{seq}" + (f" {item}" if item else "")
+    if kind == "turn":
+        who = story(entry["actor"])
+        who.turns += 1
+        who.unparsable += not body["parsed"]
+        who.stages[body["stage"]] += 1
+    elif kind == "transition" and body.get("status") == "applied" and body.get("actor"):
+        story(body["actor"]).applied += 1
+    elif kind == "transition" and body.get("status") == "blocked" and body.get("actor"):
+        who = story(body["actor"])
+        who.blocked += 1
+        if body.get("stand_in") is not None or body.get("then") is None:
+            key = (body["stage"], body.get("stand_in") or "nobody (seat vacant)")
+            who.stood_in[key] += 1
+            who.first_stand_in.setdefault(key, seq)
+        else:
+            who.events.append(
+                f"{where} transition blocked in {body['stage']}: "
+                f"{body['reason']}; then {body['then']}"
+            )
+    elif kind == "finding" and "#" in body["subject"]:  # agent findings; stage ones are not
+        story(body["subject"]).events.append(
+            f"{where} finding {body['predicate']}: {body['detail']} [{body['rule']}]"
+        )
+    elif kind == "state":
+        who = story(body["agent"])
+        sanction = body.get("sanction") or {}
+        extra = f" ({sanction.get('kind')})" if sanction else ""
+        came = f" from {body['from']}" if body.get("from") else ""
+        who.events.append(f"{where} {body['kind']} {body['rule']}:{came} to {body['to']}{extra}")
+        who.state = body["to"]
+    elif kind == "notice":
+        story(body["agent"]).events.append(f"{where} notice delivered under {body['rule']}")
+
+
+def render(stories: list[AgentStory]) -> str:
+    out: list[str] = []
+    for s in stories:
+        state = f", now {s.state}" if s.state else ""
+        stages = ", ".join(f"{stage} {n}" for stage, n in s.stages.most_common())
+        out.append(f"{s.agent}{state}")
+        out.append(
+            f"  {s.turns} turns ({s.unparsable} unparsable) in {stages or 'no stage'}; "
+            f"{s.applied} transitions applied, {s.blocked} blocked"
+        )
+        out.extend(f"  {event}" for event in s.events)
+        for (stage, stand_in), times in s.stood_in.items():
+            out.append(
+                f"  barred from {stage} {times} times from #{s.first_stand_in[stage, stand_in]}"
+                f" on; {stand_in} acted instead"
+            )
+    return "\n".join(out)
+
+
+def as_dicts(stories: list[AgentStory]) -> list[dict[str, Any]]:
+    return [
+        {
+            "agent": s.agent,
+            "turns": s.turns,
+            "unparsable": s.unparsable,
+            "applied": s.applied,
+            "blocked": s.blocked,
+            "stages": dict(s.stages),
+            "state": s.state,
+            "events": s.events,
+        }
+        for s in stories
+    ]
