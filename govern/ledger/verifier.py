@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -136,18 +136,14 @@ def verify(
 _LINE_TAIL = re.compile(
     rb',"key":"([0-9a-f]{1,64})","kind":"([a-z_]{1,32})","prev":"([0-9a-f]{64})",'
     rb'"run":"([^"\\]{0,200})","seq":(0|[1-9][0-9]{0,18}),"ts":-?[0-9]{1,20}'
-    rb',"mac":"([0-9a-f]{64})"}$'
+    rb',"mac":"([0-9a-f]{64})"}\Z'
 )
 
 
-class _Line(NamedTuple):
-    key: str
-    kind: bytes
-    prev: bytes
-    run: bytes
-    seq: int
-    mac: bytes
-    prefix: bytes  # the MAC'd canonical bytes
+# (key id, kind, prev, run, seq, mac, the MAC'd canonical bytes): a plain tuple, because
+# this is built once per line and a named tuple costs more than the whole MAC check.
+_Line = tuple[str, bytes, bytes, bytes, int, bytes, bytes]
+_TAIL_START = b',"key":"'
 
 
 def _read(line: bytes) -> _Line | None:
@@ -156,12 +152,11 @@ def _read(line: bytes) -> _Line | None:
     Sound because the MAC covers exactly the canonical bytes: a line whose tail was
     altered fails its MAC, and a well-formed line always ends with these fields.
     """
-    match = _LINE_TAIL.search(line, max(0, len(line) - 480))
+    match = _LINE_TAIL.match(line, line.rfind(_TAIL_START))
     if match is None or not line.startswith(b'{"actor":'):
         return None
     key, kind, prev, run, seq, mac = match.groups()
-    prefix = line[: -(len(mac) + 10)] + b"}"
-    return _Line(key.decode(), kind, prev, run, int(seq), mac, prefix)
+    return key.decode(), kind, prev, run, int(seq), mac, line[: -(len(mac) + 10)] + b"}"
 
 
 def _with_key(prefix: bytes, old: str, new: str) -> bytes:
@@ -190,17 +185,17 @@ class _Chain:
     def walk(self) -> None:
         for index, raw in enumerate(self.lines):
             line = _read(raw)
-            if line is None or (line.kind == b"seal" and parse(raw) is None):
+            if line is None or (line[1] == b"seal" and parse(raw) is None):
                 raise _Stop(Damage("edited", index, "the entry is not a well-formed ledger line"))
             if self.keyring is not None:
                 self._check_mac(index, line)
                 self._check_place(index, line)
             elif index == 0:
-                self.report.run = line.run.decode("latin-1")
-            if line.kind == b"seal":
+                self.report.run = line[3].decode("latin-1")
+            if line[1] == b"seal":
                 self._check_seal(index, parse(raw))
             self.frontier.append(leaf_hash(raw))
-            self.prev = line.mac
+            self.prev = line[5]
             self.report.entries = index + 1  # kept current: a _Stop leaves the count intact
         last = parse(self.lines[-1]) if self.lines else None
         self.report.sealed = bool(last and last["kind"] == "seal" and last["body"].get("closing"))
@@ -210,65 +205,61 @@ class _Chain:
             )
 
     def _check_mac(self, index: int, line: _Line) -> None:
+        key, kind, _, _, _, mac, prefix = line
         keys = self.keyring.keys
-        starts_segment = index == 0 or (line.key != self.key and line.kind == b"segment")
-        if starts_segment and line.key in keys:
-            self.key = line.key
+        starts_segment = index == 0 or (key != self.key and kind == b"segment")
+        if starts_segment and key in keys:
+            self.key = key
         elif starts_segment:
             # An unknown key id: the ledger's key was not given, unless a given key signs
             # the line once its own id is put back (then only the key id was changed).
-            if any(
-                mac_matches(_with_key(line.prefix, line.key, k.id), line.mac, k.secret)
-                for k in keys.values()
-            ):
+            if any(mac_matches(_with_key(prefix, key, k.id), mac, k.secret) for k in keys.values()):
                 raise _Stop(Damage("edited", index, "its key id was changed"))
             raise _Stop(
                 Damage(
                     "wrong key",
                     index,
-                    f"written with key {line.key}; the key given is {', '.join(keys)}",
+                    f"written with key {key}; the key given is {', '.join(keys)}",
                 )
             )
         # The key id is MAC'd with the rest, so the segment's key decides.
-        if not mac_matches(line.prefix, line.mac, keys[self.key].secret):
+        if not mac_matches(prefix, mac, keys[self.key].secret):
             raise _Stop(Damage("edited", index, "its MAC does not match its content"))
-        if line.key != self.key:
+        if key != self.key:
             raise _Stop(
                 Damage(
-                    "spliced",
-                    index,
-                    f"written with key {line.key} inside a segment of key {self.key}",
+                    "spliced", index, f"written with key {key} inside a segment of key {self.key}"
                 )
             )
 
     def _check_place(self, index: int, line: _Line) -> None:
+        _, kind, prev, run, seq, mac, _ = line
         if index == 0:
-            if line.kind != b"header" or line.seq != 0:
+            if kind != b"header" or seq != 0:
                 raise _Stop(Damage("deleted", 0, "the ledger does not start with its header"))
-            self.report.run = line.run.decode("latin-1")
-            self._run = line.run
-        if line.run != self._run:
+            self.report.run = run.decode("latin-1")
+            self._run = run
+        if run != self._run:
             raise _Stop(
                 Damage(
                     "spliced",
                     index,
-                    f"it belongs to run {line.run.decode('latin-1')}, not {self.report.run}",
+                    f"it belongs to run {run.decode('latin-1')}, not {self.report.run}",
                 )
             )
-        if line.seq < index:
-            original = _read(self.lines[line.seq])
-            kind = "replayed" if original and original.mac == line.mac else "reordered"
-            raise _Stop(Damage(kind, index, f"entry {line.seq} appears again at position {index}"))
-        if line.seq > index:
-            later = any((p := _read(raw)) and p.seq == index for raw in self.lines[index + 1 :])
-            kind = "reordered" if later else "deleted"
+        if seq < index:
+            original = _read(self.lines[seq])
+            kind_of = "replayed" if original and original[5] == mac else "reordered"
+            raise _Stop(Damage(kind_of, index, f"entry {seq} appears again at position {index}"))
+        if seq > index:
+            later = any((p := _read(raw)) and p[4] == index for raw in self.lines[index + 1 :])
             detail = (
                 f"entry {index} comes later in the file"
                 if later
-                else f"entries {index} to {line.seq - 1} are missing"
+                else f"entries {index} to {seq - 1} are missing"
             )
-            raise _Stop(Damage(kind, index, detail))
-        if line.prev != self.prev:
+            raise _Stop(Damage("reordered" if later else "deleted", index, detail))
+        if prev != self.prev:
             raise _Stop(
                 Damage(
                     "spliced",
