@@ -219,7 +219,12 @@ class Controller:
             return proposed
         blocks = self._blocks.get((item, stage), 0) + 1
         self._blocks[item, stage] = blocks
-        retry = actor_ok is False and edge_ok and blocks < MAX_BLOCKS
+        retry = (
+            not actor_ok
+            and edge_ok
+            and blocks < MAX_BLOCKS
+            and self._stand_in(actor.split("#")[0], actor.split("~")[0]) is not None
+        )
         reason = (
             "the actor may not act" if not actor_ok else f"no legal route for decision '{decision}'"
         )
