@@ -631,3 +631,16 @@ def test_merkle_root_and_inclusion(size: int) -> None:
             assert not verify_inclusion(index, size, leaves[wrong], proof, root), index
             assert not verify_inclusion(index, size, leaves[index], proof[:-1], root), index
             assert not verify_inclusion(index, size, leaves[index], [*proof, root], root), index
+
+
+@pytest.mark.parametrize("secret", [b"", b"k" * 32, b"q" * 64, b"z" * 65, bytes(range(200))])
+def test_the_precomputed_mac_is_hmac_sha256(secret: bytes) -> None:
+    import hmac
+
+    from govern.ledger.format import mac_for
+
+    for message in (b"", b"abc", bytes(range(256)) * 5):
+        assert (
+            mac_for(secret).hexdigest(message).decode()
+            == hmac.digest(secret, message, "sha256").hex()
+        )

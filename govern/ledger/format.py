@@ -8,6 +8,8 @@ re-encoding to check; the Merkle leaf is the whole line.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import json
 import re
@@ -20,11 +22,33 @@ _MAC_OPEN = b',"mac":"'
 _SUFFIX = len(_MAC_OPEN) + 64 + 2
 
 
+class Mac:
+    """HMAC-SHA256 with its key's pads hashed once: half the cost of hmac.digest per entry."""
+
+    def __init__(self, secret: bytes) -> None:
+        key = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def hexdigest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest().encode()
+
+
+@functools.lru_cache(maxsize=16)
+def mac_for(secret: bytes) -> Mac:
+    return Mac(secret)
+
+
 def encode(entry: dict[str, Any], secret: bytes) -> tuple[bytes, str]:
     """The line (without newline) and its MAC."""
     prefix = canonical_json(entry).encode()
-    mac = hmac.digest(secret, prefix, "sha256").hex()
-    return prefix[:-1] + _MAC_OPEN + mac.encode() + b'"}', mac
+    mac = mac_for(secret).hexdigest(prefix)
+    return prefix[:-1] + _MAC_OPEN + mac + b'"}', mac.decode()
 
 
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
@@ -41,7 +65,7 @@ def split(line: bytes) -> tuple[bytes, str] | None:
 
 
 def mac_matches(prefix: bytes, mac: bytes | str, secret: bytes) -> bool:
-    expected = hmac.digest(secret, prefix, "sha256").hex().encode()
+    expected = mac_for(secret).hexdigest(prefix)
     return hmac.compare_digest(expected, mac if isinstance(mac, bytes) else mac.encode())
 
 
