@@ -11,6 +11,7 @@ relaying stages re-check less closely and sometimes spoil a right answer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -37,6 +38,7 @@ def stable_random(*parts: object) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))
 
 
+@functools.lru_cache(maxsize=65536)
 def item_difficulty(item_id: str, seed: int, spread: float) -> float:
     return spread * stable_random("difficulty", seed, item_id).gauss(0.0, 1.0)
 
