@@ -35,6 +35,8 @@ bench: $(STAMP)
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/full_split.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/throughput.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/institution_ranking.py
+	$(BIN)/python benchmarks/ledger_io.py
+	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/ledger_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
