@@ -24,6 +24,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/govern validate institutions manifests
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/govern run manifests/senate.yaml --task gsm8k
+	$(BIN)/govern audit "$$(ls -td runs/*-senate-gsm8k* | head -n 1)"
 
 schema: $(STAMP)
 	$(BIN)/govern schema --out schemas/govern.schema.json

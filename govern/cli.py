@@ -204,6 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         download=args.download,
         api_base=args.api_base,
         key_file=Path(args.key_file) if args.key_file else None,
+        fsync=args.fsync,
     )
     try:
         run = prepare(request)
@@ -364,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--key-file",
         metavar="F",
         help="ledger key file (default: GOVERN_LEDGER_KEY, then ~/.config/govern/ledger-keys.json)",
+    )
+    p.add_argument(
+        "--fsync",
+        choices=("never", "seal", "always"),
+        default="seal",
+        help="when the ledger is forced to disk: never, at every seal (default), every entry",
     )
     return parser
 

@@ -127,3 +127,22 @@ def test_a_real_model_without_its_key_fails_before_the_run() -> None:
     result = govern("run", "manifests/senate.yaml", "--model", "openai/gpt-4o-mini")
     assert result.returncode == 2
     assert "needs OPENAI_API_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("policy", ["never", "always"])
+def test_the_ledger_fsync_policy_is_an_option(policy: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = govern(
+        "run",
+        "institutions/bare.yaml",
+        "--task",
+        "gsm8k",
+        "--limit",
+        "2",
+        "--fsync",
+        policy,
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert govern("audit", str(out)).returncode == 0

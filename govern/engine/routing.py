@@ -46,7 +46,3 @@ def resolve(
     if limit is not None and visits.get(target, 0) >= limit:
         target, via = arriving.exhausted, "stage_exhausted"
     return Transition(source, decision, target, edge_key(decision, target), via, counters)
-
-
-def stop(source: str, decision: str, why: str) -> Transition:
-    return Transition(source, decision, None, STOP, why)

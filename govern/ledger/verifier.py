@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from govern.ledger.format import GENESIS, mac_matches, parse, seal_statement
-from govern.ledger.keys import Keyring, load_public_key, public_key_hex, signing_key
+from govern.ledger.keys import Keyring, public_key_hex, signing_key
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
 from govern.ledger.writer import head_path
 
@@ -330,7 +330,3 @@ def _check_head(path: Path, lines: list[bytes], report: Report) -> None:
         body.get(k) != head.get(k) for k in ("root", "signature", "tree_size")
     ):
         raise _Stop(Damage("bad seal", seq, f"entry {seq} is not the seal {head_file.name} names"))
-
-
-def public_key_from_file(path: Path) -> Ed25519PublicKey:
-    return load_public_key(path.read_text())

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from govern.tasks.base import Task, TaskItem
-
-FsyncPolicy = Literal["never", "always"]
 
 
 def item_record(
@@ -67,16 +64,13 @@ def failed_record(item: TaskItem, error: str, latency: float, simulated: bool) -
 class ResultsWriter:
     """Appends one JSON line per finished item and flushes it, so a crash loses nothing."""
 
-    def __init__(self, path: Path, fsync: FsyncPolicy = "never") -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.fsync = fsync
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._file.flush()
-        if self.fsync == "always":
-            os.fsync(self._file.fileno())
 
     def close(self) -> None:
         self._file.close()

@@ -32,7 +32,7 @@ from govern.ledger.keys import (
     init_key_file,
     load_keyring,
 )
-from govern.ledger.writer import LedgerWriter
+from govern.ledger.writer import FsyncPolicy, LedgerWriter
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_simulated
 from govern.run.records import ResultsWriter, failed_record, item_record
@@ -66,6 +66,7 @@ class RunRequest:
     download: bool = False
     api_base: str | None = None
     key_file: Path | None = None  # default: GOVERN_LEDGER_KEY, then the user's key file
+    fsync: FsyncPolicy = "seal"  # when the ledger is forced to disk
 
 
 @dataclass
@@ -146,7 +147,11 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         },
     }
     ledger = LedgerWriter.create(
-        folder / "ledger.jsonl", keyring, f"{folder.name}-{uuid.uuid4().hex[:8]}", header
+        folder / "ledger.jsonl",
+        keyring,
+        f"{folder.name}-{uuid.uuid4().hex[:8]}",
+        header,
+        fsync=request.fsync,
     )
     (folder / "ledger.pub").write_text(ledger.public_key + "\n")
     controller = Controller(institution, manifest.governance, ledger, ManifestGuard(files))

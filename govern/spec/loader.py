@@ -88,15 +88,6 @@ def load_institution(path: Path) -> LoadedInstitution:
     return _institution_from(source)
 
 
-def load_manifest(path: Path) -> LoadedManifest:
-    source = read_yaml(path)
-    if spec_kind(source) != "manifest":
-        raise SpecInvalid(
-            [source.error((), "expected a manifest (with 'institution'), found an institution")]
-        )
-    return _manifest_from(source, path)
-
-
 def _institution_from(source: YamlSource, prefix: YamlPath = ()) -> LoadedInstitution:
     data = source.data
     for key in prefix:
