@@ -14,66 +14,41 @@ from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
 from govern.engine.prompts import candidate_section, feedback_section
-from govern.engine.stages.common import StageNodes, Update, failed, leave, record_turn
-from govern.engine.stages.parallel import parallel_stage, this_visit
-from govern.engine.stages.solo import consult
+from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
+from govern.engine.stages.parallel import ask_seat, parallel_stage, seat_failure, this_visit
 from govern.engine.state import combine
-from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, ClusterStage
 
 
 def build(stage: ClusterStage) -> StageNodes:
     async def work(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
-        seat, visit = payload["seat"], payload["visit"]
         seen = {**payload, "candidate": None} if stage.independent else payload
         sections = candidate_section(seen.get("candidate")) + feedback_section(seen.get("feedback"))
         act = "revise" if seen.get("candidate") else "solve"
-        try:
-            asked = await consult(
-                ctx,
-                seen,
-                stage.id,
-                stage.purpose,
-                seat.split("#")[0],
-                act,
-                visit,
-                sections,
-                ctx.task.answer_format,
-                agent=payload["agent"],
-            )
-        except ModelError as exc:
-            return {"errors": [f"{stage.id}: {exc}"]}
-        assert asked is not None  # the roster named this agent
+        asked = await ask_seat(
+            ctx, seen, stage.id, stage.purpose, act, sections, ctx.task.answer_format
+        )
+        if not isinstance(asked, Consultation):
+            return asked
         answer = ctx.task.parse_answer(asked.response.text)
         report = {
             "stage": stage.id,
-            "visit": visit,
-            "seat": seat,
+            "visit": asked.visit,
+            "seat": payload["seat"],
             "agent": asked.agent,
             "answer": answer,
             "text": asked.response.text,
         }
         record = record_turn(
-            ctx,
-            payload,
-            stage.id,
-            asked.agent,
-            act,
-            visit,
-            asked.messages,
-            asked.response,
-            answer is not None,
-            answer=answer,
-            seat=seat,
+            ctx, payload, stage.id, asked, answer is not None, answer=answer, seat=payload["seat"]
         )
         return combine(record, {"reports": [report]})
 
     async def merge(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
-        errors = [e for e in state["errors"] if e.startswith(f"{stage.id}: ")]
-        if errors:
-            return failed(ctx, state, stage.id, RuntimeError(errors[-1]), {})
+        if (stop := seat_failure(ctx, state, stage.id)) is not None:
+            return stop
         order = {seat: i for i, (seat, _) in enumerate(state["roster"])}
         reports = sorted(
             this_visit(state["reports"], stage.id, state["visits"][stage.id]),

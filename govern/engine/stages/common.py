@@ -8,7 +8,7 @@ from typing import Any
 from govern.engine.context import RunContext
 from govern.engine.routing import Transition
 from govern.engine.state import combine
-from govern.models.base import ModelResponse
+from govern.models.base import Message, ModelResponse
 from govern.spec.models import UNPARSABLE
 
 Update = dict[str, Any]
@@ -37,28 +37,31 @@ def arrive(state: dict, stage_id: str) -> tuple[int, Update]:
     return visit, {"visits": {stage_id: visit}, "path": [stage_id], "steps": state["steps"] + 1}
 
 
+@dataclass(frozen=True)
+class Consultation:
+    """One model call of one agent: who was asked, with what, and the reply."""
+
+    agent: str
+    act: str
+    visit: int
+    messages: list[Message]
+    response: ModelResponse
+
+
 def record_turn(
-    ctx: RunContext,
-    state: dict,
-    stage: str,
-    agent: str,
-    act: str,
-    visit: int,
-    messages: list,
-    response: ModelResponse,
-    parsed: bool,
-    **fields: Any,
+    ctx: RunContext, state: dict, stage: str, asked: Consultation, parsed: bool, **fields: Any
 ) -> Update:
     """Report one model call to the Controller (which logs it and weighs the evidence) and
     return its accounting and full record for the item's results."""
+    response = asked.response
     ctx.controller.observe_turn(
         state["item_id"],
         stage,
-        agent,
-        visit,
-        act,
+        asked.agent,
+        asked.visit,
+        asked.act,
         response.model,
-        messages,
+        asked.messages,
         response.text,
         parsed,
         (response.prompt_tokens, response.completion_tokens),
@@ -72,11 +75,11 @@ def record_turn(
         "turns": [
             {
                 "stage": stage,
-                "agent": agent,
-                "act": act,
-                "visit": visit,
+                "agent": asked.agent,
+                "act": asked.act,
+                "visit": asked.visit,
                 "model": response.model,
-                "messages": messages,
+                "messages": asked.messages,
                 "text": response.text,
                 "parsed": parsed,
                 "prompt_tokens": response.prompt_tokens,

@@ -14,8 +14,17 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from govern.engine.context import RunContext
-from govern.engine.stages.common import StageNodes, Update, arrive, nobody_may_act
+from govern.engine.stages.common import (
+    Consultation,
+    StageNodes,
+    Update,
+    arrive,
+    failed,
+    nobody_may_act,
+)
+from govern.engine.stages.solo import consult
 from govern.engine.state import combine
+from govern.models.base import ModelError
 
 
 def opening_node(stage_id: str, roles: list[str], voting: bool) -> Callable:
@@ -44,6 +53,41 @@ def fan_out(stage_id: str, worker: str) -> Callable:
         ]
 
     return send
+
+
+async def ask_seat(
+    ctx: RunContext,
+    payload: dict,
+    stage_id: str,
+    purpose: str,
+    act: str,
+    sections: list,
+    output_format: str,
+) -> Consultation | Update:
+    """A worker's call for its seat; a failure becomes an error the join will act on."""
+    try:
+        asked = await consult(
+            ctx,
+            payload,
+            stage_id,
+            purpose,
+            payload["seat"].split("#")[0],
+            act,
+            payload["visit"],
+            sections,
+            output_format,
+            agent=payload["agent"],
+        )
+    except ModelError as exc:
+        return {"errors": [f"{stage_id}: {exc}"]}
+    assert asked is not None  # the roster named this agent
+    return asked
+
+
+def seat_failure(ctx: RunContext, state: dict, stage_id: str) -> Update | None:
+    """At the join: a seat whose call failed ends the item, once, with the error."""
+    errors = [e for e in state["errors"] if e.startswith(f"{stage_id}: ")]
+    return failed(ctx, state, stage_id, RuntimeError(errors[-1]), {}) if errors else None
 
 
 def this_visit(records: list[dict], stage_id: str, visit: int) -> list[dict]:

@@ -8,8 +8,8 @@ from langgraph.runtime import Runtime
 from govern.engine.context import RunContext
 from govern.engine.formats import parse_decision, review_format
 from govern.engine.prompts import candidate_section
-from govern.engine.stages.common import StageNodes, Update, arrive, leave, record_turn
-from govern.engine.stages.solo import Consultation, consult_or_stop
+from govern.engine.stages.common import Consultation, StageNodes, Update, arrive, leave, record_turn
+from govern.engine.stages.solo import consult_or_stop
 from govern.engine.state import combine
 from govern.spec.models import UNPARSABLE, ReviewStage
 
@@ -23,6 +23,7 @@ def build(stage: ReviewStage) -> StageNodes:
         asked = await consult_or_stop(
             ctx,
             state,
+            arrival,
             stage.id,
             stage.purpose,
             stage.role,
@@ -30,7 +31,6 @@ def build(stage: ReviewStage) -> StageNodes:
             visit,
             candidate_section(state.get("candidate")),
             review_format(decisions, ctx.task.answer_format),
-            arrival,
             decisions=decisions,
         )
         if not isinstance(asked, Consultation):
@@ -41,17 +41,7 @@ def build(stage: ReviewStage) -> StageNodes:
         if decision == "amend" and amended is None:
             decision = None  # an amendment without an answer cannot be applied
         record = record_turn(
-            ctx,
-            state,
-            stage.id,
-            asked.agent,
-            "review",
-            visit,
-            asked.messages,
-            asked.response,
-            decision is not None,
-            decision=decision,
-            answer=amended,
+            ctx, state, stage.id, asked, decision is not None, decision=decision, answer=amended
         )
         if decision is None:
             return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)

@@ -8,7 +8,6 @@ the ``unparsable`` decision and leaves the candidate as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,6 +21,7 @@ from govern.engine.prompts import (
     notices_section,
 )
 from govern.engine.stages.common import (
+    Consultation,
     StageNodes,
     Update,
     arrive,
@@ -31,18 +31,11 @@ from govern.engine.stages.common import (
     record_turn,
 )
 from govern.engine.state import combine
-from govern.models.base import Message, ModelError, ModelResponse
+from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, SoloStage
 
 SectionsFor = Callable[[RunContext, dict], list[Section]]
 ActFor = Callable[[dict], str]
-
-
-@dataclass(frozen=True)
-class Consultation:
-    agent: str
-    messages: list[Message]
-    response: ModelResponse
 
 
 async def consult(
@@ -77,27 +70,16 @@ async def consult(
         output_format,
     )
     oracle = ctx.oracle(state, stage_id, agent, act, visit, **oracle_extra)
-    return Consultation(agent, messages, await ctx.call(agent, messages, oracle))
+    response = await ctx.call(agent, messages, oracle)
+    return Consultation(agent, act, visit, messages, response)
 
 
 async def consult_or_stop(
-    ctx: RunContext,
-    state: dict,
-    stage_id: str,
-    purpose: str,
-    role: str,
-    act: str,
-    visit: int,
-    sections: list[Section],
-    output_format: str,
-    arrival: Update,
-    **oracle_extra: Any,
+    ctx: RunContext, state: dict, arrival: Update, stage_id: str, *args: Any, **kwargs: Any
 ) -> Consultation | Update:
-    """consult, for a solo stage: an Update instead means the item stops here."""
+    """``consult`` for a solo stage; an Update instead means the item stops here."""
     try:
-        asked = await consult(
-            ctx, state, stage_id, purpose, role, act, visit, sections, output_format, **oracle_extra
-        )
+        asked = await consult(ctx, state, stage_id, *args, **kwargs)
     except ModelError as exc:
         return failed(ctx, state, stage_id, exc, arrival)
     return asked if asked is not None else nobody_may_act(ctx, state, stage_id, arrival)
@@ -111,36 +93,24 @@ def answering_node(
     async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         visit, arrival = arrive(state, stage.id)
-        act = act_for(state)
         extra = {k: f(ctx, state) for k, f in oracle_extra.items()}
         asked = await consult_or_stop(
             ctx,
             state,
+            arrival,
             stage.id,
             stage.purpose,
             stage.role,
-            act,
+            act_for(state),
             visit,
             sections_for(ctx, state),
             ctx.task.answer_format,
-            arrival,
             **extra,
         )
         if not isinstance(asked, Consultation):
             return asked
         answer = ctx.task.parse_answer(asked.response.text)
-        record = record_turn(
-            ctx,
-            state,
-            stage.id,
-            asked.agent,
-            act,
-            visit,
-            asked.messages,
-            asked.response,
-            answer is not None,
-            answer=answer,
-        )
+        record = record_turn(ctx, state, stage.id, asked, answer is not None, answer=answer)
         if answer is None:
             return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)
         candidate = {

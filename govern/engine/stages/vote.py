@@ -15,11 +15,10 @@ from langgraph.runtime import Runtime
 from govern.engine.context import RunContext
 from govern.engine.formats import VOTE_FORMAT, parse_ballot
 from govern.engine.prompts import candidate_section
-from govern.engine.stages.common import StageNodes, Update, failed, leave, record_turn
-from govern.engine.stages.parallel import parallel_stage, this_visit
-from govern.engine.stages.solo import Consultation, consult, consult_or_stop
+from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
+from govern.engine.stages.parallel import ask_seat, parallel_stage, seat_failure, this_visit
+from govern.engine.stages.solo import consult_or_stop
 from govern.engine.state import combine
-from govern.models.base import ModelError
 from govern.spec.models import UNPARSABLE, VoteStage
 
 TIE = "tie"
@@ -64,53 +63,36 @@ def _feedback(ballots: list[dict], decision: str) -> str | None:
 def build(stage: VoteStage) -> StageNodes:
     async def cast(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
-        seat, visit = payload["seat"], payload["visit"]
-        try:
-            asked = await consult(
-                ctx,
-                payload,
-                stage.id,
-                stage.purpose,
-                seat.split("#")[0],
-                "vote",
-                visit,
-                candidate_section(payload.get("candidate")),
-                VOTE_FORMAT,
-                agent=payload["agent"],
-            )
-        except ModelError as exc:
-            return {"errors": [f"{stage.id}: {exc}"]}
-        assert asked is not None  # the roster named this agent
+        asked = await ask_seat(
+            ctx,
+            payload,
+            stage.id,
+            stage.purpose,
+            "vote",
+            candidate_section(payload.get("candidate")),
+            VOTE_FORMAT,
+        )
+        if not isinstance(asked, Consultation):
+            return asked
         ballot = parse_ballot(asked.response.text)
         entry = {
             "stage": stage.id,
-            "visit": visit,
-            "seat": seat,
+            "visit": asked.visit,
+            "seat": payload["seat"],
             "agent": asked.agent,
             "ballot": ballot,
             "text": asked.response.text,
         }
         record = record_turn(
-            ctx,
-            payload,
-            stage.id,
-            asked.agent,
-            "vote",
-            visit,
-            asked.messages,
-            asked.response,
-            ballot is not None,
-            ballot=ballot,
-            seat=seat,
+            ctx, payload, stage.id, asked, ballot is not None, ballot=ballot, seat=payload["seat"]
         )
         return combine(record, {"ballots": [entry]})
 
     async def decide(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
+        if (stop := seat_failure(ctx, state, stage.id)) is not None:
+            return stop
         visit = state["visits"][stage.id]
-        errors = [e for e in state["errors"] if e.startswith(f"{stage.id}: ")]
-        if errors:
-            return failed(ctx, state, stage.id, RuntimeError(errors[-1]), {})
         ballots = this_visit(state["ballots"], stage.id, visit)
         eligible = sum(role.seats for role in ctx.institution.roles if role.id in stage.voters)
         decision = tally(stage, ballots, eligible)
@@ -128,6 +110,7 @@ def build(stage: VoteStage) -> StageNodes:
         asked = await consult_or_stop(
             ctx,
             state,
+            {},
             stage.id,
             stage.purpose,
             stage.chair,
@@ -135,23 +118,12 @@ def build(stage: VoteStage) -> StageNodes:
             visit,
             candidate_section(state.get("candidate")),
             VOTE_FORMAT,
-            {},
         )
         if not isinstance(asked, Consultation):
             return None, asked
         ballot = parse_ballot(asked.response.text)
         record = record_turn(
-            ctx,
-            state,
-            stage.id,
-            asked.agent,
-            "vote",
-            visit,
-            asked.messages,
-            asked.response,
-            ballot is not None,
-            ballot=ballot,
-            chair=True,
+            ctx, state, stage.id, asked, ballot is not None, ballot=ballot, chair=True
         )
         return ("pass" if ballot == "yes" else "fail"), record
 
