@@ -123,7 +123,11 @@ def test_budgets_cut_an_item_off() -> None:
 def test_an_institution_runs_under_a_default_manifest(tmp_path: Path) -> None:
     run = prepare(
         RunRequest(
-            ROOT / "institutions" / "tang.yaml", task="gsm8k", limit=2, out=tmp_path / "tang"
+            ROOT / "institutions" / "tang.yaml",
+            task="gsm8k",
+            limit=2,
+            out=tmp_path / "tang",
+            data=SAMPLE,
         )
     )
     assert run.manifest.id == "tang" and set(run.context.role_models.values()) == {"sim/medium"}
