@@ -30,10 +30,6 @@ class RunContext:
         if self.controller is None:
             self.controller = Controller(self.institution)
 
-    def agents(self, role_id: str) -> list[str]:
-        """Agent ids of a role's seats: 'senator#1' ... 'senator#5'."""
-        return [f"{role_id}#{seat}" for seat in range(1, self.institution.role(role_id).seats + 1)]
-
     async def call(self, agent: str, messages: list[Message], oracle: Oracle) -> ModelResponse:
         role_id = agent.split("#")[0]
         request = ModelRequest(
