@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/govern validate institutions manifests
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/govern run manifests/senate.yaml --task gsm8k
 	$(BIN)/govern audit "$$(ls -td runs/*-senate-gsm8k* | head -n 1)"
+	@echo "To type govern yourself: source $(VENV)/bin/activate (or call $(BIN)/govern); then try: govern list"
 
 schema: $(STAMP)
 	$(BIN)/govern schema --out schemas/govern.schema.json

@@ -8,15 +8,27 @@ langgraph or litellm.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from govern import __version__
 from govern.spec.errors import SpecInvalid
+from govern.text import ERRORS, printable
 
 PATTERNS = ("pipeline", "gated_pipeline", "autonomous_cluster", "consensus")
+
+# Exit status, documented in the README's "Errors" section.
+EXIT_OK = 0
+EXIT_INVALID = 1  # invalid specs; for `govern audit`, a damaged ledger
+EXIT_USAGE = 2  # a mistake in the command or in the files and folders it names
+EXIT_INTERNAL = 70  # a bug in govern (EX_SOFTWARE): the message asks for a report
+EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_BROKEN_PIPE = 141  # the reader of standard output went away
 
 
 class UsageError(Exception):
@@ -121,8 +133,26 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_output(path: Path, text: str, *, replace: bool) -> None:
+    """Write a file the user named with --out: over an existing file only when ``replace``,
+    never into a folder, a FIFO or a device (which could block), never half a traceback."""
+    if path.exists() or path.is_symlink():
+        if not replace:
+            raise UsageError(f"{path} already exists; choose another --out or remove it")
+        if not path.is_file():
+            raise UsageError(f"--out {path} is not a regular file; choose a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w" if replace else "x", encoding="utf-8") as file:
+            file.write(printable(text))
+    except FileExistsError:
+        raise UsageError(f"{path} already exists; choose another --out or remove it") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def cmd_new(args: argparse.Namespace) -> int:
-    import os
+    import shlex
 
     from govern.spec.loader import project_root
     from govern.spec.scaffold import scaffold_institution
@@ -130,23 +160,20 @@ def cmd_new(args: argparse.Namespace) -> int:
     out: Path | None = Path(args.out) if args.out else None
     schema_ref = None
     if out is not None:
-        if out.exists():
+        if out.exists() or out.is_symlink():
             raise UsageError(f"{out} already exists; choose another --out or remove it")
         schema = project_root(out.parent.resolve()) / "schemas" / "govern.schema.json"
-        if schema.exists():
+        if schema.is_file():
             schema_ref = os.path.relpath(schema, out.parent.resolve())
+    hint = shlex.quote(printable(out)) if out else "FILE"
     text = scaffold_institution(
-        args.name, args.pattern, schema_ref=schema_ref, hint=str(out) if out else "FILE"
+        printable(args.name), args.pattern, schema_ref=schema_ref, hint=hint
     )
     if out is None:
         print(text, end="")
         return 0
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
-    print(f"wrote {out}; check it with: govern validate {out}", file=sys.stderr)
+    _write_output(out, text, replace=False)
+    print(f"wrote {out}; check it with: govern validate {hint}", file=sys.stderr)
     return 0
 
 
@@ -155,10 +182,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if args.out:
-        try:
-            Path(args.out).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+        _write_output(Path(args.out), text, replace=True)
     else:
         print(text, end="")
     return 0
@@ -174,6 +198,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     for item in found:
         print(f"{item.kind:<12} {item.path:<36} {item.summary}")
     return 0
+
+
+def _whole_number(text: str, *, least: int, what: str) -> int:
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (--limit, --concurrency)."""
+    return _whole_number(text, least=1, what="a whole number of at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number of at least 0 (--seed, --prove)."""
+    return _whole_number(text, least=0, what="a whole number of at least 0")
 
 
 def _role_model(text: str) -> tuple[str, str]:
@@ -320,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-key", metavar="F", help="check only the signed seals, with this key")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--explain", action="store_true", help="a timeline per agent")
-    p.add_argument("--prove", type=int, metavar="SEQ", help="an inclusion proof for entry SEQ")
+    p.add_argument(
+        "--prove", type=non_negative_int, metavar="SEQ", help="an inclusion proof for entry SEQ"
+    )
 
     p = command("keys", cmd_keys, "Create, rotate or show the ledger keys (never the secret).")
     p.add_argument("action", choices=("init", "rotate", "public"))
@@ -333,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("run", cmd_run, "Run a manifest on a task (offline on sim/ models by default).")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--task", help="task name (default: the manifest's), e.g. gsm8k")
-    p.add_argument("--limit", type=int, metavar="N", help="run only the first N items")
+    p.add_argument(
+        "--limit", type=positive_int, metavar="N", help="run only the first N items (N >= 1)"
+    )
     p.add_argument("--model", metavar="M", help="model for every role without its own")
     p.add_argument(
         "--role-model",
@@ -343,10 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ROLE=M",
         help="model for one role (repeatable)",
     )
-    p.add_argument("--seed", type=int, metavar="S", help="seed (default: the manifest's)")
+    p.add_argument(
+        "--seed", type=non_negative_int, metavar="S", help="seed, >= 0 (default: the manifest's)"
+    )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=positive_int,
         default=8,
         metavar="C",
         help="model calls in flight at once (default 8)",
@@ -375,20 +425,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """Never fail on printing: a non-UTF-8 file name (surrogate escapes in ``sys.argv``)
+    or a character the terminal cannot show is printed backslash-escaped, as
+    :func:`govern.text.printable` escapes text written into files."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=ERRORS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit status: 0 success, 1 invalid specs (or a damaged ledger), 2 a mistake in the
+    command or its inputs, 70 a bug in govern, 130 interrupted, 141 stdout closed early."""
+    _tolerant_streams()
     try:
-        return args.handler(args)
+        args = build_parser().parse_args(argv)
+        status = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
     except UsageError as exc:
         print(f"govern: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except SpecInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        return 1
+        return EXIT_INVALID
     except KeyboardInterrupt:
         print("govern: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`govern list | head -1`): stop quietly, as other tools do.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        if exc.filename is None:
+            return _internal_error(exc)
+        # A file or folder the user named that cannot be used; the commands say so
+        # more precisely where they can, this is the net under all of them.
+        reason = exc.strerror or exc
+        print(f"govern: error: cannot use {exc.filename}: {reason}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # the last line of defence: a bug, reported as one
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    print(
+        f"govern: internal error (a bug in govern, please report it): {type(exc).__name__}: {exc}",
+        file=sys.stderr,
+    )
+    traceback.print_exception(exc, file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,11 +1,21 @@
-"""The README's examples are real: the institution and manifest it shows validate."""
+"""The README's examples are real: the institution and manifest it shows validate, and
+every command it shows exists as written."""
 
 from __future__ import annotations
 
+import argparse
+import glob
+import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from govern.cli import build_parser
 from tests.conftest import ROOT, spec_errors, write
 
 README = (ROOT / "README.md").read_text()
@@ -21,3 +31,122 @@ def test_the_readme_manifest_example_validates(project: Path) -> None:
     manifest = next(b for b in YAML_BLOCKS if "models:" in b and "stages:" not in b)
     shutil.copytree(ROOT / "institutions", project / "institutions")
     assert spec_errors(write(project / "manifests", "example.yaml", manifest)) == []
+
+
+# The README's commands are real: every `govern ...` it shows parses with the
+# parser the command line uses (nothing runs), so the docs and the code cannot drift.
+
+SHELL_BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
+NUMERIC_TYPES = {"positive_int", "non_negative_int", "int"}
+
+
+def _shell_commands() -> list[list[str]]:
+    """Each command line of the README's ``sh`` blocks as words, comments dropped,
+    continuations joined, ``<placeholders>`` made one word."""
+    commands = []
+    for block in SHELL_BLOCKS:
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(re.sub(r"<[^>]*>", "PLACEHOLDER", line), comments=True)
+            if words:
+                commands.append(words)
+    return commands
+
+
+def _inline_govern_commands() -> list[list[str]]:
+    """The `govern ...` commands quoted inline, in tables and prose."""
+    prose = re.sub(r"```.*?```", "", README, flags=re.S)
+    return [
+        shlex.split(re.sub(r"<[^>]*>", "PLACEHOLDER", text.replace("\\|", "|")))
+        for text in re.findall(r"`(govern [^`]+)`", prose)
+    ]
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    subparsers = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert name in subparsers.choices, f"the README shows `govern {name}`, which does not exist"
+    return subparsers.choices[name]
+
+
+def _concrete(words: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """A synopsis as arguments that must parse: [optional] groups opened and the
+    metavar of a numeric option given a number (``--limit N`` -> ``--limit 1``)."""
+    options = {s: a for a in parser._actions for s in a.option_strings}
+    out: list[str] = []
+    for word in words:
+        word = word.strip("[]")
+        if not word:
+            continue
+        previous = options.get(out[-1]) if out else None
+        numeric = getattr(getattr(previous, "type", None), "__name__", "") in NUMERIC_TYPES
+        out.append("1" if numeric and not word.startswith("-") and word.isupper() else word)
+    return out
+
+
+GOVERN_LINES = [w[1:] for w in _shell_commands() if w[0] == "govern"]
+
+
+def test_the_readme_shows_govern_commands() -> None:
+    assert len(GOVERN_LINES) >= 8 and len(_inline_govern_commands()) >= 10
+
+
+@pytest.mark.parametrize("words", GOVERN_LINES, ids=" ".join)
+def test_every_govern_command_in_a_readme_block_parses(words: list[str]) -> None:
+    parser = _subparser(words[0])
+    try:
+        build_parser().parse_args(_concrete(words, parser))
+    except SystemExit:
+        pytest.fail(f"the README's `govern {' '.join(words)}` does not parse")
+
+
+@pytest.mark.parametrize("words", _inline_govern_commands(), ids=" ".join)
+def test_every_inline_govern_command_names_real_options(words: list[str]) -> None:
+    parser = _subparser(words[1])
+    known = {s for a in parser._actions for s in a.option_strings}
+    flags = {w.strip("[]").split("=")[0] for w in words if w.strip("[").startswith("--")}
+    assert flags <= known, f"`{' '.join(words)}`: no such option {sorted(flags - known)}"
+
+
+@pytest.mark.parametrize("words", _shell_commands(), ids=" ".join)
+def test_the_files_a_readme_command_names_exist(words: list[str]) -> None:
+    for word in words:
+        if re.match(r"^(institutions|manifests|benchmarks|tasks|schemas)/", word):
+            assert glob.glob(str(ROOT / word)), f"the README names {word}, which is not here"
+
+
+def test_the_readme_says_how_to_call_govern_right_after_make_demo() -> None:
+    after_demo = README.split("make demo", 1)[1].split("## ", 1)[0]
+    assert "source .venv/bin/activate" in after_demo
+    makefile = (ROOT / "Makefile").read_text()
+    demo = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "source $(VENV)/bin/activate" in demo.strip().splitlines()[-1]
+
+
+def test_every_shell_command_is_govern_or_a_known_tool() -> None:
+    """A new kind of command in the README gets a check here, or an explicit pass."""
+    tools = {"govern", "make", "source", "export", ".venv/bin/python"}
+    assert {w[0] for w in _shell_commands()} <= tools
+
+
+ACTIVATE = Path(sys.executable).parent / "activate"
+
+
+@pytest.mark.skipif(not ACTIVATE.is_file(), reason="the tests do not run in a virtualenv")
+def test_after_activating_the_venv_govern_is_on_the_path() -> None:
+    """What the README tells a new user to do, in a fresh shell whose PATH lacks the venv."""
+    path = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if Path(p) != ACTIVATE.parent
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"PATH": path}
+    result = subprocess.run(
+        ["bash", "-c", f"source {shlex.quote(str(ACTIVATE))} && govern --version"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("govern ")

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from govern import __version__
-from govern.engine.compile import CompiledInstitution, compile_institution
 from govern.engine.context import RunContext, assign_models
 from govern.engine.state import initial_state
 from govern.governance.controller import Controller
@@ -44,6 +44,9 @@ from govern.spec.loader import LoadedManifest, project_root
 from govern.spec.models import Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError
 from govern.tasks.registry import get_task
+
+if TYPE_CHECKING:  # langgraph takes a second to import: only once the inputs are checked
+    from govern.engine.compile import CompiledInstitution
 
 log = structlog.get_logger()
 
@@ -124,6 +127,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     seed = manifest.seed if request.seed is None else request.seed
     keyring, key_notice = _keyring(request.key_file)
     folder = _new_folder(request, manifest.id, task_name)
+    from govern.engine.compile import compile_institution
+
     compiled = compile_institution(institution)
     simulated = all(is_simulated(m) for m in role_models.values())
     header = {
@@ -200,8 +205,16 @@ def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
 def _new_folder(request: RunRequest, manifest_id: str, task: str) -> Path:
     if request.out is not None:
         folder = request.out
-        if folder.exists() and any(folder.iterdir()):
-            raise RunSetupError(f"{folder} is not empty; choose a new --out folder")
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                raise RunSetupError(
+                    f"--out {folder} exists and is not a folder; choose a new --out folder"
+                )
+            try:
+                if any(folder.iterdir()):
+                    raise RunSetupError(f"{folder} is not empty; choose a new --out folder")
+            except OSError as exc:
+                raise RunSetupError(f"cannot read the folder {folder}: {exc.strerror}") from None
     else:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         base = project_root(Path.cwd()) / "runs" / f"{stamp}-{manifest_id}-{task}"
@@ -213,6 +226,11 @@ def _new_folder(request: RunRequest, manifest_id: str, task: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunSetupError(f"cannot create the run folder {folder}: {exc.strerror}") from None
+    try:  # an existing folder may be read-only: find out now, not at the ledger's first line
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise RunSetupError(f"cannot write in the run folder {folder}: {exc.strerror}") from None
     return folder
 
 

@@ -2,13 +2,63 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from govern.text import printable
+
 
 class TaskDataError(Exception):
     """The task's data cannot be found or read; the message says what to do."""
+
+
+def read_data_file(path: Path, how: str, what: str) -> bytes:
+    """The bytes of a task's data file, or a :class:`TaskDataError` saying what is wrong.
+
+    Only a regular file is read. The file is opened without waiting (``O_NONBLOCK``)
+    and checked after opening, so a FIFO, a device or a folder named by mistake is
+    refused at once instead of blocking or reading forever. ``how`` says where the
+    path came from (``--data``, an environment variable), ``what`` names the data.
+    """
+    shown = printable(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise TaskDataError(f"{what} data from {how} not found: {shown}") from None
+    except OSError as exc:
+        raise TaskDataError(f"cannot read {what} data from {how} {shown}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+            raise TaskDataError(
+                f"{what} data from {how} is {kind}: {shown}; give the path of a .jsonl file"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    except OSError as exc:
+        raise TaskDataError(f"cannot read {what} data from {how} {shown}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def data_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
+    """The non-blank lines of a data file as text, numbered from 1; a line that is not
+    UTF-8 (a binary file given by mistake) is a :class:`TaskDataError` naming it."""
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TaskDataError(
+                f"{printable(path)}:{number}: not UTF-8 text (byte {line[exc.start]:#04x} at "
+                f"column {exc.start + 1}; a binary file?); expected one JSON object a line"
+            ) from None
+        if text.strip():
+            yield number, text
 
 
 @dataclass(frozen=True, slots=True)

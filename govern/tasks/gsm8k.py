@@ -19,7 +19,8 @@ from pathlib import Path
 
 import structlog
 
-from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem
+from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem, data_lines, read_data_file
+from govern.text import printable
 
 log = structlog.get_logger()
 
@@ -55,6 +56,40 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _is_official(path: Path) -> bool:
+    """Whether ``path`` holds the official split; an unreadable file does not."""
+    try:
+        return path.is_file() and sha256_of(path) == OFFICIAL_SHA256
+    except OSError:
+        return False
+
+
+def _question_and_answer(line: str) -> tuple[str, str]:
+    """The two fields of a GSM8K line; ValueError saying what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at column {exc.colno}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    fields = []
+    for key in ("question", "answer"):
+        if key not in record:
+            raise ValueError(f"no '{key}'")
+        value = record[key]
+        if not isinstance(value, str) or not value.strip():
+            got = "null" if value is None else ("empty text" if value == "" else repr(value))
+            raise ValueError(f"'{key}' is {got}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, written as an escape in the JSON
+            raise ValueError(f"'{key}' holds an invalid \\u escape") from None
+        fields.append(value)
+    return fields[0], fields[1]
+
+
 class GSM8K:
     name = "gsm8k"
     description = "grade-school maths word problems (official test split: 1,319)"
@@ -70,7 +105,7 @@ class GSM8K:
         if env:
             return self._read(Path(env), "GOVERN_GSM8K")
         cached = cache_path()
-        if cached.is_file() and sha256_of(cached) == OFFICIAL_SHA256:
+        if _is_official(cached):
             return self._read(cached, "cache")
         if allow_download:
             downloaded = self._download(cached)
@@ -85,31 +120,30 @@ class GSM8K:
         return TaskData(sample.items, sample.source, benchmark=False, notice=notice)
 
     def _read(self, path: Path, how: str) -> TaskData:
-        if not path.is_file():
-            raise TaskDataError(f"GSM8K data from {how} not found: {path}")
-        official = sha256_of(path) == OFFICIAL_SHA256
-        prefix = "gsm8k/test" if official else ("sample" if path == SAMPLE else path.stem)
+        raw = read_data_file(path, how, "GSM8K")
+        official = hashlib.sha256(raw).hexdigest() == OFFICIAL_SHA256
+        stem = printable(path.stem)
+        prefix = "gsm8k/test" if official else ("sample" if path == SAMPLE else stem)
         items = []
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    question, answer = record["question"], record["answer"]
-                except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise TaskDataError(
-                        f"{path}:{number}: not a GSM8K line ({exc}); expected JSON with "
-                        "'question' and 'answer'"
-                    ) from None
-                gold = answer.split("####")[-1] if "####" in answer else None
-                items.append(
-                    TaskItem(
-                        f"{prefix}/{len(items):04d}", question, normalise(gold) if gold else None
-                    )
-                )
-        source = f"{path} ({'official GSM8K test split, sha256 verified' if official else how})"
-        return TaskData(items, source, benchmark=official)
+        for number, line in data_lines(path, raw):
+            try:
+                question, answer = _question_and_answer(line)
+            except ValueError as exc:
+                raise TaskDataError(
+                    f"{printable(path)}:{number}: not a GSM8K line ({exc}); expected JSON "
+                    "with 'question' and 'answer' as text"
+                ) from None
+            gold = answer.split("####")[-1] if "####" in answer else None
+            items.append(
+                TaskItem(f"{prefix}/{len(items):04d}", question, normalise(gold) if gold else None)
+            )
+        if not items:
+            raise TaskDataError(
+                f"GSM8K data from {how} has no problems: {printable(path)}; expected one JSON "
+                "object a line with 'question' and 'answer'"
+            )
+        what = "official GSM8K test split, sha256 verified" if official else how
+        return TaskData(items, f"{printable(path)} ({what})", benchmark=official)
 
     def _download(self, target: Path) -> Path | None:
         url = os.environ.get("GOVERN_GSM8K_URL", OFFICIAL_URL)
