@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import pytest
 
 from govern.models.base import ModelError, ModelRequest, ModelResponse, Oracle
 from govern.models.litellm_client import LiteLLMClient, missing_credentials
+from govern.models.providers import unknown_provider
+from govern.models.router import ModelRouter
 from tests.conftest import ROOT
 
 MODEL = "openai/test-model"  # unknown to litellm's price list
@@ -260,7 +263,7 @@ def test_a_reply_slower_than_the_timeout_is_retried_then_fails(server: FakeServe
     err = fail(client(server, timeout=0.5, max_retries=1), request())
     assert len(server.raw) == 2
     assert err.attempts == 2 and err.retryable
-    assert err.reason == "timed out after 0.5 s"
+    assert err.reason == "timed out (0.5 s per attempt)"
 
 
 def test_unauthorized_is_not_retried(server: FakeServer) -> None:
@@ -314,6 +317,131 @@ def test_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert missing_credentials("openai/gpt-4o-mini") == []
     assert missing_credentials("no-such-provider-model") == []
+
+
+@pytest.mark.parametrize(
+    ("model", "needs"),
+    [
+        ("gpt-4o-mini", ["OPENAI_API_KEY"]),
+        ("o3-mini", ["OPENAI_API_KEY"]),
+        ("claude-sonnet-4-5", ["ANTHROPIC_API_KEY"]),
+        ("anthropic/claude-x", ["ANTHROPIC_API_KEY"]),
+        ("gemini/gemini-1.5-pro", ["GEMINI_API_KEY or GOOGLE_API_KEY"]),
+        ("mistral/mistral-large", ["MISTRAL_API_KEY"]),
+        ("groq/llama3", ["GROQ_API_KEY"]),
+        ("deepseek/deepseek-chat", ["DEEPSEEK_API_KEY"]),
+        ("openrouter/openai/gpt-4o", ["OPENROUTER_API_KEY or OR_API_KEY"]),
+        (
+            "azure/my-deployment",
+            [
+                "AZURE_API_KEY or AZURE_OPENAI_API_KEY or AZURE_AD_TOKEN",
+                "AZURE_API_BASE or AZURE_OPENAI_ENDPOINT",
+            ],
+        ),
+        ("ollama_chat/llama3.1", []),  # a local server: nothing definite
+        ("bedrock/anthropic.claude-3", []),  # credentials may come from a profile
+        ("nosuchprovider/x", []),
+        ("llama3", []),
+    ],
+)
+def test_the_credential_table(
+    model: str, needs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in {n for need in needs for n in need.split(" or ")} | {"OPENAI_API_KEY"}:
+        monkeypatch.delenv(name, raising=False)
+    assert missing_credentials(model) == needs
+
+
+def test_any_one_alternative_will_do_and_an_api_base_stands_for_a_base(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GOOGLE_API_KEY", "g")
+    assert missing_credentials("gemini/gemini-1.5-pro") == []
+    monkeypatch.setenv("AZURE_API_KEY", "a")
+    assert missing_credentials("azure/d", api_base="https://x.openai.azure.com") == []
+    # the OpenAI SDK will not send without a key, even to a server of one's own
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert missing_credentials("openai/x", api_base="http://127.0.0.1:1/v1") == ["OPENAI_API_KEY"]
+    assert missing_credentials("anthropic/x", api_base="http://127.0.0.1:1") == []
+
+
+PROBLEMS_TIMING = """
+import sys, time
+started = time.perf_counter()
+from govern.models.router import ModelRouter
+found = ModelRouter().problems(["openai/gpt-4o-mini", "nosuchprovider/x"])
+elapsed = time.perf_counter() - started
+assert "litellm" not in sys.modules, "litellm was imported"
+assert any("OPENAI_API_KEY" in p for p in found), found
+assert any("nosuchprovider" in p for p in found), found
+print(elapsed)
+"""
+
+
+def test_problems_are_found_without_importing_litellm_and_at_once() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROBLEMS_TIMING],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) < 1.0  # importing litellm alone takes seconds
+
+
+def test_an_unknown_provider_is_a_problem_before_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    router = ModelRouter(api_base="http://127.0.0.1:9/v1")
+    (problem,) = router.problems(["nosuchprovider/x", "openai/x", "hosted_vllm/x"])
+    assert "litellm knows no provider 'nosuchprovider'" in problem
+    assert ModelRouter(api_key="k").problems(["groq/llama3", "together_ai/meta/x", "llama3"]) == []
+
+
+# names litellm places (a provider, a listed model, a routing rule, a known host) and names
+# it refuses; the check that reads litellm's files must agree with litellm itself
+PLACED = [
+    ("openai/x", None),
+    ("anthropic/claude-x", None),
+    ("hosted_vllm/x", None),
+    ("ollama_chat/llama3.1", None),
+    ("together_ai/meta-llama/x", None),
+    ("openrouter/openai/gpt-4o", None),
+    ("publicai/x", None),  # a provider litellm defines in JSON, not in its enum
+    ("meta-llama/Llama-3-8b", "https://api.together.xyz/v1"),  # placed by its api_base
+]
+REFUSED = [
+    ("nosuchprovider/x", None),
+    ("nosuchprovider/x", "http://127.0.0.1:8000/v1"),
+    ("meta-llama/Llama-3-8b", None),
+    ("OpenAI/gpt-4o", None),
+]
+
+
+def test_unknown_provider_agrees_with_litellm() -> None:
+    from govern.models.litellm_client import _litellm
+
+    get_llm_provider = _litellm().get_llm_provider
+    for model, api_base in PLACED:
+        get_llm_provider(model, api_base=api_base)  # litellm places it
+        assert unknown_provider(model, api_base=api_base) is None, model
+    for model, api_base in REFUSED:
+        with pytest.raises(Exception, match="LLM Provider NOT provided"):
+            get_llm_provider(model, api_base=api_base)
+        assert unknown_provider(model, api_base=api_base) == model.split("/")[0], model
+    assert unknown_provider("llama3") is None  # bare names: litellm's own business
+
+
+def test_an_unknown_provider_fails_each_call_with_a_clear_reason() -> None:
+    err = fail(LiteLLMClient(api_key="k", sleep=Sleeps()), request(model="nosuchprovider/x"))
+    assert err.attempts == 1 and not err.retryable
+    assert err.reason.startswith("unknown provider 'nosuchprovider'")
 
 
 def test_importing_the_client_does_not_import_litellm() -> None:

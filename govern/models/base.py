@@ -61,7 +61,8 @@ class ModelError(Exception):
     retryable: bool = field(default=False, compare=False)
 
     def __str__(self) -> str:
-        return f"{self.model}: {self.reason} (after {self.attempts} attempt(s))"
+        after = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"{self.model}: {self.reason}{after}"
 
 
 class ModelClient(Protocol):

@@ -21,15 +21,21 @@ class ModelRouter:
         api_base: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
+        deadline: float = 180.0,
         max_retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 20.0,
         concurrency: int = 8,
         clients: dict[str, ModelClient] | None = None,
     ) -> None:
         self.simulator = simulator or {}
         self.api_base = api_base
         self.api_key = api_key
-        self.timeout = timeout
+        self.timeout = timeout  # seconds for one attempt, all of it
+        self.deadline = deadline  # seconds for a whole call, retries and backoff included
         self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
         self.concurrency = concurrency
         self._clients: dict[str, ModelClient] = dict(clients or {})
         self._remote: ModelClient | None = None
@@ -51,7 +57,10 @@ class ModelRouter:
                 api_base=self.api_base,
                 api_key=self.api_key,
                 timeout=self.timeout,
+                deadline=self.deadline,
                 max_retries=self.max_retries,
+                backoff_base=self.backoff_base,
+                backoff_max=self.backoff_max,
             )
         return self._remote
 
@@ -63,7 +72,13 @@ class ModelRouter:
             return await client.complete(request)
 
     def problems(self, models: Iterable[str]) -> list[str]:
-        """What stops these models from running, before any call is made."""
+        """What stops these models from running, before any call is made.
+
+        Never imports litellm: credentials and providers are looked up in
+        ``govern.models.providers``, which answers in milliseconds.
+        """
+        from govern.models.providers import missing_credentials, unknown_provider
+
         found: list[str] = []
         for model in sorted(set(models)):
             if model in self._clients:
@@ -73,13 +88,22 @@ class ModelRouter:
                     resolve_sim_params(model, self.simulator)
                 except KeyError as exc:
                     found.append(str(exc.args[0]))
-            elif self.api_key is None and self.api_base is None:
-                from govern.models.litellm_client import missing_credentials
-
-                missing = missing_credentials(model)
+                continue
+            prefix = unknown_provider(model, api_base=self.api_base)
+            if prefix is not None:
+                found.append(
+                    f"model '{model}': litellm knows no provider '{prefix}' (write the model as "
+                    "provider/name, e.g. openai/NAME for an OpenAI-compatible server)"
+                )
+            elif self.api_key is None:
+                missing = missing_credentials(model, api_base=self.api_base)
                 if missing:
+                    hint = (
+                        "any value will do if the server at the api_base asks for none"
+                        if self.api_base
+                        else "or use a sim/ model to run offline"
+                    )
                     found.append(
-                        f"model '{model}' needs {', '.join(missing)} in the "
-                        "environment (or use a sim/ model to run offline)"
+                        f"model '{model}' needs {', '.join(missing)} in the environment ({hint})"
                     )
         return found
