@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from govern.ledger.keys import keyring_from_secret, signing_key
+from govern.ledger.keys import keyring_from_secrets
 from govern.ledger.verifier import verify
 from govern.ledger.writer import LedgerWriter
 
-RING = keyring_from_secret("11" * 32, "benchmark")
+RING = keyring_from_secrets("11" * 32, "33" * 32, "benchmark")
 WRITE_TARGET = 15.0  # seconds per million entries written
 VERIFY_TARGET = 8.0  # seconds per million entries verified
 MILLION = 1_000_000
@@ -86,7 +86,7 @@ def main() -> None:
         ledger_s = write_ledger(ledger, entries)
         plain_s = write_plain(plain, entries)
         hmac_s, checked = timed_verify(ledger, keyring=RING)
-        public_s, _ = timed_verify(ledger, public_key=signing_key(RING.active_key).public_key())
+        public_s, _ = timed_verify(ledger, trusted={RING.active_signer.public: "test"})
         ledger_bytes, plain_bytes = ledger.stat().st_size, plain.stat().st_size
 
     body_bytes = len(json.dumps(body(0), separators=(",", ":")))

@@ -231,12 +231,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
     from govern.logs import configure_logging
-    from govern.run.report import print_summary, progress
+    from govern.run.report import print_summary, progress, report_failures
+    from govern.run.resume import AlreadyComplete
     from govern.run.runner import RunRequest, RunSetupError, execute, prepare
 
     configure_logging()
+    if (args.manifest is None) == (args.resume is None):
+        raise UsageError("give a MANIFEST to run, or --resume DIR to continue a run (not both)")
     request = RunRequest(
-        manifest=Path(args.manifest),
+        manifest=Path(args.manifest or "."),
         task=args.task,
         limit=args.limit,
         model=args.model,
@@ -249,24 +252,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         api_base=args.api_base,
         key_file=Path(args.key_file) if args.key_file else None,
         fsync=args.fsync,
+        resume=Path(args.resume) if args.resume else None,
     )
     try:
         run = prepare(request)
     except RunSetupError as exc:
         raise UsageError(str(exc)) from None
-    if run.data.notice:
-        print(f"notice: {run.data.notice}", file=sys.stderr)
+    except AlreadyComplete as exc:
+        print(f"govern: {exc}", file=sys.stderr)
+        return 0
+    for notice in run.notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    pending = len(run.data.items) - len(run.finished)
     try:
-        with progress(len(run.data.items), f"{run.manifest.id} on {run.task.name}") as advance:
+        with progress(pending, f"{run.manifest.id} on {run.task.name}") as advance:
             summary = asyncio.run(execute(run, on_item=advance))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        signal_name = run.stopped_by or "SIGINT"
         print(
-            f"govern: interrupted; finished items and an incomplete summary are in {run.folder}",
+            f"govern: interrupted by {signal_name}; finished items, an incomplete summary and a "
+            f"ledger sealed as interrupted are in {run.folder}; continue with: "
+            f"govern run --resume {run.folder}",
             file=sys.stderr,
         )
-        return 130
+        return 143 if signal_name == "SIGTERM" else 130
     print_summary(summary, run.folder, run.data.notice)
-    return 0
+    return report_failures(summary)  # 1 when every item failed
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -276,16 +287,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
         result = audit(
             Path(args.target),
             key_file=Path(args.key_file) if args.key_file else None,
-            public_key_file=Path(args.public_key) if args.public_key else None,
+            public_keys=tuple(Path(p) for p in args.public_key),
+            trusted_file=Path(args.trusted_keys) if args.trusted_keys else None,
             explain=args.explain,
             prove_seq=args.prove,
+            since=Path(args.since) if args.since else None,
         )
     except AuditUsageError as exc:
         raise UsageError(str(exc)) from None
-    if args.json:
-        print(json.dumps(result.report, indent=2))
+    head = json.dumps(result.head, indent=2, sort_keys=True) + "\n" if result.head else None
+    if args.write_head and head is None:
+        raise UsageError("the ledger has no intact seal to write out as a head")
+    if args.write_head and args.write_head != "-":
+        try:
+            Path(args.write_head).write_text(head, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.write_head}: {exc.strerror}") from None
+    report = json.dumps(result.report, indent=2) if args.json else "\n".join(result.text)
+    if args.write_head == "-":  # the head is the output; the verdict goes to stderr
+        print(head, end="")
+        print(report, file=sys.stderr)
     else:
-        print("\n".join(result.text))
+        print(report)
     return 0 if result.intact else 1
 
 
@@ -294,27 +317,46 @@ def cmd_keys(args: argparse.Namespace) -> int:
         LedgerKeyError,
         default_key_file,
         init_key_file,
-        public_key_hex,
-        read_key_file,
+        load_keyring,
         rotate_key_file,
-        signing_key,
+        trust_public_key,
     )
 
     path = Path(args.file) if args.file else default_key_file()
-    actions = {"init": init_key_file, "rotate": rotate_key_file, "public": read_key_file}
+    if (args.action == "trust") != (args.public is not None):
+        raise UsageError("`govern keys trust PUBLIC_KEY` takes a key; the other actions take none")
     try:
-        ring = actions[args.action](path)
+        if args.action == "init":
+            ring = init_key_file(path)
+        elif args.action == "rotate":
+            ring = rotate_key_file(path)
+        elif args.action == "trust":
+            ring = trust_public_key(path, _public_key_text(args.public), args.name or "")
+        else:  # public: the key that signs this user's runs, from wherever runs take it
+            ring = load_keyring(Path(args.file) if args.file else None)
+        public = ring.active_signer.public
     except LedgerKeyError as exc:
         raise UsageError(str(exc)) from None
-    public = public_key_hex(signing_key(ring.active_key).public_key())
     if args.action == "public":
         print(public)
     else:
         print(
-            f"{args.action}: {path} (mode 600), active key {ring.active}; seal public key {public}",
+            f"{args.action}: {ring.source} (mode 600), active key {ring.active}; "
+            f"seal public key {public}",
             file=sys.stderr,
         )
     return 0
+
+
+def _public_key_text(value: str) -> str:
+    """A public key given as hex, or as a file holding it."""
+    path = Path(value)
+    if len(value) != 64 and path.is_file():
+        try:
+            return path.read_bytes()[:4096].decode("ascii", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"cannot read {value}: {exc.strerror}") from None
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,22 +396,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("list", cmd_list, "List the institutions, manifests and tasks of this project.")
 
-    p = command("audit", cmd_audit, "Verify a run's ledger; explain it; prove an entry.")
+    p = command("audit", cmd_audit, "Verify a run's ledger and files; explain it; prove entries.")
     p.add_argument("target", metavar="RUN_DIR_OR_LEDGER")
     p.add_argument(
         "--key-file",
         metavar="F",
         help="HMAC key file (default: GOVERN_LEDGER_KEY, then ~/.config/govern/ledger-keys.json)",
     )
-    p.add_argument("--public-key", metavar="F", help="check only the signed seals, with this key")
+    p.add_argument(
+        "--public-key",
+        metavar="F",
+        action="append",
+        default=[],
+        help="check the signed seals with this trusted seal key, kept outside the run folder "
+        "(repeatable; without --key-file, no HMAC key is used)",
+    )
+    p.add_argument(
+        "--trusted-keys", metavar="F", help="a file of trusted seal keys, one 'HEX [name]' a line"
+    )
+    p.add_argument(
+        "--since",
+        metavar="HEAD_FILE",
+        help="prove the ledger is an append-only extension of this earlier signed head",
+    )
+    p.add_argument(
+        "--write-head",
+        metavar="F",
+        help="write the latest verified signed head to F ('-': standard output), for witnessing",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--explain", action="store_true", help="a timeline per agent")
     p.add_argument(
         "--prove", type=non_negative_int, metavar="SEQ", help="an inclusion proof for entry SEQ"
     )
 
-    p = command("keys", cmd_keys, "Create, rotate or show the ledger keys (never the secret).")
-    p.add_argument("action", choices=("init", "rotate", "public"))
+    p = command("keys", cmd_keys, "Create, rotate, show or trust ledger keys (never the secret).")
+    p.add_argument("action", choices=("init", "rotate", "public", "trust"))
+    p.add_argument(
+        "public",
+        nargs="?",
+        metavar="PUBLIC_KEY",
+        help="with trust: another writer's seal public key (hex, or a file holding it)",
+    )
+    p.add_argument("--name", help="with trust: a name for the key")
     p.add_argument(
         "--file",
         metavar="F",
@@ -377,7 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("run", cmd_run, "Run a manifest on a task (offline on sim/ models by default).")
-    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("manifest", metavar="MANIFEST", nargs="?")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the unfinished run in DIR with the settings it started with",
+    )
     p.add_argument("--task", help="task name (default: the manifest's), e.g. gsm8k")
     p.add_argument(
         "--limit", type=positive_int, metavar="N", help="run only the first N items (N >= 1)"

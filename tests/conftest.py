@@ -49,13 +49,16 @@ TINY = textwrap.dedent("""\
     """)
 
 
-TEST_KEY = "5e" * 32  # a ledger key for tests only
+TEST_KEY = "5e" * 32  # a ledger HMAC key for tests only
+TEST_SEAL_KEY = "a7" * 32  # a seal-signing key for tests only, a separate secret
+TEST_KEYS = {"GOVERN_LEDGER_KEY": TEST_KEY, "GOVERN_SIGNING_KEY": TEST_SEAL_KEY}
 
 
 @pytest.fixture(autouse=True)
 def ledger_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process runs sign their ledgers with the test key, never a user's key file."""
-    monkeypatch.setenv("GOVERN_LEDGER_KEY", TEST_KEY)
+    """In-process runs sign their ledgers with the test keys, never a user's key file."""
+    for name, value in TEST_KEYS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -87,7 +90,7 @@ def clean_environment(**extra: str) -> dict[str, str]:
     would be; GOVERN_LEDGER_KEY is unset unless a test passes it.
     """
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    for name in ("GOVERN_GSM8K", "GOVERN_LEDGER_KEY", "GOVERN_KEY_FILE"):
+    for name in ("GOVERN_GSM8K", "GOVERN_LEDGER_KEY", "GOVERN_SIGNING_KEY", "GOVERN_KEY_FILE"):
         env.pop(name, None)
     env["XDG_CACHE_HOME"] = str(ROOT / "runs" / ".no-cache")
     env["XDG_CONFIG_HOME"] = str(ROOT / "runs" / ".test-config")

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from govern.ledger.keys import keyring_from_secret
+from govern.ledger.keys import keyring_from_secrets
 from govern.ledger.writer import LedgerWriter
 
 SECRET = "11" * 32  # the test keyring of tests/test_ledger.py
@@ -46,7 +46,7 @@ class ChunkedFile:
 
 
 def main() -> None:
-    ring = keyring_from_secret(SECRET, "test")
+    ring = keyring_from_secrets(SECRET, "33" * 32, "test")
     writer = LedgerWriter.create(
         Path(sys.argv[1]), ring, "crash", {"purpose": "crash test"}, seal_every=1000, fsync="never"
     )

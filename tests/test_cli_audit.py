@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TEST_KEY
+from tests.conftest import ROOT, TEST_KEYS
 from tests.conftest import run_cli as govern
 
-KEY = {"GOVERN_LEDGER_KEY": TEST_KEY}
+KEY = TEST_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,9 @@ def test_the_wrong_key_exits_1(run_dir: Path) -> None:
     assert result.returncode == 1 and result.stdout.startswith("wrong key at entry 0")
 
 
-def test_the_public_key_alone_checks_seals_and_proofs(run_dir: Path) -> None:
-    public = str(run_dir / "ledger.pub")
+def test_the_public_key_alone_checks_seals_and_proofs(run_dir: Path, tmp_path: Path) -> None:
+    public = str(tmp_path / "seal.pub")  # obtained from the writer, kept outside the run folder
+    Path(public).write_text(govern("keys", "public", **KEY).stdout)
     result = govern("audit", str(run_dir), "--public-key", public, "--prove", "5")
     assert result.returncode == 0, result.stdout
     assert "seals checked (public key)" in result.stdout

@@ -30,7 +30,6 @@ def test_run_without_data_uses_the_sample_and_says_so(tmp_path: Path) -> None:
         "graph.mmd",
         "ledger.head",
         "ledger.jsonl",
-        "ledger.pub",
         "manifest.json",
         "results.jsonl",
         "summary.json",

@@ -16,7 +16,7 @@ from govern.models.sim.scripted import ScriptedClient
 from govern.run.runner import RunRequest, execute, prepare
 from govern.spec.models import Governance
 from govern.tasks.gsm8k import SAMPLE
-from tests.conftest import ROOT, spec_errors, write
+from tests.conftest import ROOT, TEST_KEYS, spec_errors, write
 from tests.engine_harness import institution_at
 
 CHANCERY = ROOT / "manifests" / "chancery_governed.yaml"
@@ -32,7 +32,8 @@ def chancery_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("chancery") / "run"
     request = RunRequest(CHANCERY, limit=25, concurrency=1, out=out, data=SAMPLE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GOVERN_LEDGER_KEY", "5e" * 32)
+        for name, value in TEST_KEYS.items():
+            patch.setenv(name, value)
         asyncio.run(execute(prepare(request)))
     return out
 
@@ -45,11 +46,12 @@ def test_the_ladder_is_in_the_ledger(chancery_run: Path) -> None:
     assert ("suspension:suspended->warned", "suspended", "warned", "expiry") in clerk
     assert ("good_record:warned->active", "warned", "active", "restoration") in clerk
     findings = [e["body"] for e in ledger_entries(chancery_run) if e["kind"] == "finding"]
+    ladder = [f for f in findings if f["predicate"] == "unparsable_streak"]
     assert {
         "rule": "format:warned->suspended",
         "predicate": "unparsable_streak",
         "subject": "clerk#1",
-    }.items() <= findings[1].items()
+    }.items() <= ladder[1].items()
 
 
 def test_the_stand_in_acts_while_the_clerk_is_suspended(chancery_run: Path) -> None:
@@ -212,7 +214,9 @@ def test_changing_the_manifest_mid_run_halts_it(tmp_path: Path) -> None:
     assert summary["complete"] is False and 0 < summary["n"] < 6
     halt = [e for e in ledger_entries(run.folder) if e["kind"] == "halt"]
     assert halt and halt[0]["body"]["reason"] == "manifest changed"
-    assert audit(run.folder).intact  # halted, but sealed and intact
+    verdict = audit(run.folder)  # halted: sealed and intact, but not a complete run
+    assert verdict.report["ledger"]["intact"] and verdict.report["ledger"]["closed_as"] == "halted"
+    assert not verdict.intact
 
 
 OVERLAY_ERRORS = [

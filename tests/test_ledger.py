@@ -13,17 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from govern.ledger.format import encode, parse, seal_statement
+from govern.ledger.format import encode, head_statement, parse
 from govern.ledger.keys import (
     HmacKey,
     Keyring,
     LedgerKeyError,
     init_key_file,
-    keyring_from_secret,
+    keyring_from_secrets,
     public_key_hex,
     read_key_file,
     rotate_key_file,
-    signing_key,
 )
 from govern.ledger.merkle import (
     EMPTY_ROOT,
@@ -36,9 +35,10 @@ from govern.ledger.proofs import ProofError, check_proof, prove
 from govern.ledger.verifier import Report, verify
 from govern.ledger.writer import LedgerBusy, LedgerWriter, head_path
 
-RING = keyring_from_secret("11" * 32, "test")
-OTHER_RING = keyring_from_secret("22" * 32, "other")
-PUBLIC = signing_key(RING.active_key).public_key()
+RING = keyring_from_secrets("11" * 32, "33" * 32, "test")
+OTHER_RING = keyring_from_secrets("22" * 32, "44" * 32, "other")
+PUBLIC = {RING.active_signer.public: "test"}  # the trusted seal key
+OTHER_PUBLIC = {OTHER_RING.active_signer.public: "other"}
 
 # header (0), transitions 1-9, seal 10, transitions 11-19, seal 20, transitions 21-28,
 # closing seal 29: thirty entries, three seals.
@@ -108,7 +108,7 @@ def test_layout_of_the_test_ledger(ledger: Path) -> None:
 def test_intact_with_hmac_key(ledger: Path) -> None:
     report = verify(ledger, RING)
     assert report.intact, report.summary()
-    assert (report.sealed, report.entries, report.seals, report.mode) == (
+    assert (report.closed_as == "complete", report.entries, report.seals, report.mode) == (
         True,
         ENTRIES,
         len(SEALS),
@@ -119,9 +119,9 @@ def test_intact_with_hmac_key(ledger: Path) -> None:
 
 
 def test_intact_with_public_key_only(ledger: Path) -> None:
-    report = verify(ledger, public_key=PUBLIC)
+    report = verify(ledger, trusted=PUBLIC)
     assert report.intact, report.summary()
-    assert (report.sealed, report.entries, report.seals, report.mode) == (
+    assert (report.closed_as == "complete", report.entries, report.seals, report.mode) == (
         True,
         ENTRIES,
         len(SEALS),
@@ -251,8 +251,7 @@ def test_other_key_is_wrong_key(ledger: Path) -> None:
 
 
 def test_other_public_key_is_bad_seal(ledger: Path) -> None:
-    other = signing_key(OTHER_RING.active_key).public_key()
-    assert damage_of(verify(ledger, public_key=other))[0] == "bad seal"
+    assert damage_of(verify(ledger, trusted=OTHER_PUBLIC))[0] == "wrong key"
 
 
 def test_closing_seal_removed_is_bad_seal(ledger: Path) -> None:
@@ -285,7 +284,7 @@ def test_forged_seal_signature_with_public_key_is_bad_seal(ledger: Path) -> None
     lines = lines_of(ledger)
     lines[20] = _with_signature_digits_changed(lines[20])
     write_lines(ledger, lines)
-    assert damage_of(verify(ledger, public_key=PUBLIC)) == ("bad seal", 20)
+    assert damage_of(verify(ledger, trusted=PUBLIC)) == ("bad seal", 20)
 
 
 def _reseal(line: bytes, **changes: str) -> bytes:
@@ -302,8 +301,8 @@ def test_forged_seal_with_correct_mac_is_bad_seal(ledger: Path) -> None:
     lines = lines_of(ledger)
     seal = parse(lines[20].rstrip(b"\n"))
     body = seal["body"]
-    statement = seal_statement(seal["run"], body["tree_size"], body["root"], body["head_mac"])
-    wrong = signing_key(OTHER_RING.active_key).sign(statement).hex()
+    statement = head_statement(seal["run"], body)
+    wrong = OTHER_RING.active_signer.private.sign(statement).hex()
     lines[20] = _reseal(lines[20], signature=wrong)
     write_lines(ledger, lines)
     report = verify(ledger, RING)
@@ -311,13 +310,14 @@ def test_forged_seal_with_correct_mac_is_bad_seal(ledger: Path) -> None:
     assert "signature" in report.damage.detail
 
 
-def test_forged_seal_with_correct_mac_and_forger_key_is_bad_seal(ledger: Path) -> None:
-    """A signature that verifies, but under the forger's own public key."""
+def test_forged_seal_with_correct_mac_and_forger_key_is_wrong_key(ledger: Path) -> None:
+    """A signature that verifies, but under the forger's own public key: a holder of the HMAC
+    key cannot seal, since the keyring trusts only its own seal keys."""
     lines = lines_of(ledger)
     seal = parse(lines[20].rstrip(b"\n"))
     body = seal["body"]
-    forger = signing_key(OTHER_RING.active_key)
-    statement = seal_statement(seal["run"], body["tree_size"], body["root"], body["head_mac"])
+    forger = OTHER_RING.active_signer.private
+    statement = head_statement(seal["run"], body)
     lines[20] = _reseal(
         lines[20],
         signature=forger.sign(statement).hex(),
@@ -325,23 +325,23 @@ def test_forged_seal_with_correct_mac_and_forger_key_is_bad_seal(ledger: Path) -
     )
     write_lines(ledger, lines)
     report = verify(ledger, RING)
-    assert damage_of(report)[0] == "bad seal"
+    assert damage_of(report)[0] == "wrong key"
     assert report.entries == 20  # intact up to the entry before the forged seal
 
 
 def test_forged_seal_under_forger_key_names_the_seal(ledger: Path) -> None:
     lines = lines_of(ledger)
-    forger = signing_key(OTHER_RING.active_key)
+    forger = OTHER_RING.active_signer.private
     lines[20] = _reseal(lines[20], public_key=public_key_hex(forger.public_key()))
     write_lines(ledger, lines)
-    assert damage_of(verify(ledger, RING)) == ("bad seal", 20)
+    assert damage_of(verify(ledger, RING)) == ("wrong key", 20)
 
 
 def test_public_key_sees_edit_before_seal_as_bad_seal(ledger: Path) -> None:
     lines = lines_of(ledger)
     lines[5] = lines[5].replace(b'"decision":"pass"', b'"decision":"fail"')
     write_lines(ledger, lines)
-    report = verify(ledger, public_key=PUBLIC)
+    report = verify(ledger, trusted=PUBLIC)
     assert damage_of(report) == ("bad seal", SEALS[0])
     assert "signed root does not match" in report.damage.detail
 
@@ -433,9 +433,9 @@ def test_reopen_after_close_records_recovery_and_continues(ledger: Path) -> None
         "torn_bytes": 0,
         "torn_sha256": None,
     }
-    for report in (verify(ledger, RING), verify(ledger, public_key=PUBLIC)):
+    for report in (verify(ledger, RING), verify(ledger, trusted=PUBLIC)):
         assert report.intact, report.summary()
-        assert report.entries == len(after) and report.sealed
+        assert report.entries == len(after) and report.closed_as == "complete"
     assert json.loads(head_path(ledger).read_text())["seq"] == len(after) - 1
 
 
@@ -460,7 +460,13 @@ def test_reopen_cuts_a_torn_last_line(ledger: Path) -> None:
 
 
 def _both_keys(active: Keyring) -> Keyring:
-    return Keyring({**RING.keys, **OTHER_RING.keys}, active.active, "both")
+    return Keyring(
+        {**RING.keys, **OTHER_RING.keys},
+        active.active,
+        "both",
+        {**RING.signers, **OTHER_RING.signers},
+        active.signer,
+    )
 
 
 def test_key_rotation_opens_a_segment(ledger: Path) -> None:
@@ -531,7 +537,7 @@ def test_rotate_key_file_keeps_old_keys(tmp_path: Path) -> None:
 )
 def test_bad_secrets_are_refused(secret: str, message: str) -> None:
     with pytest.raises(LedgerKeyError, match=message):
-        keyring_from_secret(secret, "GOVERN_LEDGER_KEY")
+        keyring_from_secrets(secret, None, "GOVERN_LEDGER_KEY")
 
 
 def test_repr_never_shows_the_secret(tmp_path: Path) -> None:
@@ -556,7 +562,7 @@ def test_proof_checks_with_public_key(ledger: Path, seq: int) -> None:
     ok, why = check_proof(proof, PUBLIC)
     assert ok, why
     expected_seal = next(s for s in SEALS if s > seq)
-    assert proof["seal_seq"] == expected_seal and proof["tree_size"] == expected_seal
+    assert proof["head"]["seq"] == expected_seal and proof["head"]["tree_size"] == expected_seal
 
 
 def _flip_hex(text: str) -> str:
@@ -574,9 +580,9 @@ def test_tampered_proof_fails(ledger: Path, part: str) -> None:
     elif part == "audit_path":
         proof["audit_path"][1] = _flip_hex(proof["audit_path"][1])
     elif part == "root":
-        proof["root"] = _flip_hex(proof["root"])
+        proof["head"]["root"] = _flip_hex(proof["head"]["root"])
     elif part == "signature":
-        proof["signature"] = _flip_hex(proof["signature"])
+        proof["head"]["signature"] = _flip_hex(proof["head"]["signature"])
     else:
         proof["seq"] = 14
     ok, why = check_proof(proof, PUBLIC)
@@ -585,7 +591,7 @@ def test_tampered_proof_fails(ledger: Path, part: str) -> None:
 
 
 def test_proof_fails_with_another_public_key(ledger: Path) -> None:
-    ok, _ = check_proof(prove(ledger, 3), signing_key(OTHER_RING.active_key).public_key())
+    ok, _ = check_proof(prove(ledger, 3), OTHER_PUBLIC)
     assert not ok
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from govern.ledger.format import parse
-from govern.ledger.keys import keyring_from_secret, signing_key
+from govern.ledger.keys import keyring_from_secrets
 from govern.ledger.verifier import verify
 from govern.ledger.writer import LedgerWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = Path(__file__).with_name("ledger_crash_writer.py")
-RING = keyring_from_secret("11" * 32, "test")
+RING = keyring_from_secrets("11" * 32, "33" * 32, "test")
 ENOUGH = 3000  # entries written before the kill
 TIMEOUT = 15.0
 
@@ -100,7 +100,7 @@ def test_sigkill_mid_write_loses_no_complete_entry(tmp_path: Path, mode: str) ->
 
     for report in (
         verify(path, RING),
-        verify(path, public_key=signing_key(RING.active_key).public_key()),
+        verify(path, trusted={RING.active_signer.public: "test"}),
     ):
         assert report.intact, report.summary()
-        assert report.entries == len(after) and report.sealed
+        assert report.entries == len(after) and report.closed_as == "complete"

@@ -17,7 +17,7 @@ finish, which the ledger records.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from govern.engine.routing import RETRY, STOP, Transition, resolve
@@ -263,12 +263,35 @@ class Controller:
         )
         return Transition(stage, decision or "", None, STOP, why)
 
-    def end_item(self, item: str, outcome: str | None) -> None:
-        self.ledger.append("item", CONTROLLER, {"item": item, "event": "end", "outcome": outcome})
+    def end_item(self, item: str, outcome: str | None, result_sha256: str | None = None) -> None:
+        """Advance the items clock, then record the end with the digest of the item's result
+        line and, under an overlay, the state the next item starts from (what resume reads)."""
         self.clock += 1
         for record in list(self.agents.values()):
             self._expire(item, record)
             self._restore_by_clean_items(item, record)
+        body: dict[str, Any] = {"item": item, "event": "end", "outcome": outcome}
+        if result_sha256 is not None:
+            body["result_sha256"] = result_sha256
+        if self.governance is not None:
+            body["governance"] = self.snapshot()
+        self.ledger.append("item", CONTROLLER, body)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the ladder carries from one item to the next, as JSON."""
+        return {
+            "clock": self.clock,
+            "holders": dict(self._holder),
+            "agents": {name: asdict(record) for name, record in self.agents.items()},
+            "oracle": self.oracle.snapshot(),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a snapshot taken at the end of an earlier item (a resumed run)."""
+        self.clock = snapshot["clock"]
+        self._holder = dict(snapshot["holders"])
+        self.agents = {name: AgentRecord(**fields) for name, fields in snapshot["agents"].items()}
+        self.oracle.restore(snapshot["oracle"])
 
     def notices(self, agent: str) -> list[str]:
         """Notices not yet delivered to this agent; each is shown once, in its next prompt."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from typing import Any
 
 from govern.spec.models import Evidence
 
@@ -51,6 +52,18 @@ class Oracle:
     def __init__(self) -> None:
         self._outputs: dict[str, deque[bool]] = defaultdict(lambda: deque(maxlen=HISTORY))
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "outputs": {agent: list(history) for agent, history in self._outputs.items()},
+            "counts": [[agent, predicate, n] for (agent, predicate), n in self._counts.items()],
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        for agent, history in snapshot["outputs"].items():
+            self._outputs[agent].extend(history)
+        for agent, predicate, n in snapshot["counts"]:
+            self._counts[agent, predicate] = n
 
     def record_output(self, agent: str, parsed: bool) -> None:
         self._outputs[agent].append(parsed)

@@ -1,29 +1,44 @@
-"""`govern audit`: verify a run's ledger, explain it per agent, prove one entry.
+"""`govern audit`: verify a run's ledger and the files bound to it; explain it per agent;
+prove one entry; prove the ledger extends an earlier head.
 
-Keys: ``--key-file`` (or GOVERN_LEDGER_KEY, or the user's key file) checks every
-entry's MAC; ``--public-key`` alone checks the signed seals and proofs. With no
-key at hand, the run folder's own ``ledger.pub`` is used, which shows the
-ledger is consistent but not who wrote it; the report says so.
+Trust comes from outside the folder under audit: the HMAC key (``--key-file``,
+GOVERN_LEDGER_KEY or the user's key file) checks every entry; trusted seal
+public keys (``--public-key``, ``--trusted-keys``, or pinned in the key file)
+check the signed seals and proofs. A key found in the run folder is refused,
+and with no key at all the audit says that it proves nothing and fails.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from govern.ledger.binding import check_binding
 from govern.ledger.explain import as_dicts, render, timeline
 from govern.ledger.keys import (
+    ENV_KEY,
     Keyring,
     LedgerKeyError,
+    default_key_file,
     load_keyring,
     load_public_key,
-    signing_key,
+    public_key_hex,
 )
-from govern.ledger.proofs import ProofError, check_proof, prove
-from govern.ledger.verifier import verify
+from govern.ledger.proofs import (
+    ProofError,
+    check_consistency,
+    check_proof,
+    head_of,
+    latest_seal,
+    prove,
+    prove_consistency,
+    read_head,
+)
+from govern.ledger.verifier import read_lines, verify
+
+MAX_KEY_FILE_BYTES = 1 << 16
 
 
 class AuditUsageError(Exception):
@@ -35,6 +50,7 @@ class AuditResult:
     intact: bool
     report: dict[str, Any]
     text: list[str] = field(default_factory=list)
+    head: dict[str, Any] | None = None  # the latest verified head, for witnessing
 
 
 def ledger_path(target: Path) -> Path:
@@ -44,57 +60,132 @@ def ledger_path(target: Path) -> Path:
     return path
 
 
-def _keys(
-    path: Path, key_file: Path | None, public_key_file: Path | None
-) -> tuple[Keyring | None, Ed25519PublicKey | None, str | None]:
-    """(keyring, public key, a note on their provenance)."""
-    try:
-        public = load_public_key(public_key_file.read_text()) if public_key_file else None
-        if public is not None and key_file is None:
-            return None, public, None
-        keyring = load_keyring(key_file)
-        return keyring, public or signing_key(keyring.active_key).public_key(), None
-    except OSError as exc:
-        raise AuditUsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except LedgerKeyError as exc:
-        if key_file is not None:
-            raise AuditUsageError(str(exc)) from None
-        own = path.with_name("ledger.pub")
-        if not own.is_file():
-            raise AuditUsageError(f"{exc}; or give --public-key") from None
-        note = (
-            f"no HMAC key found ({exc}); checked the seals with the run's own {own.name}, "
-            "which shows the ledger is consistent, not who wrote it"
+def _outside(path: Path, folder: Path, what: str) -> None:
+    """A key or head from the folder under audit would vouch for itself: refuse it."""
+    if path.resolve().is_relative_to(folder.resolve()):
+        raise AuditUsageError(
+            f"{what} {path} lies inside the run folder under audit, so it proves nothing: "
+            "use a copy you obtained independently (e.g. `govern keys public` on the "
+            "writer's machine)"
         )
-        return None, load_public_key(own.read_text()), note
+
+
+def _read_small(path: Path, what: str) -> str:
+    try:
+        if not path.is_file():
+            raise AuditUsageError(f"{what} {path} is not a regular file")
+        data = path.read_bytes()[:MAX_KEY_FILE_BYTES]
+        return data.decode("ascii")
+    except OSError as exc:
+        raise AuditUsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise AuditUsageError(f"{what} {path} is not a text file of hex keys") from None
+
+
+def trusted_keys(paths: list[Path], trusted_file: Path | None, folder: Path) -> dict[str, str]:
+    """Public keys given on the command line: one key a file, or a file of 'HEX [name]' lines."""
+    trusted: dict[str, str] = {}
+    for path in paths:
+        _outside(path, folder, "the public key")
+        try:
+            public = public_key_hex(load_public_key(_read_small(path, "the public key")))
+        except LedgerKeyError as exc:
+            raise AuditUsageError(f"{path}: {exc}") from None
+        trusted[public] = f"--public-key {path.name}"
+    if trusted_file is not None:
+        _outside(trusted_file, folder, "the trusted-keys file")
+        text = _read_small(trusted_file, "the trusted-keys file")
+        for number, line in enumerate(text.splitlines(), start=1):
+            words = line.split("#", 1)[0].split(maxsplit=1)
+            if not words:
+                continue
+            try:
+                public = public_key_hex(load_public_key(words[0]))
+            except LedgerKeyError as exc:
+                raise AuditUsageError(f"{trusted_file}:{number}: {exc}") from None
+            trusted[public] = words[1].strip() if len(words) > 1 else f"{trusted_file.name}"
+    return trusted
+
+
+def _keyring(key_file: Path | None, folder: Path) -> Keyring | None:
+    """The HMAC keys, or None when the user has none at all (an unusable key is an error)."""
+    if key_file is not None:
+        _outside(key_file, folder, "the key file")
+    elif ENV_KEY not in os.environ and not default_key_file().exists():
+        return None
+    try:
+        return load_keyring(key_file)
+    except LedgerKeyError as exc:
+        raise AuditUsageError(str(exc)) from None
 
 
 def audit(
     target: Path,
     *,
     key_file: Path | None = None,
-    public_key_file: Path | None = None,
+    public_keys: tuple[Path, ...] = (),
+    trusted_file: Path | None = None,
     explain: bool = False,
     prove_seq: int | None = None,
+    since: Path | None = None,
 ) -> AuditResult:
     path = ledger_path(target)
-    keyring, public, note = _keys(path, key_file, public_key_file)
-    report = verify(path, keyring=keyring, public_key=None if keyring else public)
-    result = AuditResult(report.intact, {"ledger": report.as_dict()}, [report.summary()])
-    for extra in ([note] if note else []) + report.notes:
-        result.text.append(f"note: {extra}")
-        result.report["ledger"]["notes"] = [*report.notes, *([note] if note else [])]
+    folder = path.parent
+    given = trusted_keys(list(public_keys), trusted_file, folder)
+    keyring = None if given and key_file is None else _keyring(key_file, folder)
+    trusted = {**(keyring.trusted() if keyring else {}), **given}
+    if keyring is None and not trusted:
+        text = (
+            "NOT VERIFIED: no HMAC key and no trusted public key, so this audit proves "
+            "nothing. Give --key-file (or set GOVERN_LEDGER_KEY), or --public-key with the "
+            "writer's seal key obtained outside the run folder."
+        )
+        return AuditResult(False, {"ledger": {"verified": False, "summary": text}}, [text])
+    report = verify(path, keyring=keyring, trusted=given)
+    result = AuditResult(report.complete, {"ledger": report.as_dict()}, [report.summary()])
+    result.text += [f"note: {note}" for note in report.notes]
+    lines, _ = read_lines(path)
+    if report.intact or report.damage.kind in ("torn", "unsealed"):
+        binding = check_binding(folder, lines[: report.entries], closed=report.intact)
+        result.report["files"] = binding.as_dict()
+        result.text += [f"files: {problem}" for problem in binding.problems]
+        result.text += [f"note: {note}" for note in binding.notes]
+        if binding.checked and not binding.problems:
+            result.text.append(f"files: {', '.join(binding.checked)} match the ledger")
+        result.intact = result.intact and not binding.problems
+        seal = latest_seal(lines[: report.entries])
+        result.head = head_of(seal) if seal else None
     if explain:
         stories = timeline(path)
         result.report["agents"] = as_dicts(stories)
         result.text.append(render(stories))
     if prove_seq is not None:
-        try:
-            proof = prove(path, prove_seq)
-        except ProofError as exc:
-            raise AuditUsageError(str(exc)) from None
-        valid, why = check_proof(proof, public)
-        result.report["proof"] = {**proof, "valid": valid, "verdict": why}
-        result.text.append(f"proof of entry {prove_seq}: {'valid' if valid else 'INVALID'}: {why}")
-        result.intact = result.intact and valid
+        _prove(path, prove_seq, trusted, result)
+    if since is not None:
+        _since(path, since, trusted, result)
     return result
+
+
+def _prove(path: Path, seq: int, trusted: dict[str, str], result: AuditResult) -> None:
+    try:
+        proof = prove(path, seq)
+    except ProofError as exc:
+        raise AuditUsageError(str(exc)) from None
+    valid, why = check_proof(proof, trusted)
+    result.report["proof"] = {**proof, "valid": valid, "verdict": why}
+    result.text.append(f"proof of entry {seq}: {'valid' if valid else 'INVALID'}: {why}")
+    result.intact = result.intact and valid
+
+
+def _since(path: Path, head_file: Path, trusted: dict[str, str], result: AuditResult) -> None:
+    _outside(head_file, path.parent, "the earlier head")
+    try:
+        proof = prove_consistency(path, read_head(head_file))
+    except ProofError as exc:
+        raise AuditUsageError(str(exc)) from None
+    valid, why = check_consistency(proof, trusted)
+    result.report["consistency"] = {**proof, "valid": valid, "verdict": why}
+    result.text.append(
+        f"since {head_file.name}: {'consistent' if valid else 'INCONSISTENT'}: {why}"
+    )
+    result.intact = result.intact and valid

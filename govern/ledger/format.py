@@ -80,8 +80,20 @@ def parse(line: bytes) -> dict[str, Any] | None:
     return entry if isinstance(entry, dict) else None
 
 
-def seal_statement(run: str, tree_size: int, root: str, head_mac: str) -> bytes:
-    """What a seal's Ed25519 signature covers."""
+CLOSING_REASONS = ("complete", "interrupted", "halted", "crashed")
+
+
+def head_statement(run: str, head: dict[str, Any]) -> bytes:
+    """What a seal's Ed25519 signature covers: the tree, its head, and whether and why the
+    ledger was closed there, so a ledger cut at a periodic seal cannot pass as closed.
+    Takes a seal body or a head kept elsewhere; raises KeyError when a field is missing."""
     return canonical_json(
-        {"head_mac": head_mac, "root": root, "run": run, "tree_size": tree_size}
+        {
+            "closing": bool(head["closing"]),
+            "head_mac": head["head_mac"],
+            "reason": head["reason"],
+            "root": head["root"],
+            "run": run,
+            "tree_size": head["tree_size"],
+        }
     ).encode()

@@ -1,10 +1,15 @@
-"""Ledger keys: HMAC secrets (with ids) and the Ed25519 seal key derived from the active one.
+"""Ledger keys: HMAC secrets that chain the entries, and separate Ed25519 keys that sign seals.
 
-A key comes from ``GOVERN_LEDGER_KEY`` (hex, at least 16 bytes) or from a key
-file made by ``govern keys init`` (mode 0600; a group- or world-readable file
-is refused). The seal-signing key is derived from the HMAC secret with HKDF,
-so one secret serves both and the public key can be handed to anyone. No
-function here prints or logs a secret.
+The two are separate secrets with separate roles. The HMAC key is shared with
+whoever must check every entry; it cannot forge a seal. The seal key never
+leaves the writer; its public half is what anyone may hold to check seals,
+consistency proofs and inclusion proofs.
+
+Keys come from the environment (``GOVERN_LEDGER_KEY``: hex, at least 16 bytes;
+``GOVERN_SIGNING_KEY``: the 32-byte Ed25519 seed, hex) or from a key file made
+by ``govern keys init`` (mode 0600; a group- or world-readable file is
+refused). A key file also pins trusted public keys: its own seal keys and any
+added with ``govern keys trust``. No function here prints or logs a secret.
 """
 
 from __future__ import annotations
@@ -13,18 +18,22 @@ import json
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ENV_KEY = "GOVERN_LEDGER_KEY"
+ENV_SIGNING_KEY = "GOVERN_SIGNING_KEY"
 ENV_KEY_FILE = "GOVERN_KEY_FILE"
-SIGNING_INFO = b"govern ledger seal signing key v1"
+MIN_SECRET_BYTES = 16
+MAX_KEY_FILE_BYTES = 1 << 20
+KEY_FILE_VERSION = 2
 
 
 class LedgerKeyError(Exception):
@@ -40,15 +49,22 @@ class HmacKey:
         return f"HmacKey(id={self.id!r})"
 
 
+@dataclass(frozen=True)
+class SealKey:
+    """An Ed25519 key that signs seals; known by its public key in hex."""
+
+    private: Ed25519PrivateKey
+
+    @property
+    def public(self) -> str:
+        return public_key_hex(self.private.public_key())
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"SealKey(public={self.public!r})"
+
+
 def key_id(secret: bytes) -> str:
     return sha256(b"govern key id\x00" + secret).hexdigest()[:16]
-
-
-def signing_key(key: HmacKey) -> Ed25519PrivateKey:
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=SIGNING_INFO).derive(
-        key.secret
-    )
-    return Ed25519PrivateKey.from_private_bytes(raw)
 
 
 def public_key_hex(key: Ed25519PublicKey) -> str:
@@ -64,13 +80,32 @@ def load_public_key(text: str) -> Ed25519PublicKey:
 
 @dataclass(frozen=True)
 class Keyring:
-    keys: dict[str, HmacKey]
-    active: str
+    keys: dict[str, HmacKey]  # HMAC keys by id
+    active: str | None  # the HMAC key new entries are written with
     source: str  # where the keys came from, for messages
+    signers: dict[str, SealKey] = field(default_factory=dict)  # by public key hex
+    signer: str | None = None  # the seal key new seals are signed with
+    pinned: dict[str, str] = field(default_factory=dict)  # other trusted public keys -> name
 
     @property
     def active_key(self) -> HmacKey:
+        if self.active is None:
+            raise LedgerKeyError(f"{self.source} holds no HMAC key")
         return self.keys[self.active]
+
+    @property
+    def active_signer(self) -> SealKey:
+        if self.signer is None:
+            raise LedgerKeyError(
+                f"{self.source} has no seal-signing key: seals are signed with an Ed25519 key "
+                f"kept apart from the HMAC key; set {ENV_SIGNING_KEY} (64 hex digits) or run "
+                "`govern keys rotate` to add one to the key file"
+            )
+        return self.signers[self.signer]
+
+    def trusted(self) -> dict[str, str]:
+        """Public keys whose seals this keyring vouches for: its own, and those pinned."""
+        return {**{public: "own seal key" for public in self.signers}, **self.pinned}
 
 
 def default_key_file() -> Path:
@@ -81,90 +116,180 @@ def default_key_file() -> Path:
     return base / "govern" / "ledger-keys.json"
 
 
-def keyring_from_secret(hex_secret: str, source: str) -> Keyring:
+def _secret(text: Any, where: str, *, exact: int | None = None) -> bytes:
+    """Hex to bytes, refusing what is not a usable secret; one rule for every source."""
+    if not isinstance(text, str):
+        raise LedgerKeyError(f"{where} must be a string of hex digits")
     try:
-        secret = bytes.fromhex(hex_secret.strip())
+        secret = bytes.fromhex(text.strip())
     except ValueError:
-        raise LedgerKeyError(f"{source} is not hexadecimal") from None
-    if len(secret) < 16:
-        raise LedgerKeyError(f"{source} is too short: give at least 16 bytes (32 hex digits)")
+        raise LedgerKeyError(
+            f"{where} is not hexadecimal (give hex digits only, without '0x')"
+        ) from None
+    if exact is not None and len(secret) != exact:
+        raise LedgerKeyError(f"{where} must be exactly {exact} bytes ({2 * exact} hex digits)")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise LedgerKeyError(
+            f"{where} is too short: give at least {MIN_SECRET_BYTES} bytes "
+            f"({2 * MIN_SECRET_BYTES} hex digits)"
+        )
+    return secret
+
+
+def _seal_key(text: Any, where: str) -> SealKey:
+    return SealKey(Ed25519PrivateKey.from_private_bytes(_secret(text, where, exact=32)))
+
+
+def keyring_from_env() -> Keyring:
+    """The keys in GOVERN_LEDGER_KEY and (when set) GOVERN_SIGNING_KEY."""
+    return keyring_from_secrets(
+        os.environ[ENV_KEY], os.environ.get(ENV_SIGNING_KEY), ENV_KEY, ENV_SIGNING_KEY
+    )
+
+
+def keyring_from_secrets(
+    hmac_hex: str, seal_hex: str | None, source: str, seal_source: str | None = None
+) -> Keyring:
+    """A keyring from hex secrets: the environment's, or given in code (tests, benchmarks)."""
+    secret = _secret(hmac_hex, source)
     key = HmacKey(key_id(secret), secret)
-    return Keyring({key.id: key}, key.id, source)
+    signers = {}
+    if seal_hex is not None:
+        signer = _seal_key(seal_hex, seal_source or source)
+        signers[signer.public] = signer
+    return Keyring({key.id: key}, key.id, source, signers, next(iter(signers), None))
 
 
 def read_key_file(path: Path) -> Keyring:
+    data = _read_private_json(path)
+    where = f"key file {path}"
     try:
-        mode = path.stat().st_mode
+        keys = {
+            k["id"]: HmacKey(k["id"], _secret(k["secret"], f"{where}: key {k['id']}"))
+            for k in data.get("keys", [])
+        }
+        signers = {
+            s.public: s
+            for s in (_seal_key(k["secret"], f"{where}: seal key") for k in data.get("signing", []))
+        }
+        pinned = {p["public"]: str(p.get("name", "")) for p in data.get("trusted", [])}
+        for public in pinned:
+            load_public_key(public)
+        active, signer = data.get("active"), data.get("signing_active")
+    except (KeyError, TypeError, AttributeError):
+        raise LedgerKeyError(f"{where} is damaged: expected govern's key file format") from None
+    if active is not None and active not in keys:
+        raise LedgerKeyError(f"{where} names an active key it does not hold")
+    if signer is not None and signer not in signers:
+        raise LedgerKeyError(f"{where} names an active seal key it does not hold")
+    return Keyring(keys, active, str(path), signers, signer, pinned)
+
+
+def _read_private_json(path: Path) -> dict[str, Any]:
+    try:
+        info = path.stat()
     except FileNotFoundError:
         raise LedgerKeyError(f"no key file at {path}: create one with `govern keys init`") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    except OSError as exc:
+        raise LedgerKeyError(f"cannot read the key file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise LedgerKeyError(f"the key file {path} is not a regular file")
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise LedgerKeyError(
             f"key file {path} is readable by group or others (mode "
-            f"{stat.S_IMODE(mode):o}); run: chmod 600 {path}"
+            f"{stat.S_IMODE(info.st_mode):o}); run: chmod 600 {path}"
         )
+    if info.st_size > MAX_KEY_FILE_BYTES:
+        raise LedgerKeyError(f"the key file {path} is too large to be a key file")
     try:
-        data = json.loads(path.read_text())
-        keys = {k["id"]: HmacKey(k["id"], bytes.fromhex(k["secret"])) for k in data["keys"]}
-        active = data["active"]
-    except (ValueError, KeyError, TypeError):
-        raise LedgerKeyError(
-            f"key file {path} is damaged: expected govern's key file format"
-        ) from None
-    if active not in keys:
-        raise LedgerKeyError(f"key file {path} names an active key it does not hold")
-    return Keyring(keys, active, str(path))
+        data = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise LedgerKeyError(f"cannot read the key file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise LedgerKeyError(f"key file {path} is damaged: it is not JSON") from None
+    if not isinstance(data, dict):
+        raise LedgerKeyError(f"key file {path} is damaged: expected govern's key file format")
+    return data
 
 
 def load_keyring(key_file: Path | None = None) -> Keyring:
-    """--key-file, then GOVERN_LEDGER_KEY, then the default key file."""
+    """--key-file, then GOVERN_LEDGER_KEY (even when set to something unusable), then the
+    default key file."""
     if key_file is not None:
         return read_key_file(key_file)
-    if os.environ.get(ENV_KEY):
-        return keyring_from_secret(os.environ[ENV_KEY], ENV_KEY)
+    if ENV_KEY in os.environ:
+        return keyring_from_env()
     return read_key_file(default_key_file())
 
 
-def _write_private(path: Path, data: dict, *, replace: bool) -> None:
+def _write_private(path: Path, data: dict[str, Any], *, replace: bool) -> None:
+    """Write through a fresh temporary file (O_EXCL, mode 0600) in the same folder, then
+    rename: a planted symlink cannot redirect the secret, and a crash leaves the old file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(path.name + ".new")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    if not replace and path.exists():
-        partial.unlink()
+    if not replace and (path.exists() or path.is_symlink()):
         raise LedgerKeyError(f"{path} already exists; `govern keys rotate` adds a new key to it")
-    partial.replace(path)
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _new_hmac_entry() -> dict[str, str]:
+    secret = secrets.token_bytes(32)
+    return {"id": key_id(secret), "secret": secret.hex(), "created": _now()}
+
+
+def _new_seal_entry() -> dict[str, str]:
+    seed = secrets.token_bytes(32)
+    public = public_key_hex(Ed25519PrivateKey.from_private_bytes(seed).public_key())
+    return {"public": public, "secret": seed.hex(), "created": _now()}
 
 
 def init_key_file(path: Path) -> Keyring:
-    secret = secrets.token_bytes(32)
-    key = HmacKey(key_id(secret), secret)
-    created = datetime.now(UTC).isoformat(timespec="seconds")
-    _write_private(
-        path,
-        {
-            "version": 1,
-            "active": key.id,
-            "keys": [{"id": key.id, "secret": secret.hex(), "created": created}],
-        },
-        replace=False,
-    )
-    return Keyring({key.id: key}, key.id, str(path))
+    hmac_entry, seal_entry = _new_hmac_entry(), _new_seal_entry()
+    data = {
+        "version": KEY_FILE_VERSION,
+        "active": hmac_entry["id"],
+        "keys": [hmac_entry],
+        "signing_active": seal_entry["public"],
+        "signing": [seal_entry],
+        "trusted": [],
+    }
+    _write_private(path, data, replace=False)
+    return read_key_file(path)
 
 
 def rotate_key_file(path: Path) -> Keyring:
-    """Add a new key and make it active; old keys stay, so old ledgers still verify."""
-    ring = read_key_file(path)
-    data = json.loads(path.read_text())
-    secret = secrets.token_bytes(32)
-    key = HmacKey(key_id(secret), secret)
-    data["keys"].append(
-        {
-            "id": key.id,
-            "secret": secret.hex(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-    )
-    data["active"] = key.id
+    """Add a new HMAC key and a new seal key and make them active; old keys stay, so old
+    ledgers still verify and their seals stay trusted."""
+    read_key_file(path)  # refuses an unsafe or damaged file before touching it
+    data = _read_private_json(path)
+    hmac_entry, seal_entry = _new_hmac_entry(), _new_seal_entry()
+    data["keys"] = [*data.get("keys", []), hmac_entry]
+    data["active"] = hmac_entry["id"]
+    data["signing"] = [*data.get("signing", []), seal_entry]
+    data["signing_active"] = seal_entry["public"]
+    data["version"] = KEY_FILE_VERSION
     _write_private(path, data, replace=True)
-    return Keyring({**ring.keys, key.id: key}, key.id, str(path))
+    return read_key_file(path)
+
+
+def trust_public_key(path: Path, public: str, name: str) -> Keyring:
+    """Pin another writer's seal public key, so audits accept seals it signed."""
+    public = public_key_hex(load_public_key(public))
+    read_key_file(path)
+    data = _read_private_json(path)
+    pinned = [p for p in data.get("trusted", []) if p.get("public") != public]
+    data["trusted"] = [*pinned, {"public": public, "name": name, "added": _now()}]
+    _write_private(path, data, replace=True)
+    return read_key_file(path)

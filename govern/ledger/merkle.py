@@ -88,3 +88,50 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], roo
         fn >>= 1
         sn >>= 1
     return sn == 0 and digest == root
+
+
+def consistency_proof(old_size: int, leaves: list[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 9162, 2.1.4.1: the tree of ``old_size`` leaves is a prefix of
+    the tree of ``leaves``."""
+    return _subproof(old_size, leaves, complete=True)
+
+
+def _subproof(m: int, leaves: list[bytes], complete: bool) -> list[bytes]:
+    n = len(leaves)
+    if m == n:
+        return [] if complete else [root_of(leaves)]
+    k = _split(n)
+    if m <= k:
+        return [*_subproof(m, leaves[:k], complete), root_of(leaves[k:])]
+    return [*_subproof(m - k, leaves[k:], False), root_of(leaves[:k])]
+
+
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: list[bytes]
+) -> bool:
+    """RFC 9162, 2.1.4.2: does the tree (new_size, new_root) extend (old_size, old_root)?"""
+    if not 0 < old_size <= new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = [old_root, *proof] if old_size & (old_size - 1) == 0 else list(proof)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0

@@ -1,21 +1,87 @@
-"""Inclusion proofs: show that one entry is in a sealed ledger, checkable with the public key."""
+"""Signed heads and the two proofs of RFC 9162 over them.
+
+A head is a seal as anyone can keep it: run, tree size, Merkle root, head MAC,
+whether and why the ledger closed there, the public key and the signature.
+An inclusion proof shows one entry is in a sealed tree; a consistency proof
+shows a later tree extends an earlier one, so whoever kept an old head
+detects truncation or rewriting, even by a holder of the keys.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from govern.ledger.format import parse, seal_statement
-from govern.ledger.keys import public_key_hex
-from govern.ledger.merkle import inclusion_proof, leaf_hash, verify_inclusion
+from govern.ledger.format import head_statement, parse
+from govern.ledger.keys import LedgerKeyError, load_public_key
+from govern.ledger.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from govern.ledger.verifier import read_lines
+
+HEAD_FIELDS = (
+    "run",
+    "seq",
+    "tree_size",
+    "root",
+    "head_mac",
+    "closing",
+    "reason",
+    "public_key",
+    "signature",
+)
 
 
 class ProofError(Exception):
-    """No proof can be made for that entry; the message says why."""
+    """No proof can be made or checked; the message says why."""
+
+
+def head_of(seal: dict[str, Any]) -> dict[str, Any]:
+    """The head a seal entry publishes."""
+    return {"run": seal["run"], "seq": seal["seq"], **seal["body"]}
+
+
+def check_head(head: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
+    """(valid, why): the head is signed by a trusted key over exactly what it says."""
+    public = head.get("public_key")
+    if not isinstance(public, str) or public not in trusted:
+        return False, f"the head is signed by {str(public)[:16]}..., which is not a trusted key"
+    try:
+        statement = head_statement(head["run"], head)
+        load_public_key(public).verify(bytes.fromhex(head["signature"]), statement)
+    except (KeyError, TypeError, ValueError, InvalidSignature, LedgerKeyError):
+        return False, "the head's signature does not verify"
+    return True, f"signed by {trusted[public]} {public[:16]}..."
+
+
+def read_head(path: Path) -> dict[str, Any]:
+    """A head file as written by a seal or `govern audit --write-head`."""
+    try:
+        if not path.is_file():
+            raise ProofError(f"{path} is not a head file")
+        head = json.loads(path.read_bytes()[: 1 << 20])
+    except OSError as exc:
+        raise ProofError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ProofError(f"{path} is not a head file (not JSON)") from None
+    if not isinstance(head, dict) or any(name not in head for name in HEAD_FIELDS):
+        raise ProofError(f"{path} is not a head file: it needs {', '.join(HEAD_FIELDS)}")
+    return {name: head[name] for name in HEAD_FIELDS}
+
+
+def latest_seal(lines: list[bytes]) -> dict[str, Any] | None:
+    for line in reversed(lines):
+        entry = parse(line)
+        if entry is not None and entry.get("kind") == "seal":
+            return entry
+    return None
 
 
 def prove(path: Path, seq: int) -> dict[str, Any]:
@@ -35,41 +101,77 @@ def prove(path: Path, seq: int) -> dict[str, Any]:
     )
     if seal is None:
         raise ProofError(f"entry {seq} is not covered by a seal yet")
-    body = seal["body"]
-    leaves = [leaf_hash(line) for line in lines[: body["tree_size"]]]
+    head = head_of(seal)
+    leaves = [leaf_hash(line) for line in lines[: head["tree_size"]]]
     return {
-        "run": seal["run"],
         "seq": seq,
         "entry": lines[seq].decode("utf-8"),
         "leaf_hash": leaves[seq].hex(),
-        "tree_size": body["tree_size"],
-        "root": body["root"],
         "audit_path": [h.hex() for h in inclusion_proof(seq, leaves)],
-        "seal_seq": seal["seq"],
-        "head_mac": body["head_mac"],
-        "signature": body["signature"],
-        "public_key": body["public_key"],
+        "head": head,
     }
 
 
-def check_proof(proof: dict[str, Any], public_key: Ed25519PublicKey) -> tuple[bool, str]:
-    """(valid, why): the entry hashes to the leaf, the path leads to the signed root."""
+def check_proof(proof: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
+    """(valid, why): the entry hashes to the leaf, the path leads to a trusted signed root."""
+    head = proof["head"]
     leaf = leaf_hash(proof["entry"].encode("utf-8"))
     if leaf.hex() != proof["leaf_hash"]:
         return False, "the entry does not hash to the proof's leaf"
     path = [bytes.fromhex(h) for h in proof["audit_path"]]
     if not verify_inclusion(
-        proof["seq"], proof["tree_size"], leaf, path, bytes.fromhex(proof["root"])
+        proof["seq"], head["tree_size"], leaf, path, bytes.fromhex(head["root"])
     ):
         return False, "the audit path does not lead to the sealed root"
-    if proof["public_key"] != public_key_hex(public_key):
-        return False, "the seal was signed with another key than the one given"
-    statement = seal_statement(proof["run"], proof["tree_size"], proof["root"], proof["head_mac"])
-    try:
-        public_key.verify(bytes.fromhex(proof["signature"]), statement)
-    except (InvalidSignature, ValueError):
-        return False, "the seal's signature does not verify"
+    valid, why = check_head(head, trusted)
+    if not valid:
+        return False, why
     return True, (
-        f"entry {proof['seq']} is in the ledger of run {proof['run']} sealed at "
-        f"{proof['tree_size']} entries"
+        f"entry {proof['seq']} is in the ledger of run {head['run']} sealed at "
+        f"{head['tree_size']} entries ({why})"
+    )
+
+
+def prove_consistency(path: Path, old: dict[str, Any]) -> dict[str, Any]:
+    """The RFC 9162 proof that the ledger's latest seal extends the earlier head ``old``."""
+    lines, _ = read_lines(path)
+    seal = latest_seal(lines)
+    if seal is None:
+        raise ProofError("the ledger has no seal to compare with the earlier head")
+    new = head_of(seal)
+    if old["tree_size"] > new["tree_size"]:
+        return {"old": old, "new": new, "path": None}
+    leaves = [leaf_hash(line) for line in lines[: new["tree_size"]]]
+    proof = consistency_proof(old["tree_size"], leaves)
+    return {"old": old, "new": new, "path": [h.hex() for h in proof]}
+
+
+def check_consistency(proof: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
+    """(valid, why): both heads are signed by trusted keys and the new tree extends the old."""
+    old, new = proof["old"], proof["new"]
+    for name, head in (("earlier", old), ("current", new)):
+        valid, why = check_head(head, trusted)
+        if not valid:
+            return False, f"the {name} head: {why}"
+    if old["run"] != new["run"]:
+        return False, f"the earlier head is of run {old['run']}, not {new['run']}"
+    if proof["path"] is None:
+        return False, (
+            f"truncated: the earlier head covers {old['tree_size']} entries, the ledger's "
+            f"latest seal only {new['tree_size']}"
+        )
+    if not verify_consistency(
+        old["tree_size"],
+        new["tree_size"],
+        bytes.fromhex(old["root"]),
+        bytes.fromhex(new["root"]),
+        [bytes.fromhex(h) for h in proof["path"]],
+    ):
+        return False, (
+            f"rewritten: the ledger does not extend the earlier head of {old['tree_size']} "
+            "entries (an entry it covered was changed, removed or moved)"
+        )
+    return True, (
+        f"the ledger ({new['tree_size']} entries) is an append-only extension of the earlier "
+        f"head ({old['tree_size']} entries)"
     )

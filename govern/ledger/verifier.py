@@ -1,9 +1,11 @@
 """Check a ledger and name the first damage: edited, deleted, reordered, truncated, spliced,
 replayed, wrong key, bad seal; or, after a crash, a torn last line or a missing closing seal.
 
-With the HMAC key every entry is checked. With only the seals' public key, the
-signed Merkle roots are checked against the entries they cover; entries after
-the last seal cannot be checked that way, and the report says so.
+With the HMAC key every entry is checked. With trusted seal public keys alone,
+the signed Merkle roots are checked against the entries they cover; entries
+after the last seal cannot be checked that way, and the report says so. A seal
+signs whether the ledger closes there and why, so a ledger cut at a periodic
+seal reads as unclosed, never as closed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from govern.ledger.format import GENESIS, mac_matches, parse, seal_statement
-from govern.ledger.keys import Keyring, public_key_hex, signing_key
+from govern.ledger.format import GENESIS, head_statement, mac_matches, parse
+from govern.ledger.keys import Keyring, LedgerKeyError, load_public_key
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
 from govern.ledger.writer import head_path
 
@@ -47,8 +48,9 @@ class Report:
     mode: str  # 'hmac' or 'public key'
     entries: int = 0  # entries read intact, from the start
     run: str | None = None
-    sealed: bool = False  # ends with a closing seal
+    closed_as: str | None = None  # the reason of the closing seal that ends the ledger
     seals: int = 0
+    signers: dict[str, str] = field(default_factory=dict)  # seal public keys -> trust
     damage: Damage | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -56,12 +58,20 @@ class Report:
     def intact(self) -> bool:
         return self.damage is None
 
+    @property
+    def complete(self) -> bool:
+        """Intact and closed by a seal that says the run finished."""
+        return self.intact and self.closed_as == "complete"
+
     def summary(self) -> str:
         if self.damage is None:
-            return (
-                f"intact: {self.entries} entries, {self.seals} seals checked "
-                f"({self.mode}), closed by a seal"
+            closed = (
+                "closed by a seal: the run is complete"
+                if self.complete
+                else f"closed by a seal as {self.closed_as}: the run is not complete"
             )
+            checked = f"{self.entries} entries, {self.seals} seals checked ({self.mode})"
+            return f"intact: {checked}, {closed}"
         last = f"entry {self.entries - 1}" if self.entries else "no entry"
         if self.damage.kind in ("torn", "unsealed"):
             return f"unsealed, intact up to {last}: {self.damage.detail}"
@@ -75,8 +85,10 @@ class Report:
             "intact": self.intact,
             "entries": self.entries,
             "run": self.run,
-            "sealed": self.sealed,
+            "closed_as": self.closed_as,
+            "complete": self.complete,
             "seals": self.seals,
+            "signers": self.signers,
             "notes": self.notes,
             "damage": None if self.damage is None else self.damage.__dict__,
             "summary": self.summary(),
@@ -98,14 +110,15 @@ def read_lines(path: Path) -> tuple[list[bytes], bytes]:
 
 
 def verify(
-    path: Path, keyring: Keyring | None = None, public_key: Ed25519PublicKey | None = None
+    path: Path, keyring: Keyring | None = None, trusted: dict[str, str] | None = None
 ) -> Report:
-    """Check with the HMAC keys when given, else with the seals' public key alone."""
-    if keyring is None and public_key is None:
-        raise ValueError("give a keyring or a public key")
+    """Check with the HMAC keys when given, else with trusted seal public keys alone
+    (``trusted`` maps a public key in hex to a name for it)."""
+    if keyring is None and not trusted:
+        raise ValueError("give a keyring or trusted public keys")
     lines, torn = read_lines(path)
     report = Report(str(path), "hmac" if keyring else "public key")
-    checker = _Chain(lines, keyring, public_key, report)
+    checker = _Chain(lines, keyring, trusted or {}, report)
     try:
         checker.walk()
         if torn:
@@ -118,12 +131,13 @@ def verify(
                 )
             )
         _check_head(path, lines, report)
-        if not report.sealed:
+        if report.closed_as is None:
             raise _Stop(
                 Damage(
                     "unsealed",
                     None,
-                    "the ledger has no closing seal: the run was cut short or is still writing",
+                    "the ledger has no closing seal: the writer crashed or was killed, "
+                    "or is still writing (cut at a periodic seal reads the same)",
                 )
             )
     except _Stop as stop:
@@ -170,12 +184,12 @@ class _Chain:
         self,
         lines: list[bytes],
         keyring: Keyring | None,
-        public_key: Ed25519PublicKey | None,
+        trusted: dict[str, str],
         report: Report,
     ) -> None:
         self.lines = lines
         self.keyring = keyring
-        self.public_key = public_key
+        self.trusted = {**(keyring.trusted() if keyring else {}), **trusted}
         self.report = report
         self.frontier = MerkleFrontier()
         self.prev = GENESIS.encode()
@@ -198,8 +212,9 @@ class _Chain:
             self.prev = line[5]
             self.report.entries = index + 1  # kept current: a _Stop leaves the count intact
         last = parse(self.lines[-1]) if self.lines else None
-        self.report.sealed = bool(last and last["kind"] == "seal" and last["body"].get("closing"))
-        if self.keyring is None and self.lines and not self.report.sealed:
+        if last and last["kind"] == "seal" and last["body"].get("closing"):
+            self.report.closed_as = str(last["body"].get("reason"))
+        if self.keyring is None and self.lines and self.report.closed_as is None:
             self.report.notes.append(
                 "entries after the last seal cannot be checked without the HMAC key"
             )
@@ -271,7 +286,6 @@ class _Chain:
     def _check_seal(self, index: int, entry: dict) -> None:
         body = entry["body"]
         root = self.frontier.root().hex()
-        expected_key = self._seal_key(index, body)
         if body.get("tree_size") != index or body.get("root") != root:
             raise _Stop(
                 Damage(
@@ -284,25 +298,25 @@ class _Chain:
             )
         if body.get("head_mac") != self.prev.decode():
             raise _Stop(Damage("bad seal", index, "it seals a different head"))
-        statement = seal_statement(entry["run"], index, root, body.get("head_mac", ""))
-        try:
-            expected_key.verify(bytes.fromhex(body.get("signature", "")), statement)
-        except (InvalidSignature, ValueError):
-            raise _Stop(Damage("bad seal", index, "its signature does not verify")) from None
-        self.report.seals += 1
-
-    def _seal_key(self, index: int, body: dict) -> Ed25519PublicKey:
-        if self.public_key is not None:
-            given = public_key_hex(self.public_key)
-            if body.get("public_key") != given:
-                raise _Stop(
-                    Damage("bad seal", index, "signed with another public key than the one given")
+        public = body.get("public_key")
+        trust = self.trusted.get(public) if isinstance(public, str) else None
+        if trust is None and (self.keyring is None or self.trusted):
+            raise _Stop(
+                Damage(
+                    "wrong key",
+                    index,
+                    f"its seal is signed by {str(public)[:16]}..., which is not a trusted key",
                 )
-            return self.public_key
-        own = signing_key(self.keyring.keys[self.key]).public_key()
-        if body.get("public_key") != public_key_hex(own):
-            raise _Stop(Damage("bad seal", index, "its public key is not the ledger key's"))
-        return own
+            )
+        try:
+            signature = bytes.fromhex(body["signature"])
+            load_public_key(public).verify(signature, head_statement(entry["run"], body))
+        except (InvalidSignature, KeyError, ValueError, TypeError, AttributeError, LedgerKeyError):
+            raise _Stop(Damage("bad seal", index, "its signature does not verify")) from None
+        # An HMAC key without any seal key to trust (GOVERN_LEDGER_KEY alone) still proves
+        # the entries, seals included: their MACs cover the public key they name.
+        self.report.signers[public] = trust or "not pinned (covered by the HMAC key)"
+        self.report.seals += 1
 
 
 def _check_head(path: Path, lines: list[bytes], report: Report) -> None:

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from govern.ledger.format import GENESIS, encode, parse, seal_statement
-from govern.ledger.keys import Keyring, public_key_hex, signing_key
+from govern.ledger.format import CLOSING_REASONS, GENESIS, encode, head_statement, parse
+from govern.ledger.keys import Keyring
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
 
 FsyncPolicy = Literal["never", "seal", "always"]
@@ -41,14 +41,9 @@ class LedgerWriter:
         self.run = ""
         self.seq = 0  # the next entry's number
         self._prev = GENESIS
-        self._use_key(keyring.active)
+        self._key = keyring.active_key.id
+        self._signer = keyring.active_signer  # a separate secret: the HMAC key cannot sign
         self.closed = False
-
-    def _use_key(self, key: str) -> None:
-        """Entries and seals of a segment share its key: the seal key derives from the MAC key."""
-        self._key = key
-        self._signer = signing_key(self.keyring.keys[key])
-        self._public = public_key_hex(self._signer.public_key())
 
     @classmethod
     def create(
@@ -93,7 +88,7 @@ class LedgerWriter:
                 f"{self.path} was written with key {last['key']}, which the "
                 "keyring does not hold; reopen it with that key"
             )
-        self._use_key(last["key"])
+        self._key = last["key"]
         if torn:
             self._file.seek(good_end)
             self._file.truncate()
@@ -118,8 +113,7 @@ class LedgerWriter:
             },
         )
         if self._key != self.keyring.active:
-            previous = self._key
-            self._use_key(self.keyring.active)
+            previous, self._key = self._key, self.keyring.active_key.id
             self.append("segment", "govern", {"from_key": previous, "to_key": self._key})
 
     def append(self, kind: str, actor: str, body: dict[str, Any]) -> int:
@@ -148,18 +142,19 @@ class LedgerWriter:
             self.seal()
         return seq
 
-    def seal(self, *, closing: bool = False) -> int:
-        """Sign the tree of every entry so far; the head goes to the entry and to ledger.head."""
+    def seal(self, *, reason: str | None = None) -> int:
+        """Sign the tree of every entry so far, and whether (and why) the ledger closes here;
+        the head goes to the entry and to ledger.head."""
         tree_size, root, head_mac = self._frontier.size, self._frontier.root().hex(), self._prev
-        signature = self._signer.sign(seal_statement(self.run, tree_size, root, head_mac)).hex()
-        body = {
+        body: dict[str, Any] = {
             "tree_size": tree_size,
             "root": root,
             "head_mac": head_mac,
-            "public_key": self._public,
-            "signature": signature,
-            "closing": closing,
+            "public_key": self._signer.public,
+            "closing": reason is not None,
+            "reason": reason,
         }
+        body["signature"] = self._signer.private.sign(head_statement(self.run, body)).hex()
         seq = self.append("seal", "govern", body)
         if self.fsync != "never":
             os.fsync(self._file.fileno())
@@ -169,15 +164,18 @@ class LedgerWriter:
         partial.replace(head_path(self.path))
         return seq
 
-    def close(self) -> None:
+    def close(self, reason: str = "complete") -> None:
+        """Seal as closed, saying why: complete, interrupted, halted or crashed."""
+        if reason not in CLOSING_REASONS:
+            raise ValueError(f"a ledger closes as one of {', '.join(CLOSING_REASONS)}")
         if not self.closed:
-            self.seal(closing=True)
+            self.seal(reason=reason)
             self.closed = True
             self._file.close()
 
     @property
     def public_key(self) -> str:
-        return self._public
+        return self._signer.public
 
 
 def _open_locked(path: Path, mode: str) -> BinaryIO:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from govern.ledger.binding import line_digest
 from govern.tasks.base import Task, TaskItem
 
 
@@ -68,9 +69,12 @@ class ResultsWriter:
         self.path = path
         self._file = path.open("a", encoding="utf-8")
 
-    def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+    def write(self, record: dict[str, Any]) -> str:
+        """Append the record's line and flush it; returns the line's digest for the ledger."""
+        line = json.dumps(record, ensure_ascii=False)
+        self._file.write(line + "\n")
         self._file.flush()
+        return line_digest(line.encode("utf-8"))
 
     def close(self) -> None:
         self._file.close()

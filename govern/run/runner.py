@@ -8,11 +8,15 @@ The summary is written however the run ends; after Ctrl-C or a crash it says
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
+import signal
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,24 +29,35 @@ from govern.engine.context import RunContext, assign_models
 from govern.engine.state import initial_state
 from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
+from govern.ledger.binding import RESULTS, folder_digests
 from govern.ledger.keys import (
+    ENV_KEY,
     Keyring,
     LedgerKeyError,
     default_key_file,
     init_key_file,
     load_keyring,
 )
-from govern.ledger.writer import FsyncPolicy, LedgerWriter
+from govern.ledger.writer import FsyncPolicy, LedgerBusy, LedgerWriter
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_simulated
 from govern.run.records import ResultsWriter, failed_record, item_record
+from govern.run.resume import (
+    AlreadyComplete,
+    PreviousRun,
+    ResumeError,
+    is_run_folder,
+    read_previous,
+    read_request,
+    rewrite_results,
+)
 from govern.run.summary import Summary, summarise
 from govern.spec.checks import load_checked
 from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
 from govern.spec.loader import LoadedManifest, project_root
 from govern.spec.models import Manifest
-from govern.tasks.base import Task, TaskData, TaskDataError
+from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.registry import get_task
 
 if TYPE_CHECKING:  # langgraph takes a second to import: only once the inputs are checked
@@ -70,6 +85,44 @@ class RunRequest:
     api_base: str | None = None
     key_file: Path | None = None  # default: GOVERN_LEDGER_KEY, then the user's key file
     fsync: FsyncPolicy = "seal"  # when the ledger is forced to disk
+    resume: Path | None = None  # continue the unfinished run in this folder
+
+    def recorded(self) -> dict[str, Any]:
+        """What a resumed run must repeat exactly, kept in manifest.json."""
+        return {
+            "manifest": str(self.manifest.resolve()),
+            "task": self.task,
+            "limit": self.limit,
+            "model": self.model,
+            "role_models": self.role_models,
+            "seed": self.seed,
+            "data": str(self.data.resolve()) if self.data else None,
+            "api_base": self.api_base,
+        }
+
+    def resuming(self, folder: Path) -> RunRequest:
+        """This request with the recorded one's settings, to continue the run in ``folder``."""
+        recorded = read_request(folder)
+        try:
+            return RunRequest(
+                manifest=Path(recorded["manifest"]),
+                task=recorded["task"],
+                limit=recorded["limit"],
+                model=recorded["model"],
+                role_models=dict(recorded["role_models"]),
+                seed=recorded["seed"],
+                concurrency=self.concurrency,
+                out=folder,
+                data=Path(recorded["data"]) if recorded["data"] else None,
+                api_base=recorded["api_base"],
+                key_file=self.key_file,
+                fsync=self.fsync,
+                resume=folder,
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ResumeError(
+                f"{folder}/manifest.json is damaged: its request is incomplete"
+            ) from None
 
 
 @dataclass
@@ -83,10 +136,29 @@ class PreparedRun:
     simulated: bool
     concurrency: int
     ledger: LedgerWriter
+    request: RunRequest
     notices: list[str] = field(default_factory=list)
+    finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed: done before
+    stopped_by: str | None = None  # the signal that interrupted the run
 
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
+    """Check everything, then open the run's ledger: a new run, or the unfinished one in
+    ``request.resume`` (or in an ``--out`` folder that holds one)."""
+    resume = request.resume
+    if resume is None and request.out is not None and is_run_folder(request.out):
+        resume = request.out
+    if resume is not None:
+        try:
+            resumed = request.resuming(resume)
+        except ResumeError as exc:
+            raise RunSetupError(str(exc)) from None
+        if request.resume is None and resumed.manifest != request.manifest.resolve():
+            raise RunSetupError(
+                f"{resume} holds a run of {resumed.manifest}, not of {request.manifest}; "
+                "choose a new --out folder, or resume it with --resume"
+            )
+        request = resumed
     loaded = load_checked(request.manifest)
     if isinstance(loaded, LoadedManifest):
         manifest, files = loaded.manifest, loaded.files
@@ -126,7 +198,6 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
     keyring, key_notice = _keyring(request.key_file)
-    folder = _new_folder(request, manifest.id, task_name)
     from govern.engine.compile import compile_institution
 
     compiled = compile_institution(institution)
@@ -142,24 +213,24 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         "config": {
             "task": task_name,
             "items": len(items),
+            "items_sha256": _items_digest(items),
             "data_source": data.source,
             "seed": seed,
             "models": role_models,
             "simulated": simulated,
-            "concurrency": request.concurrency,
             "budgets": manifest.budgets.model_dump(),
             "governance": manifest.governance is not None,
         },
     }
-    ledger = LedgerWriter.create(
-        folder / "ledger.jsonl",
-        keyring,
-        f"{folder.name}-{uuid.uuid4().hex[:8]}",
-        header,
-        fsync=request.fsync,
-    )
-    (folder / "ledger.pub").write_text(ledger.public_key + "\n")
+    if resume is None:
+        folder = _new_folder(request, manifest.id, task_name)
+        ledger, previous = _create_ledger(folder, keyring, header, request), None
+    else:
+        folder = resume
+        ledger, previous = _reopen_ledger(folder, keyring, header, request)
     controller = Controller(institution, manifest.governance, ledger, ManifestGuard(files))
+    if previous is not None and previous.snapshot is not None:
+        controller.restore(previous.snapshot)
     context = RunContext(
         institution,
         task,
@@ -170,6 +241,12 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         golds={i.id: i.gold for i in items},
         controller=controller,
     )
+    notices = [n for n in (data.notice, key_notice) if n]
+    if previous is not None:
+        notices.append(
+            f"resuming the run in {folder} ({previous.ended_as}): {len(previous.finished)} of "
+            f"{len(items)} items were finished; the rest run now"
+        )
     return PreparedRun(
         manifest,
         compiled,
@@ -180,26 +257,116 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         simulated=simulated,
         concurrency=request.concurrency,
         ledger=ledger,
-        notices=[n for n in (data.notice, key_notice) if n],
+        request=request,
+        notices=notices,
+        finished=previous.finished if previous else {},
     )
+
+
+def _items_digest(items: list[TaskItem]) -> str:
+    """Ties the ledger to the exact items: a resumed run must have the same ones."""
+    text = json.dumps([[i.id, i.question, i.gold] for i in items], ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _create_ledger(
+    folder: Path, keyring: Keyring, header: dict[str, Any], request: RunRequest
+) -> LedgerWriter:
+    run_id = f"{folder.name}-{uuid.uuid4().hex[:8]}"
+    _write_request(folder, run_id, request)
+    try:
+        return LedgerWriter.create(
+            folder / "ledger.jsonl", keyring, run_id, header, fsync=request.fsync
+        )
+    except LedgerKeyError as exc:
+        raise RunSetupError(str(exc)) from None
+
+
+def _write_request(folder: Path, run_id: str, request: RunRequest) -> None:
+    """manifest.json first holds the request, so a run killed at once can still resume;
+    execute() completes it with the resolved manifest."""
+    text = json.dumps({"run": run_id, "request": request.recorded()}, indent=2) + "\n"
+    (folder / "manifest.json").write_text(text)
+
+
+def _reopen_ledger(
+    folder: Path, keyring: Keyring, header: dict[str, Any], request: RunRequest
+) -> tuple[LedgerWriter, PreviousRun]:
+    try:
+        previous = read_previous(folder, keyring)
+    except AlreadyComplete:
+        raise
+    except ResumeError as exc:
+        raise RunSetupError(str(exc)) from None
+    if previous.header is None:  # killed before the ledger's first entry: start it afresh
+        (folder / "ledger.jsonl").unlink(missing_ok=True)
+        return _create_ledger(folder, keyring, header, request), previous
+    old = previous.header
+    before = {
+        "manifest": old.get("manifest", {}).get("semantic_sha256"),
+        "institution": old.get("institution_sha256"),
+        "items": old.get("config", {}).get("items_sha256"),
+        "models": old.get("config", {}).get("models"),
+        "seed": old.get("config", {}).get("seed"),
+    }
+    changed = [
+        name
+        for name, now, then in (
+            ("the manifest", header["manifest"]["semantic_sha256"], before["manifest"]),
+            ("the institution", header["institution_sha256"], before["institution"]),
+            ("the task items", header["config"]["items_sha256"], before["items"]),
+            ("the models", header["config"]["models"], before["models"]),
+            ("the seed", header["config"]["seed"], before["seed"]),
+        )
+        if now != then
+    ]
+    if changed:
+        raise RunSetupError(
+            f"cannot resume {folder}: {', '.join(changed)} changed since the run started, so "
+            "its results would not be one run's; start a new run instead"
+        )
+    try:  # the lock first: results are rewritten only by the one process that holds it
+        ledger = LedgerWriter.reopen(folder / "ledger.jsonl", keyring, fsync=request.fsync)
+    except LedgerBusy as exc:
+        raise RunSetupError(f"{exc}: is the run still going?") from None
+    except (LedgerKeyError, ValueError) as exc:
+        raise RunSetupError(f"cannot resume {folder}: {exc}") from None
+    rewrite_results(previous)
+    ledger.append(
+        "resume",
+        "govern",
+        {
+            "previous": previous.ended_as,
+            "finished": len(previous.finished),
+            "dropped_results": previous.dropped,
+            "concurrency": request.concurrency,
+        },
+    )
+    return ledger, previous
 
 
 def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
-    """The ledger key; on a machine with none yet, a new key file (said aloud, never shown)."""
+    """The ledger keys; on a machine with none at all yet, a new key file (said aloud, never
+    shown). A key that is given but unusable is an error, never silently replaced."""
+    default = default_key_file()
     try:
-        return load_keyring(key_file), None
+        ring, notice = load_keyring(key_file), None
     except LedgerKeyError as exc:
-        default = default_key_file()
-        if key_file is not None or default.exists():
+        if key_file is not None or ENV_KEY in os.environ or default.exists():
             raise RunSetupError(str(exc)) from None
+        try:
+            ring = init_key_file(default)
+        except (LedgerKeyError, OSError) as exc:
+            raise RunSetupError(f"no ledger key, and none could be created: {exc}") from None
+        notice = (
+            f"created ledger keys at {default} (mode 600): an HMAC key and a separate seal "
+            "key; keep the file to audit your runs, and give others `govern keys public`"
+        )
     try:
-        ring = init_key_file(default)
-    except (LedgerKeyError, OSError) as exc:
-        raise RunSetupError(f"no ledger key, and none could be created: {exc}") from None
-    return ring, (
-        f"created a ledger key at {default} (mode 600); keep it to audit your runs, "
-        "or set GOVERN_LEDGER_KEY"
-    )
+        ring.active_key, ring.active_signer  # noqa: B018 - both are needed to write a ledger
+    except LedgerKeyError as exc:
+        raise RunSetupError(str(exc)) from None
+    return ring, notice
 
 
 def _new_folder(request: RunRequest, manifest_id: str, task: str) -> Path:
@@ -237,40 +404,62 @@ def _new_folder(request: RunRequest, manifest_id: str, task: str) -> Path:
 async def execute(
     run: PreparedRun, on_item: Callable[[dict[str, Any]], None] | None = None
 ) -> Summary:
-    """Run every item; the summary is written even when this is cancelled or crashes."""
+    """Run every unfinished item. However this ends, the summary is written, the folder's
+    files are bound into the ledger and a closing seal says why it ended: complete,
+    interrupted (Ctrl-C, SIGTERM), halted (the manifest changed) or crashed."""
     _write_inputs(run)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    records: list[dict[str, Any]] = []
-    writer = ResultsWriter(run.folder / "results.jsonl")
-    in_flight = asyncio.Semaphore(max(1, 2 * run.concurrency))
-    complete = False
+    records: list[dict[str, Any]] = list(run.finished.values())
+    writer = ResultsWriter(run.folder / RESULTS)
+    in_flight = asyncio.Semaphore(run.concurrency)  # --concurrency 1: one item at a time
+    reason = "crashed"
 
-    async def one(item) -> None:
+    async def one(item: TaskItem) -> None:
         async with in_flight:
-            record = await _run_item(run, item)
-        writer.write(record)
-        records.append(record)
+            await _run_item(run, item, writer, records)
         if on_item is not None:
-            on_item(record)
+            on_item(records[-1])
 
+    loop, main = asyncio.get_running_loop(), asyncio.current_task()
+
+    def terminate() -> None:
+        run.stopped_by = "SIGTERM"
+        main.cancel()
+
+    with suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread
+        loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
         try:
             async with asyncio.TaskGroup() as group:
                 for item in run.data.items:
-                    group.create_task(one(item))
+                    if item.id not in run.finished:
+                        group.create_task(one(item))
         except* ManifestChanged as halted:
+            reason = "halted"
             raise halted.exceptions[0] from None
-        complete = True
+        reason = "complete"
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        reason = "interrupted"
+        raise
     finally:
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGTERM)
         writer.close()
-        run.ledger.close()
-        summary = _summarise(run, records, complete, started, time.perf_counter() - clock)
+        summary = _summarise(
+            run, records, reason == "complete", started, time.perf_counter() - clock
+        )
         (run.folder / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n")
+        run.ledger.append("files", "govern", {"files": folder_digests(run.folder)})
+        run.ledger.close(reason)
     return summary
 
 
-async def _run_item(run: PreparedRun, item) -> dict[str, Any]:
+async def _run_item(
+    run: PreparedRun, item: TaskItem, writer: ResultsWriter, records: list[dict[str, Any]]
+) -> None:
+    """Run one item; its result line is written, then its end entry records the line's
+    digest, so the ledger vouches only for results that are on disk."""
     clock = time.perf_counter()
     config = {"recursion_limit": run.compiled.recursion_limit}
     controller = run.context.controller
@@ -281,16 +470,22 @@ async def _run_item(run: PreparedRun, item) -> dict[str, Any]:
         )
     except Exception as exc:  # one item's failure must not end the run
         log.warning("item failed", item=item.id, error=repr(exc))
-        controller.end_item(item.id, "error")
-        return failed_record(
+        outcome = "error"
+        record = failed_record(
             item, f"{type(exc).__name__}: {exc}", time.perf_counter() - clock, run.simulated
         )
-    controller.end_item(item.id, state.get("outcome"))
-    return item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
+    else:
+        outcome = state.get("outcome")
+        record = item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
+    digest = writer.write(record)
+    records.append(record)
+    controller.end_item(item.id, outcome, digest)
 
 
 def _write_inputs(run: PreparedRun) -> None:
     resolved = {
+        "run": run.ledger.run,
+        "request": run.request.recorded(),
         "manifest": run.manifest.model_dump(mode="json"),
         "institution_digest": run.compiled.digest,
         "models": run.context.role_models,

@@ -1,0 +1,98 @@
+"""Bind a run folder's files to its ledger, and check the binding.
+
+Each finished item's ``item`` end entry carries the SHA-256 of its line in
+results.jsonl, and the run closes with a ``files`` entry holding the SHA-256
+of every file it wrote, just before the closing seal. So an edited result, a
+replaced summary or another run's ledger copied into the folder fails the
+audit, with the HMAC key or the seal's public key alike (the entries are
+covered by the signed Merkle root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govern.ledger.format import parse
+
+RESULTS = "results.jsonl"
+BOUND_FILES = ("manifest.json", "graph.mmd", RESULTS, "summary.json", "events.jsonl")
+LEDGER_FILES = ("ledger.jsonl", "ledger.head")
+
+
+def line_digest(line: bytes) -> str:
+    """The digest of one results line, without its newline."""
+    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+
+
+def folder_digests(folder: Path) -> dict[str, dict[str, Any]]:
+    """The digest and size of every bound file the folder holds."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in BOUND_FILES:
+        path = folder / name
+        if path.is_file():
+            data = path.read_bytes()
+            found[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return found
+
+
+@dataclass
+class Binding:
+    """What the check found: problems fail the audit, notes do not."""
+
+    checked: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "problems": self.problems, "notes": self.notes}
+
+
+def check_binding(folder: Path, lines: list[bytes], *, closed: bool) -> Binding:
+    """Compare the folder's files with the digests in ``lines`` (entries already verified)."""
+    binding = Binding()
+    recorded: set[str] = set()
+    bound: dict[str, dict[str, Any]] | None = None
+    for line in lines:
+        entry = parse(line) or {}
+        kind, body = entry.get("kind"), entry.get("body") or {}
+        if kind == "item" and body.get("event") == "end" and body.get("result_sha256"):
+            recorded.add(body["result_sha256"])
+        elif kind == "files":
+            bound = body.get("files", {})
+        elif kind == "resume":
+            bound = None  # the files changed since: only a later 'files' entry counts
+    _check_results(folder / RESULTS, recorded, binding.problems if closed else binding.notes)
+    if bound is None:
+        (binding.problems if closed else binding.notes).append(
+            "the ledger binds no files after its last session (no 'files' entry)"
+        )
+        return binding
+    found = folder_digests(folder)
+    for name, digest in bound.items():
+        if name not in found:
+            binding.problems.append(f"{name} is bound by the ledger but missing from the folder")
+        elif found[name]["sha256"] != digest.get("sha256"):
+            binding.problems.append(f"{name} is not the file the ledger bound: it was changed")
+        else:
+            binding.checked.append(name)
+    for name in sorted(set(found) - set(bound)):
+        binding.problems.append(f"{name} was added after the ledger bound the folder")
+    for path in sorted(folder.iterdir()):
+        if path.name not in BOUND_FILES and path.name not in LEDGER_FILES:
+            binding.notes.append(f"{path.name} is not bound to the ledger")
+    return binding
+
+
+def _check_results(path: Path, recorded: set[str], found: list[str]) -> None:
+    if not path.is_file():
+        return
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if line_digest(line) not in recorded:
+            found.append(
+                f"{RESULTS} line {number} is not a result the ledger recorded "
+                "(edited, added, or from another run)"
+            )
+            return

@@ -1,0 +1,125 @@
+"""What an earlier, unfinished run left in its folder, as far as its ledger vouches for it.
+
+An item counts as finished only when its line in results.jsonl is the one its
+``item`` end entry recorded; anything else (a torn line, a line written just
+before a kill, an item in flight) is dropped and redone. The Controller's
+state is taken from the last finished item's end entry, so a governed run
+with ``--concurrency 1`` resumes exactly where it stood.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govern.ledger.binding import RESULTS, line_digest
+from govern.ledger.format import parse
+from govern.ledger.keys import Keyring
+from govern.ledger.verifier import read_lines, verify
+
+REQUEST_FILE = "manifest.json"  # holds the request the run was started with
+
+
+class ResumeError(Exception):
+    """The folder cannot be resumed; the message says why and what to do."""
+
+
+class AlreadyComplete(Exception):
+    """The run in this folder finished; there is nothing to resume."""
+
+
+@dataclass
+class PreviousRun:
+    folder: Path
+    request: dict[str, Any]
+    header: dict[str, Any] | None = None  # None: killed before the ledger's first entry
+    finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # item id -> record
+    lines: list[bytes] = field(default_factory=list)  # their results lines, in file order
+    dropped: int = 0  # results lines not vouched for by the ledger
+    snapshot: dict[str, Any] | None = None  # the Controller at the last finished item
+    ended_as: str = "unsealed"  # how the previous session ended
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / REQUEST_FILE).is_file()
+
+
+def read_request(folder: Path) -> dict[str, Any]:
+    try:
+        recorded = json.loads((folder / REQUEST_FILE).read_text(encoding="utf-8"))
+        request = recorded["request"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ResumeError(
+            f"{folder} is not a run folder made by `govern run` (no readable {REQUEST_FILE})"
+        ) from None
+    if not isinstance(request, dict):
+        raise ResumeError(f"{folder / REQUEST_FILE} is damaged: 'request' is not a mapping")
+    return request
+
+
+def read_previous(folder: Path, keyring: Keyring) -> PreviousRun:
+    """The finished work of the run in ``folder``; raises when it cannot or need not resume."""
+    previous = PreviousRun(folder, read_request(folder))
+    ledger = folder / "ledger.jsonl"
+    if not ledger.is_file() or ledger.stat().st_size == 0:
+        return previous  # nothing was recorded, so nothing counts as finished
+    report = verify(ledger, keyring=keyring)
+    if report.complete:
+        raise AlreadyComplete(f"the run in {folder} is complete; nothing to resume")
+    if report.damage is not None and report.damage.kind not in ("torn", "unsealed"):
+        raise ResumeError(
+            f"the ledger in {folder} is damaged, so it cannot go on: {report.summary()}"
+        )
+    previous.ended_as = report.closed_as or (report.damage.kind if report.damage else "unsealed")
+    lines, _ = read_lines(ledger)
+    ends: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        entry = parse(line) or {}
+        body = entry.get("body") or {}
+        if entry.get("kind") == "header":
+            previous.header = body
+        elif entry.get("kind") == "item" and body.get("event") == "end":
+            ends[body["item"]] = {**body, "seq": entry["seq"]}
+    _keep_vouched_results(previous, ends)
+    return previous
+
+
+def _keep_vouched_results(previous: PreviousRun, ends: dict[str, dict[str, Any]]) -> None:
+    path = previous.folder / RESULTS
+    raw = path.read_bytes() if path.is_file() else b""
+    last_end: dict[str, Any] | None = None
+    for line in raw.split(b"\n"):
+        if not line:
+            continue
+        record = _record(line)
+        end = ends.get(record.get("id")) if record else None
+        if end is None or end.get("result_sha256") != line_digest(line):
+            previous.dropped += 1
+            continue
+        previous.finished[record["id"]] = record
+        previous.lines.append(line)
+        if last_end is None or end["seq"] > last_end["seq"]:
+            last_end = end
+    previous.snapshot = (last_end or {}).get("governance")
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None
+
+
+def rewrite_results(previous: PreviousRun) -> None:
+    """Keep only the vouched-for lines, atomically: a kill here leaves the old file whole."""
+    path = previous.folder / RESULTS
+    partial = path.with_name(RESULTS + ".partial")
+    with partial.open("wb") as handle:
+        handle.write(b"".join(line + b"\n" for line in previous.lines))
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)
