@@ -260,18 +260,18 @@ class LiteLLMClient:
                     response = await litellm.acompletion(**kwargs, timeout=budget)
                 text = _reply_text(response)
             except Exception as exc:
-                if clock.expired() and budget < self.timeout:
+                cut_by_deadline = clock.expired() and budget < self.timeout
+                if cut_by_deadline:
                     failure = _Failure(
                         f"no reply within the call's {self.deadline:g} s deadline", True
                     )
-                    left = 0.0
                 else:
                     failure = self._classify(exc, request.model, budget)
-                    left = self.deadline - (time.perf_counter() - started)
+                left = self.deadline - (time.perf_counter() - started)
                 delay = self._delay(attempts - 1, failure.retry_after)
                 if not failure.retryable or attempts > self.max_retries or delay >= left:
                     reason = failure.reason
-                    if failure.retryable and attempts <= self.max_retries and left > 0:
+                    if failure.retryable and attempts <= self.max_retries and not cut_by_deadline:
                         reason += f"; no time left before the call's {self.deadline:g} s deadline"
                     raise ModelError(
                         model=request.model,

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -74,3 +74,33 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
         table.add_row(name, value)
     console.print(table)
     console.print(f"results in {folder}")
+
+
+_SHOWN_REASONS = 10
+
+
+def report_failures(summary: Summary, file: TextIO | None = None) -> int:
+    """Print why items failed, grouped by reason (to stderr); the run's exit status.
+
+    1 when every item failed, so a run that measured nothing never looks like success.
+    """
+    out = file if file is not None else sys.stderr
+    failed = sum(summary.failures.values())
+    if not failed:
+        return 0
+    print(f"failures: {failed} of {summary.n} items failed:", file=out)
+    reasons = list(summary.failures.items())
+    width = len(str(reasons[0][1]))
+    for reason, count in reasons[:_SHOWN_REASONS]:
+        print(f"  {count:>{width}}  {reason}", file=out)
+    if len(reasons) > _SHOWN_REASONS:
+        rest = sum(count for _, count in reasons[_SHOWN_REASONS:])
+        print(
+            f"  and {rest} more items for {len(reasons) - _SHOWN_REASONS} other reasons "
+            "(all in summary.json)",
+            file=out,
+        )
+    if failed == summary.n:
+        print(f"govern: every item failed ({failed} of {summary.n}): nothing was scored", file=out)
+        return 1
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -34,6 +35,7 @@ class Summary(BaseModel):
     unparsable_outputs: int
     outcomes: dict[str, int]
     items_with_errors: int
+    failures: dict[str, int]  # why items failed (outcome "error"): reason -> items, most first
     wall_seconds: float
     models: dict[str, str]
     seed: int
@@ -59,5 +61,54 @@ def summarise(records: list[dict[str, Any]], **fields: Any) -> Summary:
         unparsable_outputs=sum(r["unparsable"] for r in records),
         outcomes=dict(Counter(r["outcome"] or "unknown" for r in records)),
         items_with_errors=sum(bool(r["errors"]) for r in records),
+        failures=failures(records),
         **fields,
     )
+
+
+# what varies from item to item or call to call in an error, never part of its reason
+_VARYING = (
+    (re.compile(r"\b\d+ (?:of \d+ )?bytes\b"), "N bytes"),
+    (re.compile(r"line \d+ column \d+ \(char \d+\)"), "line N column N"),
+    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "0x…"),
+    (re.compile(r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b"), "<id>"),
+    (re.compile(r"\b(?:chatcmpl|req|msg|gen|call|run)[-_][A-Za-z0-9_-]{6,}"), "<id>"),
+    (re.compile(r"\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{20,}\b"), "<id>"),
+)
+_REASON_CHARS = 200
+
+
+def failure_reason(record: dict[str, Any]) -> str | None:
+    """Why an item failed, the same words for every item that failed the same way.
+
+    None for an item that was scored. The reason is the item's last error without
+    the stage prefixes the engine adds, and with ids, byte counts and addresses
+    that differ between items replaced by placeholders.
+    """
+    if record.get("outcome") != "error":
+        return None
+    errors = record.get("errors") or []
+    if not errors:
+        return "failed without a recorded error"
+    text = str(errors[-1])
+    stages = set(record.get("path") or [])
+    head, sep, rest = text.partition(": ")
+    while sep and head in stages:
+        text = rest
+        head, sep, rest = text.partition(": ")
+    return normalise_reason(text, str(record.get("id", "")))
+
+
+def normalise_reason(text: str, item_id: str = "") -> str:
+    if item_id:
+        text = text.replace(item_id, "<item>")
+    for pattern, replacement in _VARYING:
+        text = pattern.sub(replacement, text)
+    text = " ".join(text.split())
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+
+
+def failures(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Failed items by reason, the most common first."""
+    counts = Counter(r for r in map(failure_reason, records) if r is not None)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

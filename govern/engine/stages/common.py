@@ -139,9 +139,13 @@ def route_update(transition: Transition, decision: str) -> Update:
 def failed(
     ctx: RunContext, state: dict, stage_id: str, error: Exception, pending: Update
 ) -> Update:
-    """A model call failed after its retries: the item ends with the error recorded."""
+    """A model call failed after its retries: the item ends with the error recorded,
+    prefixed once with the stage (a parallel seat's error already carries it)."""
     transition = ctx.controller.stop(state["item_id"], stage_id, None, "error", str(error))
-    return combine(pending, {"errors": [f"{stage_id}: {error}"]}, route_update(transition, ""))
+    message = str(error)
+    if not message.startswith(f"{stage_id}: "):
+        message = f"{stage_id}: {message}"
+    return combine(pending, {"errors": [message]}, route_update(transition, ""))
 
 
 def nobody_may_act(ctx: RunContext, state: dict, stage_id: str, pending: Update) -> Update:
