@@ -8,12 +8,11 @@ error, not a cascade.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
-import networkx as nx
-
-from govern.spec.errors import SpecError, SpecInvalid
-from govern.spec.graph import stage_graph, terminal_ids, unbounded_cycles
+from govern.spec.errors import SpecError, SpecInvalid, quoted
+from govern.spec.graph import stage_edges, terminal_ids, unbounded_cycles
 from govern.spec.loader import LoadedInstitution, LoadedManifest, load_spec
 from govern.spec.models import (
     GATE_KINDS,
@@ -24,7 +23,7 @@ from govern.spec.models import (
     SoloStage,
     VoteStage,
 )
-from govern.spec.validation import suggest
+from govern.spec.validation import Hints, listing
 
 
 def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
@@ -37,13 +36,15 @@ def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
 def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
     errors = check_institution(loaded.institution) + _check_governance(loaded)
     role_ids = [r.id for r in loaded.institution.institution.roles]
+    known_roles = set(role_ids)
+    suggest = Hints()
     for role_id in loaded.manifest.models.roles:
-        if role_id not in role_ids:
+        if role_id not in known_roles:
             errors.append(
                 loaded.source.error(
                     ("models", "roles", role_id),
                     f"no role '{role_id}' in the institution{suggest(role_id, role_ids)}; roles: "
-                    f"{', '.join(role_ids)}",
+                    f"{listing(role_ids)}",
                 )
             )
     return errors
@@ -57,29 +58,32 @@ def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
     if overlay is None:
         return []
     errors: list[SpecError] = []
+    suggest = Hints()
 
     def err(path: tuple, message: str) -> None:
         errors.append(loaded.source.error(("governance", *path), message))
 
     states = overlay.states
-    if len(set(states)) != len(states):
+    known_states = set(states)
+    if len(known_states) != len(states):
         err(("states",), "a state is listed twice")
     for path, state in [
         (("initial",), overlay.initial),
         *((("acting", i), s) for i, s in enumerate(overlay.acting)),
     ]:
-        if state not in states:
-            err(path, f"no state '{state}'{suggest(state, states)}; states: {', '.join(states)}")
-    if overlay.initial not in overlay.acting:
+        if state not in known_states:
+            err(path, f"no state '{state}'{suggest(state, states)}; states: {listing(states)}")
+    if overlay.initial not in set(overlay.acting):
         err(("initial",), f"agents start {overlay.initial}, which may not act: list it in acting")
     for group in ("rules", "restorations"):
         for i, rule in enumerate(getattr(overlay, group)):
             for key, state in (("from", rule.from_state), ("to", rule.to)):
-                if state not in states:
+                if state not in known_states:
                     err(
                         (group, i, key),
-                        f"no state '{state}'{suggest(state, states)}; states: {', '.join(states)}",
+                        f"no state '{state}'{suggest(state, states)}; states: {listing(states)}",
                     )
+    acting = set(overlay.acting)
     for i, rule in enumerate(overlay.rules):
         predicate = rule.evidence.predicate
         if predicate not in AGENT_PREDICATES:
@@ -89,7 +93,7 @@ def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
                 f"; predicates: {', '.join(sorted(AGENT_PREDICATES))}",
             )
         suspended = rule.sanction is not None and rule.sanction.kind == "suspension"
-        if suspended and rule.to in overlay.acting:
+        if suspended and rule.to in acting:
             err(
                 ("rules", i, "to"),
                 f"a suspension moves the agent to '{rule.to}', a state that "
@@ -97,10 +101,10 @@ def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
             )
     roles = [r.id for r in loaded.institution.institution.roles]
     stand_in = overlay.stand_in.role
-    if stand_in is not None and stand_in not in roles:
+    if stand_in is not None and stand_in not in set(roles):
         err(
             ("stand_in", "role"),
-            f"no role '{stand_in}'{suggest(stand_in, roles)}; roles: {', '.join(roles)}",
+            f"no role '{stand_in}'{suggest(stand_in, roles)}; roles: {listing(roles)}",
         )
     return errors
 
@@ -109,21 +113,23 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
     inst = loaded.institution
     errors: list[SpecError] = []
     err = loaded.error
+    suggest = Hints()
     role_ids = [r.id for r in inst.roles]
     stage_ids = [s.id for s in inst.stages]
+    known_ids = {"role": set(role_ids), "stage": set(stage_ids)}
 
     for kind, ids, items in (("role", role_ids, "roles"), ("stage", stage_ids, "stages")):
-        seen = Counter(ids)
+        first: dict[str, int] = {}
         for index, item_id in enumerate(ids):
-            if seen[item_id] > 1 and ids.index(item_id) != index:
+            if first.setdefault(item_id, index) != index:
                 errors.append(err((items, index, "id"), f"duplicate {kind} id '{item_id}'"))
 
     def known(value: str, choices: list[str], what: str, path: tuple) -> None:
-        if value not in choices:
+        if value not in known_ids[what]:
             errors.append(
                 err(
                     path,
-                    f"no {what} '{value}'{suggest(value, choices)}; {what}s: {', '.join(choices)}",
+                    f"no {what} '{value}'{suggest(value, choices)}; {what}s: {listing(choices)}",
                 )
             )
 
@@ -138,8 +144,9 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
                 known(voter, role_ids, "role", (*at, "voters", j))
             if stage.chair:
                 known(stage.chair, role_ids, "role", (*at, "chair"))
+            voters = set(stage.voters)
             for role_id in stage.weights or {}:
-                if role_id not in stage.voters:
+                if role_id not in voters:
                     errors.append(
                         err(
                             (*at, "weights", role_id),
@@ -154,7 +161,7 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
                 known(source, stage_ids, "stage", (*at, "inputs", j))
         if stage.kind == "terminal":
             continue
-        errors += _check_decisions(loaded, i)
+        errors += _check_decisions(loaded, i, suggest)
         if stage.exhausted is not None:
             known(stage.exhausted, stage_ids, "stage", (*at, "exhausted"))
             if stage.exhausted == stage.id:
@@ -174,7 +181,7 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
     return errors
 
 
-def _check_decisions(loaded: LoadedInstitution, index: int) -> list[SpecError]:
+def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> list[SpecError]:
     stage = loaded.institution.stages[index]
     at = ("stages", index)
     errors: list[SpecError] = []
@@ -193,7 +200,7 @@ def _check_decisions(loaded: LoadedInstitution, index: int) -> list[SpecError]:
             errors.append(
                 err(
                     (*at, "decisions", j),
-                    f"a {stage.kind} stage cannot return '{decision}'"
+                    f"a {stage.kind} stage cannot return '{quoted(decision)}'"
                     f"{suggest(decision, vocabulary)}; it may return: "
                     f"{', '.join(vocabulary)}",
                 )
@@ -227,7 +234,7 @@ def _check_decisions(loaded: LoadedInstitution, index: int) -> list[SpecError]:
             errors.append(
                 err(
                     (*at, "next", decision),
-                    f"stage '{stage.id}' never returns '{decision}'"
+                    f"stage '{stage.id}' never returns '{quoted(decision)}'"
                     f"{suggest(decision, possible)}; it returns: {', '.join(possible)}",
                 )
             )
@@ -238,15 +245,18 @@ def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
     inst = loaded.institution
     err = loaded.error
     errors: list[SpecError] = []
-    index = {s.id: i for i, s in enumerate(inst.stages)}
-    graph = stage_graph(inst)
     terminals = terminal_ids(inst)
     if not terminals:
         return [err(("stages",), "no terminal stage: add a stage with kind: terminal")]
-    reachable = nx.descendants(graph, inst.entry) | {inst.entry}
-    finishing = set(terminals).union(*(nx.ancestors(graph, t) for t in terminals))
-    for stage in inst.stages:
-        at = ("stages", index[stage.id], "id")
+    successors: dict[str, list[str]] = {s.id: [] for s in inst.stages}
+    predecessors: dict[str, list[str]] = {s.id: [] for s in inst.stages}
+    for edge in stage_edges(inst):
+        successors[edge.source].append(edge.target)
+        predecessors[edge.target].append(edge.source)
+    reachable = _reach([inst.entry], successors)
+    finishing = _reach(terminals, predecessors)  # one search from all terminals at once
+    for i, stage in enumerate(inst.stages):
+        at = ("stages", i, "id")
         if stage.id not in reachable:
             errors.append(
                 err(
@@ -275,6 +285,18 @@ def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
     return errors
 
 
+def _reach(starts: Iterable[str], neighbours: dict[str, list[str]]) -> set[str]:
+    """Every node reachable from any start (the starts included), in linear time."""
+    seen = set(starts)
+    todo = list(seen)
+    while todo:
+        for nxt in neighbours[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def _check_pattern(loaded: LoadedInstitution) -> list[SpecError]:
     inst = loaded.institution
     err = loaded.error
@@ -294,12 +316,10 @@ def _check_pattern(loaded: LoadedInstitution) -> list[SpecError]:
     if inst.pattern == "consensus" and not kinds["vote"]:
         return [err(("pattern",), "a consensus institution needs at least one vote stage")]
     if inst.pattern == "autonomous_cluster":
-        graph = stage_graph(inst)
+        clusters = {s.id for s in inst.stages if s.kind == "cluster"}
         orchestrated = any(
-            inst.stage(u).kind in ("propose", "draft")
-            for c in inst.stages
-            if c.kind == "cluster"
-            for u in graph.predecessors(c.id)
+            e.target in clusters and inst.stage(e.source).kind in ("propose", "draft")
+            for e in stage_edges(inst)
         )
         if not orchestrated:
             return [

@@ -7,6 +7,9 @@ are left out, so a retry loop does not count as a governance loop.
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
+
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
@@ -40,7 +43,11 @@ def stage_calls(institution: Institution, stage_id: str) -> int:
 
 
 def fingerprint(institution: Institution) -> Fingerprint:
-    """Fingerprint of an institution that passed the static checks."""
+    """Fingerprint of an institution that passed the static checks, in linear time.
+
+    Nothing here enumerates paths or cycles, whose number can grow exponentially
+    with the stages (26 stages with bounded send-backs have hundreds of thousands).
+    """
     multi = stage_graph(institution, include_unparsable=False)
     simple = nx.DiGraph(multi)
     terminals = {s.id for s in institution.stages if s.kind == "terminal"}
@@ -51,11 +58,27 @@ def fingerprint(institution: Institution) -> Fingerprint:
         stages=len(institution.stages),
         gates=sum(s.kind in ("review", "vote") for s in institution.stages),
         branches=sum(simple.out_degree(n) >= 2 for n in simple.nodes),
-        loops=sum(1 for _ in nx.simple_cycles(simple)),
+        loops=_cycle_rank(simple),
         depth=_depth(simple, institution.entry, terminals),
         calls_shortest_happy_path=shortest,
         calls_longest_happy_path=longest,
     )
+
+
+def _cycle_rank(graph: nx.DiGraph) -> int:
+    """Independent loops: over each strongly connected set of stages, edges - stages + 1.
+
+    This is the dimension of the directed cycle space; it equals the number of
+    elementary cycles whenever loops do not combine into further ones (every
+    shipped institution), and unlike that number it cannot explode.
+    """
+    component = {}
+    for number, members in enumerate(nx.strongly_connected_components(graph)):
+        for node in members:
+            component[node] = number
+    inside = Counter(component[u] for u, v in graph.edges if component[u] == component[v])
+    sizes = Counter(component.values())
+    return sum(edges - sizes[c] + 1 for c, edges in inside.items())
 
 
 def _depth(graph: nx.DiGraph, entry: str, terminals: set[str]) -> int:
@@ -76,19 +99,50 @@ def _depth(graph: nx.DiGraph, entry: str, terminals: set[str]) -> int:
 def _happy_path_calls(
     institution: Institution, multi: nx.MultiDiGraph
 ) -> tuple[int | None, int | None]:
-    """Calls on the cheapest and dearest simple path to a completed terminal via happy decisions."""
+    """Calls on the cheapest and dearest happy path from the entry to a completed terminal.
+
+    Cheapest: a shortest path with each stage weighing its calls (Dijkstra; a
+    cheapest path never repeats a stage). Dearest: the longest path in the
+    condensation of the happy graph, each strongly connected set of stages
+    weighing the calls of all its stages. When the happy decisions form no loop
+    (every shipped institution) that is exactly the dearest simple path.
+    """
     happy = nx.DiGraph()
     happy.add_nodes_from(multi.nodes)
     for u, v, data in multi.edges(data=True):
         edge = data["edge"]
         if edge.via == "route" and edge.decision in HAPPY_DECISIONS:
             happy.add_edge(u, v)
-    goals = [s.id for s in institution.stages if s.kind == "terminal" and s.outcome == "completed"]
-    costs = [
-        sum(stage_calls(institution, n) for n in path)
-        for goal in goals
-        for path in nx.all_simple_paths(happy, institution.entry, goal)
-    ]
-    if institution.entry in goals:
-        costs.append(0)
-    return (min(costs), max(costs)) if costs else (None, None)
+    goals = {s.id for s in institution.stages if s.kind == "terminal" and s.outcome == "completed"}
+    calls = {n: stage_calls(institution, n) for n in happy.nodes}
+    entry = institution.entry
+    cheapest = _cheapest(happy, entry, calls)
+    costs = [cheapest[g] for g in goals if g in cheapest]
+    if not costs:
+        return None, None
+    dag = nx.condensation(happy)
+    member = dag.graph["mapping"]
+    weight = {c: sum(calls[n] for n in dag.nodes[c]["members"]) for c in dag.nodes}
+    dearest = {member[entry]: weight[member[entry]]}
+    for c in nx.topological_sort(dag):
+        if c in dearest:
+            for succ in dag.successors(c):
+                dearest[succ] = max(dearest.get(succ, 0), dearest[c] + weight[succ])
+    longest = max(dearest[member[g]] for g in goals if member[g] in dearest)
+    return min(costs), longest
+
+
+def _cheapest(graph: nx.DiGraph, start: str, calls: dict[str, int]) -> dict[str, int]:
+    """Least calls to reach each node from ``start``, counting the calls of every stage run."""
+    best = {start: calls[start]}
+    queue = [(calls[start], start)]
+    while queue:
+        cost, node = heapq.heappop(queue)
+        if cost > best[node]:
+            continue
+        for nxt in graph.successors(node):
+            through = cost + calls[nxt]
+            if through < best.get(nxt, through + 1):
+                best[nxt] = through
+                heapq.heappush(queue, (through, nxt))
+    return best

@@ -14,7 +14,7 @@ when at least one of its edges is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -41,12 +41,14 @@ class Edge:
 
 def stage_edges(institution: Institution) -> list[Edge]:
     """Every edge whose target stage exists; dangling targets are the checks' business."""
-    stages = {s.id: s for s in institution.stages}
+    stages: dict[str, Any] = {}
+    for stage in institution.stages:
+        stages.setdefault(stage.id, stage)  # the first of a duplicated id, as Institution.stage
 
     def bounded(stage_id: str) -> bool:
         return bool(getattr(stages[stage_id], "max_visits", None))
 
-    edges: list[Edge] = []
+    edges: dict[Edge, None] = {}  # insertion-ordered and deduplicated in constant time
     for index, stage in enumerate(institution.stages):
         for decision, route in getattr(stage, "next", {}).items():
             at: YamlPath = ("stages", index, "next", decision)
@@ -63,9 +65,8 @@ def stage_edges(institution: Institution) -> list[Edge]:
                 if target is None or target not in stages:
                     continue
                 edge = Edge(stage.id, target, decision, via, route_bound or bounded(target), at)
-                if edge not in edges:
-                    edges.append(edge)
-    return edges
+                edges.setdefault(edge)
+    return list(edges)
 
 
 def stage_graph(institution: Institution, *, include_unparsable: bool = True) -> nx.MultiDiGraph:
@@ -87,9 +88,11 @@ def unbounded_cycles(institution: Institution) -> list[list[Edge]]:
             unbounded.add_edge(edge.source, edge.target, key=(edge.decision, edge.via), edge=edge)
     cycles: list[list[Edge]] = []
     for component in nx.strongly_connected_components(unbounded):
+        if len(component) == 1:
+            (node,) = component
+            if not unbounded.has_edge(node, node):
+                continue
         sub = unbounded.subgraph(component)
-        if len(component) == 1 and not sub.number_of_edges():
-            continue
         start = min(component)
         found = nx.find_cycle(sub, source=start)
         cycles.append([sub.edges[u, v, k]["edge"] for u, v, k in found])

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from govern.spec.errors import SpecError, SpecInvalid
+from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.models import Institution, Manifest
 from govern.spec.validation import validate_data
 from govern.spec.yaml_source import YamlPath, YamlSource, read_yaml
 
 PROJECT_MARKERS = ("pyproject.toml", ".git", "govern.toml")
+MAX_EXTENDS = 16  # bases a manifest may stand on, one on another
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,16 @@ def project_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` holding a project marker, else ``start``."""
     start = start.resolve()
     for folder in (start, *start.parents):
-        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+        if any(_exists(folder / marker) for marker in PROJECT_MARKERS):
             return folder
     return start
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a folder we may not look into holds no marker we can use
+        return False
 
 
 def spec_kind(source: YamlSource) -> str:
@@ -139,6 +147,16 @@ def _resolve_extends(
             [source.error(("extends",), "'extends' must be a relative path to a base manifest")]
         )
     base_path = _reference(source, ("extends",), base_ref, root)
+    if len(chain) > MAX_EXTENDS:
+        raise SpecInvalid(
+            [
+                source.error(
+                    ("extends",),
+                    f"more than {MAX_EXTENDS} manifests extend one another here: "
+                    "merge some of the bases",
+                )
+            ]
+        )
     if base_path in chain:
         loop = " -> ".join(p.name for p in (*chain, base_path))
         raise SpecInvalid(
@@ -149,7 +167,8 @@ def _resolve_extends(
         raise SpecInvalid(
             [
                 source.error(
-                    ("extends",), f"'{base_ref}' is an institution; 'extends' takes a base manifest"
+                    ("extends",),
+                    f"'{quoted(base_ref)}' is an institution; 'extends' takes a base manifest",
                 )
             ]
         )
@@ -160,19 +179,31 @@ def _resolve_extends(
 def _reference(source: YamlSource, at: YamlPath, reference: str, root: Path) -> Path:
     """Resolve a relative path written at ``at``, relative to the file that wrote it."""
     written_in = Path(source.value_position(at).file)
-    target = (written_in.parent / reference).resolve()
+    if not reference or not reference.isprintable():
+        raise SpecInvalid(
+            [source.error(at, f"'{quoted(reference)}' is not a file name: give a relative path")]
+        )
+    try:
+        target = (written_in.parent / reference).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # too long, a symlink loop, ...
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SpecInvalid(
+            [source.error(at, f"'{quoted(reference)}' cannot be resolved: {reason}")]
+        ) from None
     if Path(reference).is_absolute() or not target.is_relative_to(root):
         raise SpecInvalid(
             [
                 source.error(
                     at,
-                    f"'{reference}' points outside the project folder "
+                    f"'{quoted(reference)}' points outside the project folder "
                     f"({root}); use a path inside it",
                 )
             ]
         )
-    if not target.is_file():
-        raise SpecInvalid([source.error(at, f"'{reference}' does not exist (looked for {target})")])
+    if not _exists(target):
+        raise SpecInvalid(
+            [source.error(at, f"'{quoted(reference)}' does not exist (looked for {target})")]
+        )
     return target
 
 

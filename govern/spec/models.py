@@ -10,6 +10,7 @@ with its line instead of stopping at the first.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -294,8 +295,21 @@ class Institution(SpecModel):
     entry: Identifier
     policy: Policy = Field(default_factory=Policy)
 
+    @cached_property
+    def _stages_by_id(self) -> tuple[list[Any], dict[str, Any]]:
+        """(the stages list it was built from, id -> the first stage with that id)."""
+        index: dict[str, Any] = {}
+        for s in self.stages:
+            index.setdefault(s.id, s)
+        return self.stages, index
+
     def stage(self, stage_id: str) -> Any:
-        return next(s for s in self.stages if s.id == stage_id)
+        """The (first) stage with this id, in constant time; KeyError if there is none."""
+        built_from, index = self._stages_by_id
+        if built_from is not self.stages:  # a model_copy(update=...) kept a stale index
+            del self.__dict__["_stages_by_id"]
+            built_from, index = self._stages_by_id
+        return index[stage_id]
 
     def role(self, role_id: str) -> Role:
         return next(r for r in self.roles if r.id == role_id)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from govern.spec.errors import SpecError, SpecInvalid
+from govern.spec.errors import MAX_ERRORS_PER_FILE, SpecError, SpecInvalid, quoted
 from govern.spec.yaml_source import YamlPath, YamlSource
 
 M = TypeVar("M", bound=BaseModel)
@@ -24,18 +24,77 @@ def validate_data(model: type[M], data: Any, source: YamlSource, prefix: YamlPat
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        errors = [_translate(model, data, source, prefix, e) for e in exc.errors()]
+        hints = Hints()
+        errors = [_translate(model, data, source, prefix, e, hints) for e in exc.errors()]
         raise SpecInvalid(_unique(errors)) from None
 
 
+DIFFLIB_MAX_CHOICES = 300  # difflib compares the word with every choice: keep that small
+SUGGEST_MAX_WORD = 100
+LISTED_CHOICES = 20
+_EDIT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    """ " (did you mean 'x'?)" for the closest choice, or ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """ " (did you mean 'x'?)" for the closest choice, or ''.
+
+    difflib over a small set of choices; over a large one (a generated institution's
+    stage ids) only a choice one edit away, found without comparing against all.
+    """
+    if not isinstance(word, str) or not word or len(word) > SUGGEST_MAX_WORD:
+        return ""
+    if len(choices) <= DIFFLIB_MAX_CHOICES:
+        close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+        found = close[0] if close else None
+    else:
+        found = _one_edit_away(word, frozenset(choices))
+    return f" (did you mean '{quoted(found)}'?)" if found is not None else ""
+
+
+def _one_edit_away(word: str, choices: frozenset[str]) -> str | None:
+    """The smallest choice one deletion, transposition, substitution or insertion away."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    candidates = {a + b[1:] for a, b in splits if b}
+    candidates |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    candidates |= {a + c + b[1:] for a, b in splits if b for c in _EDIT_ALPHABET}
+    candidates |= {a + c + b for a, b in splits for c in _EDIT_ALPHABET}
+    found = sorted(candidates & choices)
+    return found[0] if found else None
+
+
+def listing(choices: list[str] | tuple[str, ...], limit: int = LISTED_CHOICES) -> str:
+    """Choices for an error message: all of a few, the first ``limit`` of many."""
+    if len(choices) <= limit:
+        return ", ".join(quoted(c) for c in choices)
+    shown = ", ".join(quoted(c) for c in choices[:limit])
+    return f"{shown}, … ({len(choices)} in all)"
+
+
+class Hints:
+    """``suggest`` for one file's checks, computed for its first ``limit`` errors only.
+
+    Only the first errors of a file are shown (``MAX_ERRORS_PER_FILE``), so a file
+    with thousands of misspelt names costs thousands of cheap errors, not
+    thousands of searches for the closest name.
+    """
+
+    def __init__(self, limit: int = MAX_ERRORS_PER_FILE) -> None:
+        self.left = limit
+
+    def __call__(self, word: str, choices: list[str] | tuple[str, ...]) -> str:
+        if self.left <= 0:
+            return ""
+        self.left -= 1
+        return suggest(word, choices)
 
 
 def _translate(
-    model: type[BaseModel], data: Any, source: YamlSource, prefix: YamlPath, error: Any
+    model: type[BaseModel],
+    data: Any,
+    source: YamlSource,
+    prefix: YamlPath,
+    error: Any,
+    hint: Hints,
 ) -> SpecError:
     loc: tuple[Any, ...] = error["loc"]
     path = _data_path(data, loc)
@@ -44,19 +103,19 @@ def _translate(
     field = str(loc[-1]) if loc else ""
     if kind == "missing":
         owner = _owner_name(model, data, loc[:-1])
-        return source.error(where, f"missing required key '{field}' in {owner}")
+        return source.error(where, f"missing required key '{quoted(field)}' in {owner}")
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, data, loc[:-1])
-        hint = suggest(field, allowed)
-        listing = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return source.error(where, f"unknown key '{field}'{hint}{listing}")
+        close = hint(field, allowed)
+        allowed_keys = f"; allowed keys: {listing(allowed)}" if allowed else ""
+        return source.error(where, f"unknown key '{quoted(field)}'{close}{allowed_keys}")
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
         expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = str(ctx.get("tag", ""))
         return source.error(
             (*where, "kind"),
-            f"unknown stage kind '{tag}'{suggest(tag, expected)}; "
+            f"unknown stage kind '{quoted(tag)}'{hint(tag, expected)}; "
             f"expected one of: {', '.join(expected)}",
             at_value=True,
         )
@@ -69,21 +128,22 @@ def _translate(
     if kind == "string_pattern_mismatch":
         return source.error(
             where,
-            f"'{error['input']}' is not a valid id for '{field}': use lower-case letters, digits "
-            "and underscores, starting with a letter",
+            f"'{quoted(error['input'])}' is not a valid id for '{quoted(field)}': use lower-case "
+            "letters, digits and underscores, starting with a letter",
             at_value=True,
         )
     if kind == "literal_error":
         expected = _literal_choices(model, data, loc)
-        hint = suggest(str(error["input"]), expected) if expected else ""
+        close = hint(str(error["input"]), expected) if expected else ""
         return source.error(
             where,
-            f"'{error['input']}' is not allowed for '{field}'{hint}: {_lower(error['msg'])}",
+            f"'{quoted(error['input'])}' is not allowed for '{quoted(field)}'{close}: "
+            f"{_lower(error['msg'])}",
             at_value=True,
         )
     if kind == "value_error":  # our own model validators: the message says it all
         return source.error(where, error["msg"].removeprefix("Value error, "))
-    return source.error(where, f"'{field}': {_lower(error['msg'])}", at_value=True)
+    return source.error(where, f"'{quoted(field)}': {_lower(error['msg'])}", at_value=True)
 
 
 def _lower(message: str) -> str:
