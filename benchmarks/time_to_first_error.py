@@ -60,7 +60,8 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
         env.pop("GOVERN_GSM8K", None)
         env.update(
-            GOVERN_LEDGER_KEY="5e" * 32,  # a throw-away key: never the user's key file
+            GOVERN_LEDGER_KEY="5e" * 32,  # throw-away keys: never the user's key file
+            GOVERN_SIGNING_KEY="a7" * 32,
             XDG_CACHE_HOME=str(scratch / "cache"),
             XDG_CONFIG_HOME=str(scratch / "config"),
         )

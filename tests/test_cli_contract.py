@@ -22,7 +22,7 @@ from govern.cli import build_parser, main, non_negative_int, positive_int
 from govern.tasks.base import TaskDataError
 from govern.tasks.gsm8k import GSM8K
 from govern.text import printable
-from tests.conftest import ROOT, TINY, clean_environment, spec_errors, write
+from tests.conftest import ROOT, TEST_KEYS, TINY, clean_environment, spec_errors, write
 
 FF = os.fsdecode(b"\xff")  # a file name byte that is not UTF-8, as Python sees it
 RECORD = '{"question": "What is 2 + 3?", "answer": "2 + 3 = 5\\n#### 5"}\n'
@@ -35,7 +35,7 @@ def govern(*args: str | bytes, timeout: float = 60, **env: str) -> subprocess.Co
         cwd=ROOT,
         capture_output=True,
         timeout=timeout,
-        env=clean_environment(GOVERN_LEDGER_KEY="5e" * 32, **env),
+        env=clean_environment(**TEST_KEYS, **env),
         check=False,
     )
     result.stdout = result.stdout.decode("utf-8")  # strict: the output is valid UTF-8
@@ -393,7 +393,7 @@ def test_a_failing_run_fails_before_importing_langgraph_or_litellm(
         capture_output=True,
         text=True,
         timeout=60,
-        env=clean_environment(GOVERN_LEDGER_KEY="5e" * 32),
+        env=clean_environment(**TEST_KEYS),
         check=True,
     )
     status, heavy = result.stdout.split(" ", 1)
