@@ -347,8 +347,9 @@ def test_a_closed_standard_output_ends_quietly_with_141(tmp_path: Path) -> None:
 
 def test_exit_codes_are_documented_in_the_readme() -> None:
     errors = (ROOT / "README.md").read_text().split("## Errors", 1)[1].split("\n## ", 1)[0]
-    for status in (cli.EXIT_OK, cli.EXIT_INVALID, cli.EXIT_USAGE, cli.EXIT_INTERNAL,
-                   cli.EXIT_INTERRUPTED, cli.EXIT_BROKEN_PIPE):  # fmt: skip
+    statuses = [cli.EXIT_OK, cli.EXIT_INVALID, cli.EXIT_USAGE, cli.EXIT_INTERNAL]
+    statuses += [cli.EXIT_INTERRUPTED, cli.EXIT_BROKEN_PIPE, 143]  # 143: govern run on SIGTERM
+    for status in statuses:
         assert f"| {status} |" in errors
     assert "govern: internal error (a bug in govern, please report it)" in errors
 
