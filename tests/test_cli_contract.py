@@ -279,11 +279,6 @@ def test_run_reads_data_with_a_non_utf8_name(tmp_path: Path) -> None:
     assert summary["n"] == 1 and "\\udcff.jsonl" in summary["data_source"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the ledger header holds the manifest's path and the --out folder's name raw; "
-    "they need govern.text.printable in runner.prepare / the guard (ledger owner)",
-)
 @pytest.mark.parametrize("where", ["manifest", "out"])
 def test_run_takes_a_non_utf8_manifest_path_or_out_folder(where: str, tmp_path: Path) -> None:
     spec = (ROOT / "institutions" / "bare.yaml").read_bytes()

@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -27,6 +26,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from govern.files import write_atomic
 
 ENV_KEY = "GOVERN_LEDGER_KEY"
 ENV_SIGNING_KEY = "GOVERN_SIGNING_KEY"
@@ -223,21 +224,11 @@ def load_keyring(key_file: Path | None = None) -> Keyring:
 
 
 def _write_private(path: Path, data: dict[str, Any], *, replace: bool) -> None:
-    """Write through a fresh temporary file (O_EXCL, mode 0600) in the same folder, then
-    rename: a planted symlink cannot redirect the secret, and a crash leaves the old file."""
+    """Mode 0600 from the start, and a crash leaves the old file whole."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not replace and (path.exists() or path.is_symlink()):
         raise LedgerKeyError(f"{path} already exists; `govern keys rotate` adds a new key to it")
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2), private=True, fsync=True)
 
 
 def _now() -> str:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from govern.files import write_atomic
 from govern.ledger.format import CLOSING_REASONS, GENESIS, encode, head_statement, parse
 from govern.ledger.keys import Keyring
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
@@ -159,9 +160,7 @@ class LedgerWriter:
         if self.fsync != "never":
             os.fsync(self._file.fileno())
         head = {"run": self.run, "seq": seq, "key": self._key, **body}
-        partial = head_path(self.path).with_suffix(".head.new")
-        partial.write_text(json.dumps(head, indent=2, sort_keys=True) + "\n")
-        partial.replace(head_path(self.path))
+        write_atomic(head_path(self.path), json.dumps(head, indent=2, sort_keys=True) + "\n")
         return seq
 
     def close(self, reason: str = "complete") -> None:

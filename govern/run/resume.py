@@ -10,11 +10,11 @@ with ``--concurrency 1`` resumes exactly where it stood.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from govern.files import write_atomic
 from govern.ledger.binding import RESULTS, line_digest
 from govern.ledger.format import parse
 from govern.ledger.keys import Keyring
@@ -116,10 +116,5 @@ def _record(line: bytes) -> dict[str, Any] | None:
 
 def rewrite_results(previous: PreviousRun) -> None:
     """Keep only the vouched-for lines, atomically: a kill here leaves the old file whole."""
-    path = previous.folder / RESULTS
-    partial = path.with_name(RESULTS + ".partial")
-    with partial.open("wb") as handle:
-        handle.write(b"".join(line + b"\n" for line in previous.lines))
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)
+    lines = b"".join(line + b"\n" for line in previous.lines)
+    write_atomic(previous.folder / RESULTS, lines, fsync=True)

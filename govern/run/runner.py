@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ import structlog
 from govern import __version__
 from govern.engine.context import RunContext, assign_models
 from govern.engine.state import initial_state
+from govern.files import write_atomic
 from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
 from govern.ledger.binding import RESULTS, folder_digests
@@ -59,11 +60,15 @@ from govern.spec.loader import LoadedManifest, project_root
 from govern.spec.models import Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.registry import get_task
+from govern.text import printable
 
 if TYPE_CHECKING:  # langgraph takes a second to import: only once the inputs are checked
     from govern.engine.compile import CompiledInstitution
 
 log = structlog.get_logger()
+
+
+DEFAULT_CONCURRENCY = 8
 
 
 class RunSetupError(Exception):
@@ -78,7 +83,7 @@ class RunRequest:
     model: str | None = None
     role_models: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
-    concurrency: int = 8
+    concurrency: int | None = None  # None: 8, or what a resumed run started with
     out: Path | None = None
     data: Path | None = None
     download: bool = False
@@ -98,6 +103,7 @@ class RunRequest:
             "seed": self.seed,
             "data": str(self.data.resolve()) if self.data else None,
             "api_base": self.api_base,
+            "concurrency": self.concurrency,
         }
 
     def resuming(self, folder: Path) -> RunRequest:
@@ -111,7 +117,9 @@ class RunRequest:
                 model=recorded["model"],
                 role_models=dict(recorded["role_models"]),
                 seed=recorded["seed"],
-                concurrency=self.concurrency,
+                concurrency=recorded["concurrency"]
+                if self.concurrency is None
+                else self.concurrency,
                 out=folder,
                 data=Path(recorded["data"]) if recorded["data"] else None,
                 api_base=recorded["api_base"],
@@ -159,6 +167,10 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
                 "choose a new --out folder, or resume it with --resume"
             )
         request = resumed
+    if request.concurrency is None:
+        request = replace(request, concurrency=DEFAULT_CONCURRENCY)
+    if request.concurrency < 1:
+        raise RunSetupError("concurrency must be at least 1")
     loaded = load_checked(request.manifest)
     if isinstance(loaded, LoadedManifest):
         manifest, files = loaded.manifest, loaded.files
@@ -198,6 +210,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
     keyring, key_notice = _keyring(request.key_file)
+    folder = resume or _new_folder(request, manifest.id, task_name)  # before the slow import
     from govern.engine.compile import compile_institution
 
     compiled = compile_institution(institution)
@@ -207,7 +220,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         "manifest": {
             "id": manifest.id,
             "semantic_sha256": semantic_digest(manifest),
-            "files": file_digests(files),
+            "files": {printable(name): digest for name, digest in file_digests(files).items()},
         },
         "institution_sha256": compiled.digest,
         "config": {
@@ -223,10 +236,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         },
     }
     if resume is None:
-        folder = _new_folder(request, manifest.id, task_name)
         ledger, previous = _create_ledger(folder, keyring, header, request), None
     else:
-        folder = resume
         ledger, previous = _reopen_ledger(folder, keyring, header, request)
     controller = Controller(institution, manifest.governance, ledger, ManifestGuard(files))
     if previous is not None and previous.snapshot is not None:
@@ -272,7 +283,7 @@ def _items_digest(items: list[TaskItem]) -> str:
 def _create_ledger(
     folder: Path, keyring: Keyring, header: dict[str, Any], request: RunRequest
 ) -> LedgerWriter:
-    run_id = f"{folder.name}-{uuid.uuid4().hex[:8]}"
+    run_id = f"{printable(folder.name)}-{uuid.uuid4().hex[:8]}"
     _write_request(folder, run_id, request)
     try:
         return LedgerWriter.create(
@@ -286,7 +297,7 @@ def _write_request(folder: Path, run_id: str, request: RunRequest) -> None:
     """manifest.json first holds the request, so a run killed at once can still resume;
     execute() completes it with the resolved manifest."""
     text = json.dumps({"run": run_id, "request": request.recorded()}, indent=2) + "\n"
-    (folder / "manifest.json").write_text(text)
+    write_atomic(folder / "manifest.json", text)
 
 
 def _reopen_ledger(
@@ -449,7 +460,7 @@ async def execute(
         summary = _summarise(
             run, records, reason == "complete", started, time.perf_counter() - clock
         )
-        (run.folder / "summary.json").write_text(summary.model_dump_json(indent=2) + "\n")
+        write_atomic(run.folder / "summary.json", summary.model_dump_json(indent=2) + "\n")
         run.ledger.append("files", "govern", {"files": folder_digests(run.folder)})
         run.ledger.close(reason)
     return summary
@@ -495,8 +506,8 @@ def _write_inputs(run: PreparedRun) -> None:
         "items": len(run.data.items),
         "simulated": run.simulated,
     }
-    (run.folder / "manifest.json").write_text(json.dumps(resolved, indent=2) + "\n")
-    (run.folder / "graph.mmd").write_text(draw(run.manifest.institution, "mermaid"))
+    write_atomic(run.folder / "manifest.json", json.dumps(resolved, indent=2) + "\n")
+    write_atomic(run.folder / "graph.mmd", draw(run.manifest.institution, "mermaid"))
 
 
 def _summarise(

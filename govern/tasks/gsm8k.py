@@ -19,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from govern.files import write_atomic
 from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem, data_lines, read_data_file
 from govern.text import printable
 
@@ -158,9 +159,7 @@ class GSM8K:
             log.warning("GSM8K download has the wrong SHA-256; not used", url=url)
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".partial")
-        partial.write_bytes(body)
-        partial.replace(target)
+        write_atomic(target, body)
         return target
 
     def parse_answer(self, text: str) -> str | None:
