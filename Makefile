@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The official GSM8K test split, when this checkout sits beside the shared data.
 GSM8K ?= $(firstword $(GOVERN_GSM8K) $(wildcard ../shared/data/gsm8k/test.jsonl))
 
-.PHONY: test lint demo schema bench clean
+.PHONY: test lint fuzz demo schema bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The loader fuzz with random examples (CI runs a fixed 2,000 within `make test`);
+# failures are kept in .hypothesis/ and replayed first next time.
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	GOVERN_FUZZ=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q tests/test_fuzz_loader.py \
+		--hypothesis-show-statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check govern tests benchmarks
@@ -33,6 +40,7 @@ schema: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/validate_many.py
+	$(BIN)/python benchmarks/fuzz_throughput.py
 	$(BIN)/python benchmarks/stage_overhead.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/full_split.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/throughput.py

@@ -36,16 +36,31 @@ class UsageError(Exception):
 
 
 def _yaml_files(paths: Sequence[str]) -> list[Path]:
-    """Files as given, and the YAML files inside any folder given."""
+    """Files as given, and the YAML files inside any folder given.
+
+    Whatever a name in a folder turns out to be (a FIFO, a device, a folder named
+    x.yaml, a dangling link), the loader reports it as that file's error, so one
+    bad entry never stops the others from being checked.
+    """
+    from govern.spec.errors import escape_controls
+
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if not path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError:  # not ours to look at: the loader says so for this file
+            is_dir = False
+        if not is_dir:
             files.append(path)
             continue
-        inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        try:
+            inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UsageError(f"cannot list the folder {escape_controls(raw)}: {reason}") from None
         if not inside:
-            raise UsageError(f"no .yaml or .yml files in the folder {path}")
+            raise UsageError(f"no .yaml or .yml files in the folder {escape_controls(raw)}")
         files.extend(inside)
     return files
 
@@ -98,7 +113,16 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from govern.spec.fingerprint import fingerprint
 
-    institutions = [_load_one(path) for path in _yaml_files(args.paths)]
+    institutions, invalid = [], False
+    for path in _yaml_files(args.paths):  # every file is checked, and reported, before any row
+        try:
+            institutions.append(_load_one(str(path)))
+        except SpecInvalid as exc:
+            invalid = True
+            for error in exc.errors:
+                print(error, file=sys.stderr)
+    if invalid:
+        return EXIT_INVALID
     rows = [
         {"institution": i.id, "pattern": i.pattern, "fingerprint": fingerprint(i).model_dump()}
         for i in institutions

@@ -6,16 +6,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from govern.spec.checks import load_checked
-from govern.spec.errors import SpecInvalid, display_path
+from govern.spec.errors import SpecInvalid, display_path, escape_controls, quoted
 from govern.spec.loader import LoadedInstitution
 from govern.tasks.registry import TASKS
 
 
 @dataclass(frozen=True)
 class Found:
+    """One line of ``govern list``; path and summary come from the user's files and are
+    made printable (no control characters, long names cut) when a Found is made."""
+
     kind: str
     path: str
     summary: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", escape_controls(self.path))
+        object.__setattr__(self, "summary", escape_controls(quoted(self.summary, 200)))
 
 
 def discover(root: Path) -> list[Found]:

@@ -250,7 +250,8 @@ def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
         return [err(("stages",), "no terminal stage: add a stage with kind: terminal")]
     successors: dict[str, list[str]] = {s.id: [] for s in inst.stages}
     predecessors: dict[str, list[str]] = {s.id: [] for s in inst.stages}
-    for edge in stage_edges(inst):
+    edges = stage_edges(inst)
+    for edge in edges:
         successors[edge.source].append(edge.target)
         predecessors[edge.target].append(edge.source)
     reachable = _reach([inst.entry], successors)
@@ -273,7 +274,7 @@ def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
                     "an item there would never end",
                 )
             )
-    for cycle in unbounded_cycles(inst):
+    for cycle in unbounded_cycles(inst, edges):
         loop = " -> ".join([*(e.source for e in cycle), cycle[0].source])
         errors.append(
             err(

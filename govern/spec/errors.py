@@ -12,7 +12,7 @@ MAX_MESSAGE_CHARS = 2000
 QUOTE_CHARS = 60
 
 
-def printable(text: str) -> str:
+def escape_controls(text: str) -> str:
     """``text`` with every character Python's ``repr`` would escape shown as an escape.
 
     NUL, terminal escape sequences (ESC, CSI), line breaks, bidirectional overrides
@@ -49,7 +49,7 @@ def quoted(value: object, limit: int = QUOTE_CHARS) -> str:
 class SpecError:
     """One problem in a spec file; line and column are 1-based.
 
-    File and message are made printable when the error is made (see ``printable``),
+    File and message are made printable when the error is made (see ``escape_controls``),
     so no error line, JSON report or summary can carry a control character.
     """
 
@@ -63,8 +63,8 @@ class SpecError:
         if len(message) > MAX_MESSAGE_CHARS:
             cut = len(message) - MAX_MESSAGE_CHARS
             message = f"{message[:MAX_MESSAGE_CHARS]}… (message cut by {cut} characters)"
-        object.__setattr__(self, "message", printable(message))
-        object.__setattr__(self, "file", printable(self.file))
+        object.__setattr__(self, "message", escape_controls(message))
+        object.__setattr__(self, "file", escape_controls(self.file))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: error: {self.message}"

@@ -80,22 +80,23 @@ def stage_graph(institution: Institution, *, include_unparsable: bool = True) ->
     return graph
 
 
-def unbounded_cycles(institution: Institution) -> list[list[Edge]]:
+def unbounded_cycles(institution: Institution, edges: list[Edge] | None = None) -> list[list[Edge]]:
     """One cycle from every strongly connected part of the graph of unbounded edges."""
-    unbounded = nx.MultiDiGraph()
-    for edge in stage_edges(institution):
+    unbounded = nx.DiGraph()
+    first: dict[tuple[str, str], Edge] = {}  # the first edge between two stages stands for all
+    for edge in stage_edges(institution) if edges is None else edges:
         if not edge.bounded:
-            unbounded.add_edge(edge.source, edge.target, key=(edge.decision, edge.via), edge=edge)
+            first.setdefault((edge.source, edge.target), edge)
+    unbounded.add_edges_from(first)
     cycles: list[list[Edge]] = []
     for component in nx.strongly_connected_components(unbounded):
         if len(component) == 1:
             (node,) = component
-            if not unbounded.has_edge(node, node):
-                continue
-        sub = unbounded.subgraph(component)
-        start = min(component)
-        found = nx.find_cycle(sub, source=start)
-        cycles.append([sub.edges[u, v, k]["edge"] for u, v, k in found])
+            if (node, node) in first:
+                cycles.append([first[node, node]])
+            continue
+        found = nx.find_cycle(unbounded.subgraph(component), source=min(component))
+        cycles.append([first[u, v] for u, v in found])
     return sorted(cycles, key=lambda c: c[0].path)
 
 

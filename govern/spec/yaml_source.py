@@ -42,7 +42,6 @@ MAX_ALIAS_NODES = 10_000  # nodes all aliases together may expand to
 YamlPath = tuple[str | int, ...]
 
 _STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
 _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _TAG_ADVICE = "a spec is plain YAML without tags: remove the tag (quote a value to keep it text)"
@@ -154,6 +153,7 @@ class _Builder:
         self.alias_nodes = 0
         self.documents = 0
         self.root: Any = None
+        self.tags: dict[str, str] = {}  # plain scalar -> the tag YAML 1.1 resolves it to
 
     # -- helpers -------------------------------------------------------------
 
@@ -251,7 +251,9 @@ class _Builder:
     def _construct(self, text: str, plain: bool, where: Position) -> Any:
         if not plain:
             return text
-        tag = self._helper.resolve(yaml.ScalarNode, text, (True, False))
+        tag = self.tags.get(text)
+        if tag is None:
+            tag = self.tags[text] = self._helper.resolve(yaml.ScalarNode, text, (True, False))
         if tag == _STR:
             return text
         if tag == _NULL:
@@ -278,7 +280,7 @@ class _Builder:
         top.want_key = False
         top.key_ok = False
         top.size += 1
-        if plain and self._helper.resolve(yaml.ScalarNode, text, (True, False)) == _MERGE:
+        if plain and text == "<<":  # the one plain key YAML 1.1 resolves to the merge tag
             self._fail(where, "merge keys ('<<') are not supported: write the keys out")
             return
         before = top.first_seen.get(text)
@@ -299,8 +301,7 @@ class _Builder:
         if len(self.stack) >= MAX_DEPTH:
             self._stop(
                 where,
-                f"nesting deeper than {MAX_DEPTH} levels: a spec needs a few; "
-                "flatten the structure",
+                f"nesting deeper than {MAX_DEPTH} levels: a spec needs a few; flatten it",
             )
         self._refuse_tag(event, where)
         top = self.stack[-1] if self.stack else None
@@ -391,10 +392,12 @@ def parse_yaml(text: str, file: str) -> YamlSource:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
-        hint = f" ({exc.context})" if exc.context else ""
-        error = SpecError(
-            file, line, column, f"invalid YAML: {problem}{hint}; check the indentation"
-        )
+        if "maximum nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+            message = f"nesting deeper than {MAX_DEPTH} levels: a spec needs a few; flatten it"
+        else:
+            hint = f" ({exc.context})" if exc.context else ""
+            message = f"invalid YAML: {problem}{hint}; check the indentation"
+        error = SpecError(file, line, column, message)
         raise SpecInvalid([*builder.errors, error]) from None
     except yaml.reader.ReaderError as exc:
         raise SpecInvalid([*builder.errors, _reader_error(exc, text, file)]) from None
@@ -421,7 +424,7 @@ def parse_yaml(text: str, file: str) -> YamlSource:
 
 def _too_big() -> str:
     return (
-        f"the file is larger than {MAX_FILE_BYTES // 1024} KiB: a spec is a few KB; "
+        f"the file is larger than {MAX_FILE_BYTES / (1 << 20):g} MiB: a spec is a few KB; "
         "is this the right file?"
     )
 
