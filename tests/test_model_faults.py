@@ -372,3 +372,43 @@ def test_500_items_against_a_misbehaving_server(tmp_path: Path) -> None:
     assert summary.unparsable_outputs == 0
     report = verify(run.folder / "ledger.jsonl", load_keyring())
     assert report.intact and report.complete, report.summary()
+
+
+class FailingIn:
+    """Scripted answers, except that one stage's calls fail as a real model's would."""
+
+    def __init__(self, stage: str) -> None:
+        from govern.models.sim.scripted import ScriptedClient
+
+        self.stage = stage
+        self.scripted = ScriptedClient({})
+
+    async def complete(self, model_request: ModelRequest) -> ModelResponse:
+        if model_request.oracle.stage == self.stage:
+            raise ModelError("sim/medium", "server error (HTTP 503)", attempts=4, retryable=True)
+        return await self.scripted.complete(model_request)
+
+
+def test_a_parallel_seats_failure_is_recorded_once_with_one_stage_prefix(tmp_path: Path) -> None:
+    from govern.tasks.gsm8k import SAMPLE
+
+    router = ModelRouter(clients={"sim/medium": FailingIn("division")})
+    run = prepare(
+        RunRequest(
+            ROOT / "manifests" / "senate.yaml",
+            task="gsm8k",
+            limit=2,
+            out=tmp_path / "run",
+            data=SAMPLE,
+        ),
+        router,
+    )
+    summary = asyncio.run(execute(run))
+    records = [json.loads(line) for line in (run.folder / "results.jsonl").read_text().splitlines()]
+    for failed in records:
+        assert failed["outcome"] == "error"
+        assert (
+            failed["errors"][-1] == "division: sim/medium: server error (HTTP 503) after 4 attempts"
+        )
+        assert not any(e.startswith("division: division: ") for e in failed["errors"])
+    assert summary.failures == {"sim/medium: server error (HTTP 503) after 4 attempts": 2}
