@@ -495,9 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--concurrency",
         type=positive_int,
-        default=8,
         metavar="C",
-        help="model calls in flight at once (default 8)",
+        help="model calls and items in flight at once (default 8; a resumed run keeps its own)",
     )
     p.add_argument(
         "--out", metavar="DIR", help="output folder (default runs/<time>-<manifest>-<task>)"

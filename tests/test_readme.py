@@ -42,11 +42,12 @@ NUMERIC_TYPES = {"positive_int", "non_negative_int", "int"}
 
 def _shell_commands() -> list[list[str]]:
     """Each command line of the README's ``sh`` blocks as words, comments dropped,
-    continuations joined, ``<placeholders>`` made one word."""
+    continuations joined, ``<placeholders>`` made one word, a redirection cut off."""
     commands = []
     for block in SHELL_BLOCKS:
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(re.sub(r"<[^>]*>", "PLACEHOLDER", line), comments=True)
+            words = words[: words.index(">")] if ">" in words else words
             if words:
                 commands.append(words)
     return commands

@@ -23,7 +23,7 @@ SAMPLE = ROOT / "tasks" / "gsm8k_sample.jsonl"
 KILLS = 20
 
 
-def slow_chancery(folder: Path, latency_ms: int = 40) -> Path:
+def slow_chancery(folder: Path, latency_ms: int = 60) -> Path:
     """The governed chancery (its ladder carries state from item to item), slowed down so a
     kill lands mid-run."""
     text = (ROOT / "manifests" / "chancery_governed.yaml").read_text()

@@ -19,6 +19,7 @@ from govern.ledger.binding import check_binding
 from govern.ledger.explain import as_dicts, render, timeline
 from govern.ledger.keys import (
     ENV_KEY,
+    ENV_SIGNING_KEY,
     Keyring,
     LedgerKeyError,
     default_key_file,
@@ -36,7 +37,7 @@ from govern.ledger.proofs import (
     prove_consistency,
     read_head,
 )
-from govern.ledger.verifier import read_lines, verify
+from govern.ledger.verifier import verify
 
 MAX_KEY_FILE_BYTES = 1 << 16
 
@@ -111,7 +112,7 @@ def _keyring(key_file: Path | None, folder: Path) -> Keyring | None:
     """The HMAC keys, or None when the user has none at all (an unusable key is an error)."""
     if key_file is not None:
         _outside(key_file, folder, "the key file")
-    elif ENV_KEY not in os.environ and not default_key_file().exists():
+    elif not {ENV_KEY, ENV_SIGNING_KEY} & set(os.environ) and not default_key_file().exists():
         return None
     try:
         return load_keyring(key_file)
@@ -144,9 +145,9 @@ def audit(
     report = verify(path, keyring=keyring, trusted=given)
     result = AuditResult(report.complete, {"ledger": report.as_dict()}, [report.summary()])
     result.text += [f"note: {note}" for note in report.notes]
-    lines, _ = read_lines(path)
+    lines = report.lines
     if report.intact or report.damage.kind in ("torn", "unsealed"):
-        binding = check_binding(folder, lines[: report.entries], closed=report.intact)
+        binding = check_binding(folder, lines, report.kinds, closed=report.intact)
         result.report["files"] = binding.as_dict()
         result.text += [f"files: {problem}" for problem in binding.problems]
         result.text += [f"note: {note}" for note in binding.notes]

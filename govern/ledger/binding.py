@@ -20,6 +20,7 @@ from govern.ledger.format import parse
 RESULTS = "results.jsonl"
 BOUND_FILES = ("manifest.json", "graph.mmd", RESULTS, "summary.json", "events.jsonl")
 LEDGER_FILES = ("ledger.jsonl", "ledger.head")
+_BINDING_KINDS = frozenset((b"item", b"files", b"resume"))
 
 
 def line_digest(line: bytes) -> str:
@@ -50,12 +51,15 @@ class Binding:
         return {"checked": self.checked, "problems": self.problems, "notes": self.notes}
 
 
-def check_binding(folder: Path, lines: list[bytes], *, closed: bool) -> Binding:
-    """Compare the folder's files with the digests in ``lines`` (entries already verified)."""
+def check_binding(folder: Path, lines: list[bytes], kinds: list[bytes], *, closed: bool) -> Binding:
+    """Compare the folder's files with the digests in the verified entries ``lines`` (whose
+    kinds the verifier read)."""
     binding = Binding()
     recorded: set[str] = set()
     bound: dict[str, dict[str, Any]] | None = None
-    for line in lines:
+    for line, kind_of_line in zip(lines, kinds, strict=False):
+        if kind_of_line not in _BINDING_KINDS:
+            continue  # most entries are turns and transitions: skip their JSON parse
         entry = parse(line) or {}
         kind, body = entry.get("kind"), entry.get("body") or {}
         if kind == "item" and body.get("event") == "end" and body.get("result_sha256"):

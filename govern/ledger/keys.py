@@ -220,6 +220,10 @@ def load_keyring(key_file: Path | None = None) -> Keyring:
         return read_key_file(key_file)
     if ENV_KEY in os.environ:
         return keyring_from_env()
+    if ENV_SIGNING_KEY in os.environ:
+        raise LedgerKeyError(
+            f"{ENV_SIGNING_KEY} is set without {ENV_KEY}: set both, or neither to use the key file"
+        )
     return read_key_file(default_key_file())
 
 

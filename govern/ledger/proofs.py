@@ -136,10 +136,8 @@ def prove_consistency(path: Path, old: dict[str, Any]) -> dict[str, Any]:
     """The RFC 9162 proof that the ledger's latest seal extends the earlier head ``old``."""
     lines, _ = read_lines(path)
     seal = latest_seal(lines)
-    if seal is None:
-        raise ProofError("the ledger has no seal to compare with the earlier head")
-    new = head_of(seal)
-    if old["tree_size"] > new["tree_size"]:
+    new = head_of(seal) if seal else None
+    if new is None or old["tree_size"] > new["tree_size"]:
         return {"old": old, "new": new, "path": None}
     leaves = [leaf_hash(line) for line in lines[: new["tree_size"]]]
     proof = consistency_proof(old["tree_size"], leaves)
@@ -149,6 +147,11 @@ def prove_consistency(path: Path, old: dict[str, Any]) -> dict[str, Any]:
 def check_consistency(proof: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
     """(valid, why): both heads are signed by trusted keys and the new tree extends the old."""
     old, new = proof["old"], proof["new"]
+    if new is None:
+        return False, (
+            f"truncated: the earlier head covers {old['tree_size']} entries, and the ledger "
+            "no longer holds any seal"
+        )
     for name, head in (("earlier", old), ("current", new)):
         valid, why = check_head(head, trusted)
         if not valid:

@@ -51,6 +51,8 @@ class Report:
     closed_as: str | None = None  # the reason of the closing seal that ends the ledger
     seals: int = 0
     signers: dict[str, str] = field(default_factory=dict)  # seal public keys -> trust
+    lines: list[bytes] = field(default_factory=list, repr=False)  # as read, for later checks
+    kinds: list[bytes] = field(default_factory=list, repr=False)  # of the intact lines
     damage: Damage | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -117,7 +119,7 @@ def verify(
     if keyring is None and not trusted:
         raise ValueError("give a keyring or trusted public keys")
     lines, torn = read_lines(path)
-    report = Report(str(path), "hmac" if keyring else "public key")
+    report = Report(str(path), "hmac" if keyring else "public key", lines=lines)
     checker = _Chain(lines, keyring, trusted or {}, report)
     try:
         checker.walk()
@@ -210,6 +212,7 @@ class _Chain:
                 self._check_seal(index, parse(raw))
             self.frontier.append(leaf_hash(raw))
             self.prev = line[5]
+            self.report.kinds.append(line[1])
             self.report.entries = index + 1  # kept current: a _Stop leaves the count intact
         last = parse(self.lines[-1]) if self.lines else None
         if last and last["kind"] == "seal" and last["body"].get("closing"):

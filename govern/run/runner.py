@@ -33,6 +33,7 @@ from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
 from govern.ledger.binding import RESULTS, folder_digests
 from govern.ledger.keys import (
     ENV_KEY,
+    ENV_SIGNING_KEY,
     Keyring,
     LedgerKeyError,
     default_key_file,
@@ -363,7 +364,8 @@ def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
     try:
         ring, notice = load_keyring(key_file), None
     except LedgerKeyError as exc:
-        if key_file is not None or ENV_KEY in os.environ or default.exists():
+        given = key_file is not None or ENV_KEY in os.environ or ENV_SIGNING_KEY in os.environ
+        if given or default.exists():
             raise RunSetupError(str(exc)) from None
         try:
             ring = init_key_file(default)
