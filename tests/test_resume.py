@@ -214,3 +214,16 @@ def test_a_result_written_just_before_the_kill_is_redone_and_a_torn_line_cut(
     assert recovery["torn_bytes"] == 40 and resume["dropped_results"] == 1
     assert resume["finished"] == 2 and audit(out).intact
     assert comparable(out) == comparable(whole)
+
+
+def test_killed_before_the_ledgers_first_line_the_run_starts_afresh(tmp_path: Path) -> None:
+    manifest = slow_chancery(tmp_path, latency_ms=0)
+    whole, out = tmp_path / "whole", tmp_path / "run"
+    assert govern("run", *run_args(manifest, whole), "--limit", "2", **TEST_KEYS).returncode == 0
+    assert govern("run", *run_args(manifest, out), "--limit", "2", **TEST_KEYS).returncode == 0
+    for name in ("ledger.jsonl", "ledger.head", "results.jsonl", "summary.json", "graph.mmd"):
+        (out / name).unlink()
+    (out / "ledger.jsonl").write_bytes(b"")  # created, nothing written yet
+    result = govern("run", "--resume", str(out), **TEST_KEYS)
+    assert result.returncode == 0, result.stderr
+    assert audit(out).intact and comparable(out) == comparable(whole)
