@@ -21,5 +21,7 @@ def configure_logging(level: int = logging.WARNING) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # The stream is looked up at each log call, not bound now: whoever replaces
+        # sys.stderr later (a test, an embedding program) keeps getting the messages.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
     )
