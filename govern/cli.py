@@ -262,6 +262,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     configure_logging()
     if (args.manifest is None) == (args.resume is None):
         raise UsageError("give a MANIFEST to run, or --resume DIR to continue a run (not both)")
+    fixed = ("task", "limit", "model", "role_model", "seed", "data", "download", "api_base")
+    if args.resume and any(getattr(args, name) not in (None, False, []) for name in fixed):
+        raise UsageError(
+            "--resume continues a run with the settings it started with; only --concurrency, "
+            "--key-file and --fsync may be given with it"
+        )
     request = RunRequest(
         manifest=Path(args.manifest or "."),
         task=args.task,

@@ -64,6 +64,7 @@ def write_ledger(
     run: str = "run-a",
     ring: Keyring = RING,
     transitions: int = TRANSITIONS,
+    closed_as: str = "complete",
 ) -> Path:
     """A small closed ledger, sealed often enough that tampering lands between seals."""
     path = directory / "ledger.jsonl"
@@ -72,7 +73,7 @@ def write_ledger(
     )
     for n in range(transitions):
         writer.append("transition", "engine", transition(n))
-    writer.close()
+    writer.close(closed_as)
     return path
 
 
@@ -410,13 +411,30 @@ def test_second_writer_is_busy(tmp_path: Path) -> None:
 
 
 def test_closed_writer_refuses_entries(ledger: Path) -> None:
-    writer = LedgerWriter.reopen(ledger, RING, seal_every=10, fsync="never")
+    writer = LedgerWriter.reopen(_interrupted(ledger), RING, seal_every=10, fsync="never")
     writer.close()
     with pytest.raises(ValueError):
         writer.append("transition", "engine", {})
 
 
+def test_a_ledger_closed_as_complete_cannot_be_continued(ledger: Path) -> None:
+    with pytest.raises(ValueError, match="closed as complete"):
+        LedgerWriter.reopen(ledger, RING, seal_every=10, fsync="never")
+    lines = lines_of(ledger)
+    writer = LedgerWriter.reopen(_interrupted(ledger), RING, seal_every=10, fsync="never")
+    writer.close()  # what a resumed run does; but nothing may follow a complete close:
+    write_lines(ledger, [*lines_of(ledger), *lines[3:5]])
+    assert damage_of(verify(ledger, RING))[0] in ("replayed", "reordered", "spliced")
+
+
+def _interrupted(ledger: Path) -> Path:
+    """The same ledger, closed as interrupted instead (a run that can be resumed)."""
+    ledger.unlink()
+    return write_ledger(ledger.parent, closed_as="interrupted")
+
+
 def test_reopen_after_close_records_recovery_and_continues(ledger: Path) -> None:
+    ledger = _interrupted(ledger)
     before = lines_of(ledger)
     writer = LedgerWriter.reopen(ledger, RING, seal_every=10, fsync="never")
     assert writer.seq == ENTRIES + 1  # the recovery entry took ENTRIES
@@ -470,6 +488,7 @@ def _both_keys(active: Keyring) -> Keyring:
 
 
 def test_key_rotation_opens_a_segment(ledger: Path) -> None:
+    ledger = _interrupted(ledger)
     writer = LedgerWriter.reopen(ledger, _both_keys(OTHER_RING), seal_every=10, fsync="never")
     writer.append("transition", "engine", transition(200))
     writer.close()
@@ -488,7 +507,7 @@ def test_key_rotation_opens_a_segment(ledger: Path) -> None:
 
 def test_key_rotation_when_recovery_fills_a_seal_interval(tmp_path: Path) -> None:
     # header 0, transitions 1-7, closing seal 8; the recovery entry is 9, so a seal follows.
-    path = write_ledger(tmp_path, transitions=7)
+    path = write_ledger(tmp_path, transitions=7, closed_as="interrupted")
     writer = LedgerWriter.reopen(path, _both_keys(OTHER_RING), seal_every=10, fsync="never")
     writer.close()
     report = verify(path, _both_keys(OTHER_RING))

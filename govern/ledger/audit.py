@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from govern.files import read_regular
 from govern.ledger.binding import check_binding
 from govern.ledger.explain import as_dicts, render, timeline
 from govern.ledger.keys import (
@@ -73,9 +74,9 @@ def _outside(path: Path, folder: Path, what: str) -> None:
 
 def _read_small(path: Path, what: str) -> str:
     try:
-        if not path.is_file():
-            raise AuditUsageError(f"{what} {path} is not a regular file")
-        data = path.read_bytes()[:MAX_KEY_FILE_BYTES]
+        data = read_regular(path, MAX_KEY_FILE_BYTES)
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise AuditUsageError(f"{what} {path} is too large to be a file of keys")
         return data.decode("ascii")
     except OSError as exc:
         raise AuditUsageError(f"cannot read {what} {path}: {exc.strerror}") from None
@@ -133,7 +134,10 @@ def audit(
     path = ledger_path(target)
     folder = path.parent
     given = trusted_keys(list(public_keys), trusted_file, folder)
-    keyring = None if given and key_file is None else _keyring(key_file, folder)
+    # With --public-key, an HMAC key is used only when named (--key-file, GOVERN_LEDGER_KEY):
+    # an auditor's own default key file has nothing to do with someone else's run.
+    named = key_file is not None or ENV_KEY in os.environ
+    keyring = _keyring(key_file, folder) if named or not given else None
     trusted = {**(keyring.trusted() if keyring else {}), **given}
     if keyring is None and not trusted:
         text = (
@@ -142,13 +146,18 @@ def audit(
             "writer's seal key obtained outside the run folder."
         )
         return AuditResult(False, {"ledger": {"verified": False, "summary": text}}, [text])
-    report = verify(path, keyring=keyring, trusted=given)
+    try:
+        report = verify(path, keyring=keyring, trusted=given)
+    except OSError as exc:
+        raise AuditUsageError(f"cannot read {path}: {exc.strerror}") from None
     result = AuditResult(report.complete, {"ledger": report.as_dict()}, [report.summary()])
     result.text += [f"note: {note}" for note in report.notes]
     lines = report.lines
     if report.intact or report.damage.kind in ("torn", "unsealed"):
         binding = check_binding(folder, lines, report.kinds, closed=report.intact)
         result.report["files"] = binding.as_dict()
+        if binding.problems:  # the first line says so: the entries alone are not the run
+            result.text.insert(0, "NOT INTACT: the run folder does not match its ledger")
         result.text += [f"files: {problem}" for problem in binding.problems]
         result.text += [f"note: {note}" for note in binding.notes]
         if binding.checked and not binding.problems:
@@ -157,7 +166,7 @@ def audit(
         seal = latest_seal(lines[: report.entries])
         result.head = head_of(seal) if seal else None
     if explain:
-        stories = timeline(path)
+        stories = timeline(report.lines[: report.entries])
         result.report["agents"] = as_dicts(stories)
         result.text.append(render(stories))
     if prove_seq is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from govern.files import read_regular
 from govern.ledger.format import parse
 
 RESULTS = "results.jsonl"
@@ -25,7 +26,7 @@ _BINDING_KINDS = frozenset((b"item", b"files", b"resume"))
 
 def line_digest(line: bytes) -> str:
     """The digest of one results line, without its newline."""
-    return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
+    return hashlib.sha256(line.removesuffix(b"\n")).hexdigest()
 
 
 def folder_digests(folder: Path) -> dict[str, dict[str, Any]]:
@@ -34,7 +35,7 @@ def folder_digests(folder: Path) -> dict[str, dict[str, Any]]:
     for name in BOUND_FILES:
         path = folder / name
         if path.is_file():
-            data = path.read_bytes()
+            data = read_regular(path)
             found[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     return found
 
@@ -55,7 +56,7 @@ def check_binding(folder: Path, lines: list[bytes], kinds: list[bytes], *, close
     """Compare the folder's files with the digests in the verified entries ``lines`` (whose
     kinds the verifier read)."""
     binding = Binding()
-    recorded: set[str] = set()
+    recorded: dict[str, str] = {}  # item -> the digest of its result, as last recorded
     bound: dict[str, dict[str, Any]] | None = None
     for line, kind_of_line in zip(lines, kinds, strict=False):
         if kind_of_line not in _BINDING_KINDS:
@@ -63,7 +64,7 @@ def check_binding(folder: Path, lines: list[bytes], kinds: list[bytes], *, close
         entry = parse(line) or {}
         kind, body = entry.get("kind"), entry.get("body") or {}
         if kind == "item" and body.get("event") == "end" and body.get("result_sha256"):
-            recorded.add(body["result_sha256"])
+            recorded[str(body.get("item"))] = body["result_sha256"]
         elif kind == "files":
             bound = body.get("files", {})
         elif kind == "resume":
@@ -90,13 +91,22 @@ def check_binding(folder: Path, lines: list[bytes], kinds: list[bytes], *, close
     return binding
 
 
-def _check_results(path: Path, recorded: set[str], found: list[str]) -> None:
+def _check_results(path: Path, recorded: dict[str, str], found: list[str]) -> None:
+    """Each line is the result the ledger last recorded for its item, each item once."""
     if not path.is_file():
         return
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
-        if line_digest(line) not in recorded:
+    by_digest = {digest: item for item, digest in recorded.items()}
+    seen: set[str] = set()
+    lines = read_regular(path).split(b"\n")
+    for number, line in enumerate(lines[:-1] if lines[-1] == b"" else lines, start=1):
+        item = by_digest.get(line_digest(line))
+        if item is None:
             found.append(
                 f"{RESULTS} line {number} is not a result the ledger recorded "
                 "(edited, added, or from another run)"
             )
             return
+        if item in seen:
+            found.append(f"{RESULTS} line {number} repeats the result of {item}")
+            return
+        seen.add(item)

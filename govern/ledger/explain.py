@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from govern.ledger.format import parse
-from govern.ledger.verifier import read_lines
 
 
 @dataclass
@@ -25,19 +23,20 @@ class AgentStory:
     state: str | None = None
 
 
-def timeline(path: Path) -> list[AgentStory]:
-    """Stories of every agent named in the ledger, in order of first appearance."""
+def timeline(lines: list[bytes]) -> list[AgentStory]:
+    """Stories of every agent named in the (verified) ledger lines, in order of first
+    appearance; an entry not shaped as govern writes it ends the story there."""
     stories: dict[str, AgentStory] = {}
 
     def story(agent: str) -> AgentStory:
         return stories.setdefault(agent, AgentStory(agent))
 
-    lines, _ = read_lines(path)
     for line in lines:
         entry = parse(line)
-        if entry is None:
+        try:
+            _add(entry, story)
+        except (KeyError, TypeError, AttributeError, ValueError):
             break
-        _add(entry, story)
     return list(stories.values())
 
 

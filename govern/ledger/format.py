@@ -75,7 +75,7 @@ _decode = json.JSONDecoder().decode  # skips json.loads' encoding sniffing: line
 def parse(line: bytes) -> dict[str, Any] | None:
     try:
         entry = _decode(line.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return entry if isinstance(entry, dict) else None
 

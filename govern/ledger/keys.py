@@ -27,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from govern.files import write_atomic
+from govern.files import parse_json, read_regular, write_atomic
 
 ENV_KEY = "GOVERN_LEDGER_KEY"
 ENV_SIGNING_KEY = "GOVERN_SIGNING_KEY"
@@ -177,6 +177,8 @@ def read_key_file(path: Path) -> Keyring:
         for public in pinned:
             load_public_key(public)
         active, signer = data.get("active"), data.get("signing_active")
+        if not all(isinstance(name, str | None) for name in (active, signer)):
+            raise TypeError("an active key is named by its id")
     except (KeyError, TypeError, AttributeError):
         raise LedgerKeyError(f"{where} is damaged: expected govern's key file format") from None
     if active is not None and active not in keys:
@@ -203,7 +205,7 @@ def _read_private_json(path: Path) -> dict[str, Any]:
     if info.st_size > MAX_KEY_FILE_BYTES:
         raise LedgerKeyError(f"the key file {path} is too large to be a key file")
     try:
-        data = json.loads(path.read_bytes())
+        data = parse_json(read_regular(path, MAX_KEY_FILE_BYTES))
     except OSError as exc:
         raise LedgerKeyError(f"cannot read the key file {path}: {exc.strerror}") from None
     except ValueError:
@@ -267,6 +269,7 @@ def init_key_file(path: Path) -> Keyring:
 def rotate_key_file(path: Path) -> Keyring:
     """Add a new HMAC key and a new seal key and make them active; old keys stay, so old
     ledgers still verify and their seals stay trusted."""
+    path = path.resolve()  # a symlinked key file is updated where it lives
     read_key_file(path)  # refuses an unsafe or damaged file before touching it
     data = _read_private_json(path)
     hmac_entry, seal_entry = _new_hmac_entry(), _new_seal_entry()
@@ -282,6 +285,7 @@ def rotate_key_file(path: Path) -> Keyring:
 def trust_public_key(path: Path, public: str, name: str) -> Keyring:
     """Pin another writer's seal public key, so audits accept seals it signed."""
     public = public_key_hex(load_public_key(public))
+    path = path.resolve()
     read_key_file(path)
     data = _read_private_json(path)
     pinned = [p for p in data.get("trusted", []) if p.get("public") != public]

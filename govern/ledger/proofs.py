@@ -9,12 +9,12 @@ detects truncation or rewriting, even by a holder of the keys.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from govern.files import parse_json, read_regular
 from govern.ledger.format import head_statement, parse
 from govern.ledger.keys import LedgerKeyError, load_public_key
 from govern.ledger.merkle import (
@@ -48,6 +48,46 @@ def head_of(seal: dict[str, Any]) -> dict[str, Any]:
     return {"run": seal["run"], "seq": seal["seq"], **seal["body"]}
 
 
+def head_problem(head: Any) -> str | None:
+    """What makes ``head`` unusable as a head (a wrong type anywhere), or None."""
+    if not isinstance(head, dict):
+        return "not a JSON object"
+    missing = [name for name in HEAD_FIELDS if name not in head]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    hex_fields = {"root": 64, "head_mac": 64, "public_key": 64, "signature": 128}
+    for name, size in hex_fields.items():
+        value = head[name]
+        if not isinstance(value, str) or len(value) != size or not _is_hex(value):
+            return f"'{name}' is not {size} hex digits"
+    for name in ("seq", "tree_size"):
+        value = head[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"'{name}' is not a whole number"
+    if head["tree_size"] == 0:
+        return "'tree_size' is 0: a head seals at least one entry"
+    if not isinstance(head["closing"], bool) or not isinstance(head["run"], str):
+        return "'closing' or 'run' has the wrong type"
+    if head["reason"] is not None and not isinstance(head["reason"], str):
+        return "'reason' has the wrong type"
+    return None
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_seal(entry: dict[str, Any] | None) -> bool:
+    """A seal entry whose fields have the types govern writes (anything else is damage)."""
+    if not entry or entry.get("kind") != "seal" or not isinstance(entry.get("body"), dict):
+        return False
+    return head_problem({"run": entry.get("run"), "seq": entry.get("seq"), **entry["body"]}) is None
+
+
 def check_head(head: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
     """(valid, why): the head is signed by a trusted key over exactly what it says."""
     public = head.get("public_key")
@@ -64,22 +104,21 @@ def check_head(head: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str
 def read_head(path: Path) -> dict[str, Any]:
     """A head file as written by a seal or `govern audit --write-head`."""
     try:
-        if not path.is_file():
-            raise ProofError(f"{path} is not a head file")
-        head = json.loads(path.read_bytes()[: 1 << 20])
+        head = parse_json(read_regular(path, 1 << 20))
     except OSError as exc:
         raise ProofError(f"cannot read {path}: {exc.strerror}") from None
     except ValueError:
         raise ProofError(f"{path} is not a head file (not JSON)") from None
-    if not isinstance(head, dict) or any(name not in head for name in HEAD_FIELDS):
-        raise ProofError(f"{path} is not a head file: it needs {', '.join(HEAD_FIELDS)}")
+    problem = head_problem(head)
+    if problem is not None:
+        raise ProofError(f"{path} is not a head file: {problem}")
     return {name: head[name] for name in HEAD_FIELDS}
 
 
 def latest_seal(lines: list[bytes]) -> dict[str, Any] | None:
     for line in reversed(lines):
         entry = parse(line)
-        if entry is not None and entry.get("kind") == "seal":
+        if is_seal(entry):
             return entry
     return None
 
@@ -93,9 +132,7 @@ def prove(path: Path, seq: int) -> dict[str, Any]:
         (
             e
             for line in lines[seq + 1 :]
-            if (e := parse(line))
-            and e.get("kind") == "seal"
-            and e["body"].get("tree_size", 0) > seq
+            if is_seal(e := parse(line)) and e["body"]["tree_size"] > seq
         ),
         None,
     )
@@ -114,6 +151,13 @@ def prove(path: Path, seq: int) -> dict[str, Any]:
 
 def check_proof(proof: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
     """(valid, why): the entry hashes to the leaf, the path leads to a trusted signed root."""
+    try:
+        return _check_proof(proof, trusted)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False, "the proof is malformed"
+
+
+def _check_proof(proof: dict[str, Any], trusted: dict[str, str]) -> tuple[bool, str]:
     head = proof["head"]
     leaf = leaf_hash(proof["entry"].encode("utf-8"))
     if leaf.hex() != proof["leaf_hash"]:

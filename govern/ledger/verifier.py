@@ -10,7 +10,7 @@ seal reads as unclosed, never as closed.
 
 from __future__ import annotations
 
-import json
+import errno
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from govern.files import parse_json, read_regular
 from govern.ledger.format import GENESIS, head_statement, mac_matches, parse
 from govern.ledger.keys import Keyring, LedgerKeyError, load_public_key
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
@@ -102,13 +103,21 @@ class _Stop(Exception):
         self.damage = damage
 
 
+MAX_LEDGER_BYTES = 1 << 34  # 16 GiB: some 30 million entries, read whole into memory
+
+
 def read_lines(path: Path) -> tuple[list[bytes], bytes]:
-    """Complete lines, and the bytes of a torn last line (empty when there is none)."""
-    data = path.read_bytes()
-    lines = data.splitlines()
-    if data and not data.endswith(b"\n"):
-        return lines[:-1], lines[-1]
-    return lines, b""
+    """Complete lines (split at LF only: a CR stays part of its line, as written), and the
+    bytes of a torn last line (empty when there is none)."""
+    if path.stat().st_size > MAX_LEDGER_BYTES:
+        raise OSError(
+            errno.EFBIG,
+            f"larger than {MAX_LEDGER_BYTES >> 30} GiB, more than govern audits",
+            str(path),
+        )
+    lines = read_regular(path).split(b"\n")
+    torn = lines.pop()
+    return lines, torn
 
 
 def verify(
@@ -208,15 +217,22 @@ class _Chain:
                 self._check_place(index, line)
             elif index == 0:
                 self.report.run = line[3].decode("latin-1")
+            if self.report.closed_as == "complete":  # govern never writes past a complete run
+                raise _Stop(
+                    Damage(
+                        "spliced", index, "entries follow the seal that closed the run as complete"
+                    )
+                )
+            self.report.closed_as = None
             if line[1] == b"seal":
-                self._check_seal(index, parse(raw))
+                seal = parse(raw)
+                self._check_seal(index, seal)
+                if seal["body"].get("closing") is True:
+                    self.report.closed_as = str(seal["body"].get("reason"))
             self.frontier.append(leaf_hash(raw))
             self.prev = line[5]
             self.report.kinds.append(line[1])
             self.report.entries = index + 1  # kept current: a _Stop leaves the count intact
-        last = parse(self.lines[-1]) if self.lines else None
-        if last and last["kind"] == "seal" and last["body"].get("closing"):
-            self.report.closed_as = str(last["body"].get("reason"))
         if self.keyring is None and self.lines and self.report.closed_as is None:
             self.report.notes.append(
                 "entries after the last seal cannot be checked without the HMAC key"
@@ -287,7 +303,9 @@ class _Chain:
             )
 
     def _check_seal(self, index: int, entry: dict) -> None:
-        body = entry["body"]
+        body = entry.get("body")
+        if not isinstance(body, dict):
+            raise _Stop(Damage("edited", index, "the seal's body is not a mapping"))
         root = self.frontier.root().hex()
         if body.get("tree_size") != index or body.get("root") != root:
             raise _Stop(
@@ -318,6 +336,11 @@ class _Chain:
             raise _Stop(Damage("bad seal", index, "its signature does not verify")) from None
         # An HMAC key without any seal key to trust (GOVERN_LEDGER_KEY alone) still proves
         # the entries, seals included: their MACs cover the public key they name.
+        if trust is None and public not in self.report.signers:
+            self.report.notes.append(
+                f"seals are signed by {public[:16]}..., a key the HMAC key does not pin: only "
+                "the HMAC key vouches for them; give --public-key to check who signed"
+            )
         self.report.signers[public] = trust or "not pinned (covered by the HMAC key)"
         self.report.seals += 1
 
@@ -329,9 +352,11 @@ def _check_head(path: Path, lines: list[bytes], report: Report) -> None:
         report.notes.append(f"no {head_file.name} beside the ledger to compare with")
         return
     try:
-        head = json.loads(head_file.read_text())
-        seq = int(head["seq"])
-    except (ValueError, KeyError, TypeError):
+        head = parse_json(read_regular(head_file, 1 << 20))
+        seq = head["seq"]
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise TypeError("seq")
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
         raise _Stop(Damage("bad seal", None, f"{head_file.name} is damaged")) from None
     if seq >= len(lines):
         kind = "bad seal" if seq == len(lines) else "truncated"
@@ -341,9 +366,11 @@ def _check_head(path: Path, lines: list[bytes], report: Report) -> None:
             else f"{head_file.name} seals entry {seq} but the ledger ends at entry {len(lines) - 1}"
         )
         raise _Stop(Damage(kind, len(lines), detail))
-    sealed = parse(lines[seq]) or {}
-    body = sealed.get("body", {})
-    if sealed.get("kind") != "seal" or any(
-        body.get(k) != head.get(k) for k in ("root", "signature", "tree_size")
+    sealed = parse(lines[seq]) if seq >= 0 else None
+    body = sealed.get("body") if sealed else None
+    if (
+        not isinstance(body, dict)
+        or sealed.get("kind") != "seal"
+        or any(body.get(k) != head.get(k) for k in ("root", "signature", "tree_size"))
     ):
         raise _Stop(Damage("bad seal", seq, f"entry {seq} is not the seal {head_file.name} names"))

@@ -57,6 +57,7 @@ class LedgerWriter:
         seal_every: int = 1000,
         fsync: FsyncPolicy = "seal",
     ) -> LedgerWriter:
+        keyring.active_key, keyring.active_signer  # noqa: B018 - refuse before creating the file
         handle = _open_locked(path, "xb")
         writer = cls(path, keyring, handle, seal_every=seal_every, fsync=fsync)
         writer.run = run
@@ -70,7 +71,11 @@ class LedgerWriter:
         """Continue a ledger: cut a torn last line, record the recovery, switch keys if rotated."""
         handle = _open_locked(path, "r+b")
         writer = cls(path, keyring, handle, seal_every=seal_every, fsync=fsync)
-        writer._recover()
+        try:
+            writer._recover()
+        except BaseException:
+            handle.close()  # and with it the lock
+            raise
         return writer
 
     def _recover(self) -> None:
@@ -83,6 +88,8 @@ class LedgerWriter:
             raise ValueError(f"{self.path} has no intact entry to continue from")
         for line in lines:
             self._frontier.append(leaf_hash(line))
+        if last["kind"] == "seal" and last["body"].get("reason") == "complete":
+            raise ValueError(f"{self.path} was closed as complete; it cannot be continued")
         self.run, self.seq, self._prev = last["run"], last["seq"] + 1, last["mac"]
         if last["key"] not in self.keyring.keys:
             raise ValueError(

@@ -9,16 +9,15 @@ with ``--concurrency 1`` resumes exactly where it stood.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from govern.files import write_atomic
+from govern.files import parse_json, read_regular, write_atomic
 from govern.ledger.binding import RESULTS, line_digest
 from govern.ledger.format import parse
 from govern.ledger.keys import Keyring
-from govern.ledger.verifier import read_lines, verify
+from govern.ledger.verifier import verify
 
 REQUEST_FILE = "manifest.json"  # holds the request the run was started with
 
@@ -47,17 +46,46 @@ def is_run_folder(folder: Path) -> bool:
     return (folder / REQUEST_FILE).is_file()
 
 
+# The recorded request's fields and the types they must have.
+_OPTIONAL_TEXT = ("task", "model", "data", "api_base")
+_OPTIONAL_COUNTS = {"limit": 1, "seed": 0, "concurrency": 1}  # field -> its least value
+
+
 def read_request(folder: Path) -> dict[str, Any]:
+    """The request the run in ``folder`` started with, checked field by field."""
     try:
-        recorded = json.loads((folder / REQUEST_FILE).read_text(encoding="utf-8"))
+        recorded = parse_json(read_regular(folder / REQUEST_FILE, 1 << 24))
         request = recorded["request"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ResumeError(
             f"{folder} is not a run folder made by `govern run` (no readable {REQUEST_FILE})"
         ) from None
-    if not isinstance(request, dict):
-        raise ResumeError(f"{folder / REQUEST_FILE} is damaged: 'request' is not a mapping")
+    problem = _request_problem(request)
+    if problem:
+        raise ResumeError(f"{folder / REQUEST_FILE} is damaged: {problem}")
     return request
+
+
+def _request_problem(request: Any) -> str | None:
+    if not isinstance(request, dict):
+        return "'request' is not a mapping"
+    if not isinstance(request.get("manifest"), str):
+        return "'request.manifest' is not a path"
+    for name in _OPTIONAL_TEXT:
+        if request.get(name) is not None and not isinstance(request[name], str):
+            return f"'request.{name}' is not text"
+    for name, least in _OPTIONAL_COUNTS.items():
+        value = request.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < least
+        ):
+            return f"'request.{name}' is not a whole number of at least {least}"
+    roles = request.get("role_models")
+    if not isinstance(roles, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in roles.items()
+    ):
+        return "'request.role_models' is not a mapping of role to model"
+    return None
 
 
 def read_previous(folder: Path, keyring: Keyring) -> PreviousRun:
@@ -66,7 +94,13 @@ def read_previous(folder: Path, keyring: Keyring) -> PreviousRun:
     ledger = folder / "ledger.jsonl"
     if not ledger.is_file() or ledger.stat().st_size == 0:
         return previous  # nothing was recorded, so nothing counts as finished
-    report = verify(ledger, keyring=keyring)
+    try:
+        report = verify(ledger, keyring=keyring)
+        results = read_regular(folder / RESULTS) if (folder / RESULTS).exists() else b""
+    except OSError as exc:
+        raise ResumeError(
+            f"cannot read the run in {folder}: {exc.filename}: {exc.strerror}"
+        ) from None
     if report.complete:
         raise AlreadyComplete(f"the run in {folder} is complete; nothing to resume")
     if report.damage is not None and report.damage.kind not in ("torn", "unsealed"):
@@ -74,29 +108,32 @@ def read_previous(folder: Path, keyring: Keyring) -> PreviousRun:
             f"the ledger in {folder} is damaged, so it cannot go on: {report.summary()}"
         )
     previous.ended_as = report.closed_as or (report.damage.kind if report.damage else "unsealed")
-    lines, _ = read_lines(ledger)
     ends: dict[str, dict[str, Any]] = {}
-    for line in lines:
+    for line in report.lines[: report.entries]:
         entry = parse(line) or {}
         body = entry.get("body") or {}
         if entry.get("kind") == "header":
             previous.header = body
         elif entry.get("kind") == "item" and body.get("event") == "end":
             ends[body["item"]] = {**body, "seq": entry["seq"]}
-    _keep_vouched_results(previous, ends)
+    _keep_vouched_results(previous, ends, results)
     return previous
 
 
-def _keep_vouched_results(previous: PreviousRun, ends: dict[str, dict[str, Any]]) -> None:
-    path = previous.folder / RESULTS
-    raw = path.read_bytes() if path.is_file() else b""
+def _keep_vouched_results(
+    previous: PreviousRun, ends: dict[str, dict[str, Any]], raw: bytes
+) -> None:
     last_end: dict[str, Any] | None = None
     for line in raw.split(b"\n"):
         if not line:
             continue
         record = _record(line)
         end = ends.get(record.get("id")) if record else None
-        if end is None or end.get("result_sha256") != line_digest(line):
+        if (
+            end is None
+            or end.get("result_sha256") != line_digest(line)
+            or record["id"] in previous.finished  # a copy of a line already kept
+        ):
             previous.dropped += 1
             continue
         previous.finished[record["id"]] = record
@@ -108,7 +145,7 @@ def _keep_vouched_results(previous: PreviousRun, ends: dict[str, dict[str, Any]]
 
 def _record(line: bytes) -> dict[str, Any] | None:
     try:
-        record = json.loads(line)
+        record = parse_json(line)
     except ValueError:
         return None
     return record if isinstance(record, dict) and isinstance(record.get("id"), str) else None

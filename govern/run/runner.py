@@ -162,11 +162,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             resumed = request.resuming(resume)
         except ResumeError as exc:
             raise RunSetupError(str(exc)) from None
-        if request.resume is None and resumed.manifest != request.manifest.resolve():
-            raise RunSetupError(
-                f"{resume} holds a run of {resumed.manifest}, not of {request.manifest}; "
-                "choose a new --out folder, or resume it with --resume"
-            )
+        if request.resume is None:  # `run MANIFEST --out DIR` again: the same run, or refuse
+            _same_run_or_refuse(request, resumed, resume)
         request = resumed
     if request.concurrency is None:
         request = replace(request, concurrency=DEFAULT_CONCURRENCY)
@@ -275,6 +272,26 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     )
 
 
+def _same_run_or_refuse(request: RunRequest, resumed: RunRequest, folder: Path) -> None:
+    if resumed.manifest != request.manifest.resolve():
+        raise RunSetupError(
+            f"{folder} holds a run of {resumed.manifest}, not of {request.manifest}; "
+            "choose a new --out folder, or resume it with --resume"
+        )
+    asked, started = request.recorded(), resumed.recorded()
+    differ = [
+        f"{name} {asked[name]!r} (it started with {started[name]!r})"
+        for name in asked
+        if name != "concurrency" and asked[name] != started[name]
+    ]
+    if differ:
+        raise RunSetupError(
+            f"{folder} holds an unfinished run started with other settings: "
+            f"{'; '.join(differ)}; resume it as it was with --resume {folder}, or choose a "
+            "new --out folder"
+        )
+
+
 def _items_digest(items: list[TaskItem]) -> str:
     """Ties the ledger to the exact items: a resumed run must have the same ones."""
     text = json.dumps([[i.id, i.question, i.gold] for i in items], ensure_ascii=False)
@@ -312,7 +329,9 @@ def _reopen_ledger(
         raise RunSetupError(str(exc)) from None
     if previous.header is None:  # killed before the ledger's first entry: start it afresh
         (folder / "ledger.jsonl").unlink(missing_ok=True)
-        return _create_ledger(folder, keyring, header, request), previous
+        ledger = _create_ledger(folder, keyring, header, request)
+        rewrite_results(previous)  # nothing was recorded, so no result is kept
+        return ledger, previous
     old = previous.header
     before = {
         "manifest": old.get("manifest", {}).get("semantic_sha256"),
@@ -326,7 +345,12 @@ def _reopen_ledger(
         for name, now, then in (
             ("the manifest", header["manifest"]["semantic_sha256"], before["manifest"]),
             ("the institution", header["institution_sha256"], before["institution"]),
-            ("the task items", header["config"]["items_sha256"], before["items"]),
+            (
+                f"the task items (data now from {header['config']['data_source']}, then from "
+                f"{old.get('config', {}).get('data_source')})",
+                header["config"]["items_sha256"],
+                before["items"],
+            ),
             ("the models", header["config"]["models"], before["models"]),
             ("the seed", header["config"]["seed"], before["seed"]),
         )

@@ -18,14 +18,13 @@ must look at.
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from govern.files import NotRegularFile, read_regular
 from govern.spec.errors import SpecError, SpecInvalid, display_path, quoted
 
 try:  # the C parser is several times faster; fall back where libyaml is missing
@@ -441,13 +440,15 @@ def read_yaml(path: Path) -> YamlSource:
         return SpecInvalid([SpecError(shown, 1, 1, message)])
 
     try:
-        raw = _read_regular(path)
+        raw = read_regular(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise fail("no such file") from None
     except IsADirectoryError:
         raise fail("is a folder, not a YAML file") from None
-    except _NotRegular as exc:
-        raise fail(f"is {exc.what}, not a regular file: give a YAML file") from None
+    except NotRegularFile as exc:
+        if exc.kind == "a folder":
+            raise fail("is a folder, not a YAML file") from None
+        raise fail(f"is {exc.kind}, not a regular file: give a YAML file") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         reason = getattr(exc, "strerror", None) or str(exc)
         raise fail(f"cannot read: {reason}") from None
@@ -463,46 +464,3 @@ def read_yaml(path: Path) -> YamlSource:
             [SpecError(shown, line, column, f"not UTF-8 text ({exc.reason}): save it as UTF-8")]
         ) from None
     return parse_yaml(text, shown)
-
-
-class _NotRegular(Exception):
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        raise IsADirectoryError
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "a special file"
-
-
-def _read_regular(path: Path) -> bytes:
-    """At most MAX_FILE_BYTES + 1 bytes of a regular file; never blocks on a FIFO."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        raise _NotRegular(_kind_of(mode))
-    # O_NONBLOCK: if the file was swapped for a FIFO since the stat, opening it
-    # must not wait for a writer; fstat below then refuses it.
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _NotRegular(_kind_of(mode))
-        chunks: list[bytes] = []
-        left = MAX_FILE_BYTES + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 16))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from govern.files import NotRegularFile, read_regular
 from govern.text import printable
 
 
@@ -26,24 +25,16 @@ def read_data_file(path: Path, how: str, what: str) -> bytes:
     """
     shown = printable(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return read_regular(path)
     except FileNotFoundError:
         raise TaskDataError(f"{what} data from {how} not found: {shown}") from None
+    except NotRegularFile as exc:
+        kind = exc.kind if exc.kind == "a folder" else "not a regular file"
+        raise TaskDataError(
+            f"{what} data from {how} is {kind}: {shown}; give the path of a .jsonl file"
+        ) from None
     except OSError as exc:
         raise TaskDataError(f"cannot read {what} data from {how} {shown}: {exc.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-            raise TaskDataError(
-                f"{what} data from {how} is {kind}: {shown}; give the path of a .jsonl file"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            return file.read()
-    except OSError as exc:
-        raise TaskDataError(f"cannot read {what} data from {how} {shown}: {exc.strerror}") from None
-    finally:
-        os.close(fd)
 
 
 def data_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
