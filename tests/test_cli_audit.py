@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from govern.ledger.keys import key_id
 from tests.conftest import ROOT, TEST_KEYS
 from tests.conftest import run_cli as govern
 
@@ -121,3 +122,27 @@ def test_a_readable_key_file_is_refused(tmp_path: Path) -> None:
         str(tmp_path / "r"),
     )
     assert result.returncode == 2 and f"chmod 600 {path}" in result.stderr
+
+
+def test_a_key_file_from_an_earlier_govern_gets_a_seal_key_on_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """Earlier key files held HMAC keys only (the seal key was derived from them): the
+    first run adds a separate seal key, says so, and the run audits."""
+    path = tmp_path / "config" / "govern" / "ledger-keys.json"
+    path.parent.mkdir(parents=True)
+    key = {"id": key_id(bytes.fromhex("ab" * 32)), "secret": "ab" * 32}
+    old = {"version": 1, "active": key["id"], "keys": [key]}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(old, handle)
+    home = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    out = tmp_path / "run"
+    result = govern("run", "institutions/bare.yaml", "--task", "gsm8k", "--limit", "1",
+                    "--out", str(out), **home)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "added a seal-signing key" in result.stderr
+    upgraded = json.loads(path.read_text())
+    assert upgraded["keys"] == old["keys"] and len(upgraded["signing"]) == 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert govern("audit", str(out), **home).returncode == 0

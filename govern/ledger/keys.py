@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ ENV_KEY = "GOVERN_LEDGER_KEY"
 ENV_SIGNING_KEY = "GOVERN_SIGNING_KEY"
 ENV_KEY_FILE = "GOVERN_KEY_FILE"
 MIN_SECRET_BYTES = 16
+_KEY_ID = re.compile(r"[0-9a-f]{1,64}")  # written into every ledger line
 MAX_KEY_FILE_BYTES = 1 << 20
 KEY_FILE_VERSION = 2
 
@@ -179,6 +181,8 @@ def read_key_file(path: Path) -> Keyring:
         active, signer = data.get("active"), data.get("signing_active")
         if not all(isinstance(name, str | None) for name in (active, signer)):
             raise TypeError("an active key is named by its id")
+        if not all(_KEY_ID.fullmatch(name) for name in keys):
+            raise TypeError("a key id is 1 to 64 lowercase hex digits")
     except (KeyError, TypeError, AttributeError):
         raise LedgerKeyError(f"{where} is damaged: expected govern's key file format") from None
     if active is not None and active not in keys:
@@ -269,12 +273,23 @@ def init_key_file(path: Path) -> Keyring:
 def rotate_key_file(path: Path) -> Keyring:
     """Add a new HMAC key and a new seal key and make them active; old keys stay, so old
     ledgers still verify and their seals stay trusted."""
+    return _add_keys(path, hmac=True)
+
+
+def add_seal_key(path: Path) -> Keyring:
+    """Give a key file from an earlier govern (HMAC keys only) a seal key of its own."""
+    return _add_keys(path, hmac=False)
+
+
+def _add_keys(path: Path, *, hmac: bool) -> Keyring:
     path = path.resolve()  # a symlinked key file is updated where it lives
     read_key_file(path)  # refuses an unsafe or damaged file before touching it
     data = _read_private_json(path)
-    hmac_entry, seal_entry = _new_hmac_entry(), _new_seal_entry()
-    data["keys"] = [*data.get("keys", []), hmac_entry]
-    data["active"] = hmac_entry["id"]
+    if hmac:
+        hmac_entry = _new_hmac_entry()
+        data["keys"] = [*data.get("keys", []), hmac_entry]
+        data["active"] = hmac_entry["id"]
+    seal_entry = _new_seal_entry()
     data["signing"] = [*data.get("signing", []), seal_entry]
     data["signing_active"] = seal_entry["public"]
     data["version"] = KEY_FILE_VERSION

@@ -36,6 +36,7 @@ from govern.ledger.keys import (
     ENV_SIGNING_KEY,
     Keyring,
     LedgerKeyError,
+    add_seal_key,
     default_key_file,
     init_key_file,
     load_keyring,
@@ -398,6 +399,16 @@ def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
         notice = (
             f"created ledger keys at {default} (mode 600): an HMAC key and a separate seal "
             "key; keep the file to audit your runs, and give others `govern keys public`"
+        )
+    if ring.signer is None and ring.source == str(default) and ring.active is not None:
+        try:  # a key file from an earlier govern: give it the seal key it lacks, aloud
+            ring = add_seal_key(default)
+        except (LedgerKeyError, OSError) as exc:
+            problem = f"{default} has no seal key, and none could be added: {exc}"
+            raise RunSetupError(problem) from None
+        notice = (
+            f"added a seal-signing key to {default}, separate from its HMAC key; give others "
+            "`govern keys public` to check your runs' seals"
         )
     try:
         ring.active_key, ring.active_signer  # noqa: B018 - both are needed to write a ledger
