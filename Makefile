@@ -46,6 +46,7 @@ bench: $(STAMP)
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/throughput.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/institution_ranking.py
 	$(BIN)/python benchmarks/ledger_io.py
+	$(BIN)/python benchmarks/time_to_first_error.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/ledger_overhead.py
 
 clean:

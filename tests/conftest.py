@@ -97,14 +97,24 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def run_cli(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
-    """`govern ARGS` in a subprocess, as a user runs it."""
+def run_cli(
+    *args: str, cwd: Path = ROOT, home: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`govern ARGS` in a subprocess, as a user runs it; with ``home``, as a user whose HOME
+    and XDG_CONFIG_HOME are there (no key file unless the test makes one)."""
     return subprocess.run(
         [sys.executable, "-m", "govern.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
-        env=clean_environment(**env),
+        env=user_environment(home, **env),
         check=False,
     )
+
+
+def user_environment(home: Path | None = None, **extra: str) -> dict[str, str]:
+    """clean_environment, and with ``home`` a user whose HOME and XDG_CONFIG_HOME are there."""
+    if home is not None:
+        extra = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), **extra}
+    return clean_environment(**extra)

@@ -50,7 +50,8 @@ from govern.ledger.merkle import (
 )
 from govern.ledger.verifier import verify
 from govern.ledger.writer import LedgerWriter, head_path
-from tests.conftest import ROOT, TEST_KEY, TEST_KEYS, TEST_SEAL_KEY, clean_environment
+from tests.conftest import ROOT, TEST_KEY, TEST_KEYS, TEST_SEAL_KEY, user_environment
+from tests.conftest import run_cli as govern
 
 GENUINE = keyring_from_secrets(TEST_KEY, TEST_SEAL_KEY, "test")  # the keys `govern run` uses here
 PUBLIC = GENUINE.active_signer.public  # what an outside verifier holds
@@ -61,28 +62,6 @@ SEALS = (10, 20, 29)  # where write_ledger's seals fall: periodic, periodic, clo
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def environment(home: Path, **extra: str) -> dict[str, str]:
-    """A user with no keys at all unless given: HOME and XDG_CONFIG_HOME are ``home``."""
-    env = clean_environment()
-    for name in ("GOVERN_LEDGER_KEY", "GOVERN_SIGNING_KEY", "GOVERN_KEY_FILE"):
-        env.pop(name, None)
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
-    return {**env, **extra}
-
-
-def govern(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`govern ARGS` in a subprocess, with exactly the keys given in ``env``."""
-    return subprocess.run(
-        [sys.executable, "-m", "govern.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment(home, **env),
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -515,7 +494,7 @@ def test_5_signalled_run_is_interrupted_then_resumes_to_complete(
     process = subprocess.Popen(
         [*command, "--out", str(out), "--data", str(SAMPLE)],
         cwd=ROOT,
-        env=environment(home, **TEST_KEYS),
+        env=user_environment(home, **TEST_KEYS),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
