@@ -41,17 +41,22 @@ from govern.ledger.keys import (
     init_key_file,
     load_keyring,
 )
-from govern.ledger.writer import FsyncPolicy, LedgerBusy, LedgerWriter
+from govern.ledger.writer import LedgerBusy, LedgerWriter
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_simulated
 from govern.run.records import ResultsWriter, failed_record, item_record
+from govern.run.request import (
+    DEFAULT_CONCURRENCY,
+    RunRequest,
+    RunSetupError,
+    same_run_or_refuse,
+)
 from govern.run.resume import (
     AlreadyComplete,
     PreviousRun,
     ResumeError,
     is_run_folder,
     read_previous,
-    read_request,
     rewrite_results,
 )
 from govern.run.summary import Summary, summarise
@@ -68,71 +73,6 @@ if TYPE_CHECKING:  # langgraph takes a second to import: only once the inputs ar
     from govern.engine.compile import CompiledInstitution
 
 log = structlog.get_logger()
-
-
-DEFAULT_CONCURRENCY = 8
-
-
-class RunSetupError(Exception):
-    """A problem with what was asked for, found before the run starts."""
-
-
-@dataclass
-class RunRequest:
-    manifest: Path  # a manifest, or an institution to run with default settings
-    task: str | None = None
-    limit: int | None = None
-    model: str | None = None
-    role_models: dict[str, str] = field(default_factory=dict)
-    seed: int | None = None
-    concurrency: int | None = None  # None: 8, or what a resumed run started with
-    out: Path | None = None
-    data: Path | None = None
-    download: bool = False
-    api_base: str | None = None
-    key_file: Path | None = None  # default: GOVERN_LEDGER_KEY, then the user's key file
-    fsync: FsyncPolicy = "seal"  # when the ledger is forced to disk
-    resume: Path | None = None  # continue the unfinished run in this folder
-
-    def recorded(self) -> dict[str, Any]:
-        """What a resumed run must repeat exactly, kept in manifest.json."""
-        return {
-            "manifest": str(self.manifest.resolve()),
-            "task": self.task,
-            "limit": self.limit,
-            "model": self.model,
-            "role_models": self.role_models,
-            "seed": self.seed,
-            "data": str(self.data.resolve()) if self.data else None,
-            "api_base": self.api_base,
-            "concurrency": self.concurrency,
-        }
-
-    def resuming(self, folder: Path) -> RunRequest:
-        """This request with the recorded one's settings, to continue the run in ``folder``."""
-        recorded = read_request(folder)
-        try:
-            return RunRequest(
-                manifest=Path(recorded["manifest"]),
-                task=recorded["task"],
-                limit=recorded["limit"],
-                model=recorded["model"],
-                role_models=dict(recorded["role_models"]),
-                seed=recorded["seed"],
-                concurrency=recorded["concurrency"]
-                if self.concurrency is None
-                else self.concurrency,
-                out=folder,
-                data=Path(recorded["data"]) if recorded["data"] else None,
-                api_base=recorded["api_base"],
-                key_file=self.key_file,
-                fsync=self.fsync,
-                resume=folder,
-            )
-        except (KeyError, TypeError, ValueError):
-            raise ResumeError(
-                f"{folder}/manifest.json is damaged: its request is incomplete"
-            ) from None
 
 
 @dataclass
@@ -155,21 +95,8 @@ class PreparedRun:
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
     """Check everything, then open the run's ledger: a new run, or the unfinished one in
     ``request.resume`` (or in an ``--out`` folder that holds one)."""
+    request = _settled(request)
     resume = request.resume
-    if resume is None and request.out is not None and is_run_folder(request.out):
-        resume = request.out
-    if resume is not None:
-        try:
-            resumed = request.resuming(resume)
-        except ResumeError as exc:
-            raise RunSetupError(str(exc)) from None
-        if request.resume is None:  # `run MANIFEST --out DIR` again: the same run, or refuse
-            _same_run_or_refuse(request, resumed, resume)
-        request = resumed
-    if request.concurrency is None:
-        request = replace(request, concurrency=DEFAULT_CONCURRENCY)
-    if request.concurrency < 1:
-        raise RunSetupError("concurrency must be at least 1")
     loaded = load_checked(request.manifest)
     if isinstance(loaded, LoadedManifest):
         manifest, files = loaded.manifest, loaded.files
@@ -273,24 +200,49 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     )
 
 
-def _same_run_or_refuse(request: RunRequest, resumed: RunRequest, folder: Path) -> None:
-    if resumed.manifest != request.manifest.resolve():
-        raise RunSetupError(
-            f"{folder} holds a run of {resumed.manifest}, not of {request.manifest}; "
-            "choose a new --out folder, or resume it with --resume"
-        )
-    asked, started = request.recorded(), resumed.recorded()
-    differ = [
-        f"{name} {asked[name]!r} (it started with {started[name]!r})"
-        for name in asked
-        if name != "concurrency" and asked[name] != started[name]
-    ]
-    if differ:
-        raise RunSetupError(
-            f"{folder} holds an unfinished run started with other settings: "
-            f"{'; '.join(differ)}; resume it as it was with --resume {folder}, or choose a "
-            "new --out folder"
-        )
+def _settled(request: RunRequest) -> RunRequest:
+    """The request to carry out: a resumed run's own, and a concurrency in any case."""
+    resume = request.resume
+    if resume is None and request.out is not None and is_run_folder(request.out):
+        resume = request.out
+    if resume is not None:
+        try:
+            resumed = request.resuming(resume)
+        except ResumeError as exc:
+            raise RunSetupError(str(exc)) from None
+        if request.resume is None:  # `run MANIFEST --out DIR` again: the same run, or refuse
+            same_run_or_refuse(request, resumed, resume)
+        request = resumed
+    if request.concurrency is None:
+        request = replace(request, concurrency=DEFAULT_CONCURRENCY)
+    if request.concurrency < 1:
+        raise RunSetupError("concurrency must be at least 1")
+    return request
+
+
+# Where a header holds what a resumed run must share with the run it continues.
+_SHARED = {
+    "the manifest": ("manifest", "semantic_sha256"),
+    "the institution": ("institution_sha256",),
+    "the task items": ("config", "items_sha256"),
+    "the models": ("config", "models"),
+    "the seed": ("config", "seed"),
+}
+
+
+def _at(header: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = header
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _changed_since(header: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    changed = [name for name, path in _SHARED.items() if _at(header, path) != _at(before, path)]
+    source = ("config", "data_source")
+    if "the task items" in changed and _at(header, source) != _at(before, source):
+        changed.append(f"the data (now {_at(header, source)}, then {_at(before, source)})")
+    return changed
 
 
 def _items_digest(items: list[TaskItem]) -> str:
@@ -333,30 +285,7 @@ def _reopen_ledger(
         ledger = _create_ledger(folder, keyring, header, request)
         rewrite_results(previous)  # nothing was recorded, so no result is kept
         return ledger, previous
-    old = previous.header
-    before = {
-        "manifest": old.get("manifest", {}).get("semantic_sha256"),
-        "institution": old.get("institution_sha256"),
-        "items": old.get("config", {}).get("items_sha256"),
-        "models": old.get("config", {}).get("models"),
-        "seed": old.get("config", {}).get("seed"),
-    }
-    changed = [
-        name
-        for name, now, then in (
-            ("the manifest", header["manifest"]["semantic_sha256"], before["manifest"]),
-            ("the institution", header["institution_sha256"], before["institution"]),
-            (
-                f"the task items (data now from {header['config']['data_source']}, then from "
-                f"{old.get('config', {}).get('data_source')})",
-                header["config"]["items_sha256"],
-                before["items"],
-            ),
-            ("the models", header["config"]["models"], before["models"]),
-            ("the seed", header["config"]["seed"], before["seed"]),
-        )
-        if now != then
-    ]
+    changed = _changed_since(header, previous.header)
     if changed:
         raise RunSetupError(
             f"cannot resume {folder}: {', '.join(changed)} changed since the run started, so "
