@@ -26,16 +26,46 @@ def ledger_entries(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "ledger.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def chancery_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped governed manifest on 25 sample items, one item at a time."""
-    out = tmp_path_factory.mktemp("chancery") / "run"
+def run_chancery(out: Path) -> Path:
+    """The shipped governed manifest on 25 sample items, one item at a time: the README's
+    `govern run manifests/chancery_governed.yaml --limit 25 --concurrency 1`."""
     request = RunRequest(CHANCERY, limit=25, concurrency=1, out=out, data=SAMPLE)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in TEST_KEYS.items():
             patch.setenv(name, value)
         asyncio.run(execute(prepare(request)))
     return out
+
+
+@pytest.fixture(scope="module")
+def chancery_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_chancery(tmp_path_factory.mktemp("chancery") / "run")
+
+
+def what_happened(folder: Path) -> list[tuple[str, str, str]]:
+    """The ledger's entries without what differs between two runs: times, the run id and
+    the digests of result lines (which hold latencies)."""
+    return [
+        (e["kind"], e["actor"], json.dumps(e["body"] | {"result_sha256": None}, sort_keys=True))
+        for e in ledger_entries(folder)
+        if e["kind"] not in ("header", "seal", "files")
+    ]
+
+
+def test_a_governed_run_with_concurrency_1_is_deterministic(
+    chancery_run: Path, tmp_path: Path
+) -> None:
+    again = run_chancery(tmp_path / "again")
+    assert what_happened(again) == what_happened(chancery_run)
+
+
+def test_the_readme_shows_what_the_governed_example_prints(chancery_run: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = readme.split("govern audit runs/<that run> --explain", 1)[1]
+    excerpt = example.split("```text\n", 1)[1].split("```", 1)[0]
+    printed = "\n".join(audit(chancery_run, explain=True).text).splitlines()
+    for line in excerpt.splitlines():
+        assert line in printed, f"the README shows a line the run does not print: {line!r}"
 
 
 def test_the_ladder_is_in_the_ledger(chancery_run: Path) -> None:
