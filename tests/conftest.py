@@ -118,3 +118,26 @@ def user_environment(home: Path | None = None, **extra: str) -> dict[str, str]:
     if home is not None:
         extra = {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), **extra}
     return clean_environment(**extra)
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """`govern ARGS` in this process (``govern.cli.main``), as a user whose home is ``home``
+    and with exactly the keys given: run_cli's exit status and output, without its
+    start-up time."""
+    from govern.cli import main
+
+    def run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as patch:
+            for name in ("GOVERN_LEDGER_KEY", "GOVERN_SIGNING_KEY", "GOVERN_KEY_FILE"):
+                patch.delenv(name, raising=False)
+            patch.setenv("HOME", str(home))
+            patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+            for name, value in env.items():
+                patch.setenv(name, value)
+            capsys.readouterr()
+            status = main(list(args))
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["govern", *args], status, out, err)
+
+    return run

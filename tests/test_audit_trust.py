@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from govern.cli import main
 from govern.ledger.binding import folder_digests
 from govern.ledger.format import encode, head_statement, parse
 from govern.ledger.keys import (
@@ -62,27 +61,6 @@ SEALS = (10, 20, 29)  # where write_ledger's seals fall: periodic, periodic, clo
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """`govern ARGS` in this process (``govern.cli.main``), with exactly the keys given:
-    the same exit status and output as the subprocess, without its start-up time."""
-
-    def run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-        with monkeypatch.context() as patch:
-            for name in ("GOVERN_LEDGER_KEY", "GOVERN_SIGNING_KEY", "GOVERN_KEY_FILE"):
-                patch.delenv(name, raising=False)
-            patch.setenv("HOME", str(home))
-            patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-            for name, value in env.items():
-                patch.setenv(name, value)
-            capsys.readouterr()
-            status = main(list(args))
-            out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["govern", *args], status, out, err)
-
-    return run
 
 
 def says(result: subprocess.CompletedProcess[str], verdict: str) -> bool:

@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 
-from govern.cli import main
 from govern.ledger.binding import folder_digests, line_digest
 from govern.ledger.format import encode, head_statement, parse
 from govern.ledger.keys import keyring_from_secrets, read_key_file
@@ -71,26 +70,6 @@ def govern(
         check=False,
         preexec_fn=_limit_memory,
     )
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """`govern ARGS` in this process, with exactly the keys given."""
-
-    def run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-        with monkeypatch.context() as patch:
-            for name in ("GOVERN_LEDGER_KEY", "GOVERN_SIGNING_KEY", "GOVERN_KEY_FILE"):
-                patch.delenv(name, raising=False)
-            patch.setenv("HOME", str(home))
-            patch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-            for name, value in env.items():
-                patch.setenv(name, value)
-            capsys.readouterr()
-            status = main(list(args))
-            out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["govern", *args], status, out, err)
-
-    return run
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
