@@ -28,6 +28,7 @@ EXIT_INVALID = 1  # invalid specs; for `govern audit`, a damaged ledger
 EXIT_USAGE = 2  # a mistake in the command or in the files and folders it names
 EXIT_INTERNAL = 70  # a bug in govern (EX_SOFTWARE): the message asks for a report
 EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_TERMINATED = 143  # SIGTERM
 EXIT_BROKEN_PIPE = 141  # the reader of standard output went away
 
 
@@ -158,13 +159,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _write_output(path: Path, text: str, *, replace: bool) -> None:
-    """Write a file the user named with --out: over an existing file only when ``replace``,
-    never into a folder, a FIFO or a device (which could block), never half a traceback."""
+    """Write a file the user named (--out, --write-head): over an existing file only when
+    ``replace``, never into a folder, a FIFO or a device (which could block), never half a
+    traceback."""
     if path.exists() or path.is_symlink():
         if not replace:
             raise UsageError(f"{path} already exists; choose another --out or remove it")
         if not path.is_file():
-            raise UsageError(f"--out {path} is not a regular file; choose a file name")
+            raise UsageError(f"{path} is not a regular file; choose a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w" if replace else "x", encoding="utf-8") as file:
@@ -256,17 +258,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from govern.logs import configure_logging
     from govern.run.report import print_summary, progress, report_failures
+    from govern.run.request import MAY_CHANGE_ON_RESUME
     from govern.run.resume import AlreadyComplete
     from govern.run.runner import RunRequest, RunSetupError, execute, prepare
 
     configure_logging()
     if (args.manifest is None) == (args.resume is None):
         raise UsageError("give a MANIFEST to run, or --resume DIR to continue a run (not both)")
-    fixed = ("task", "limit", "model", "role_model", "seed", "data", "download", "api_base")
+    fixed = ("task", "limit", "model", "role_model", "seed", "out", "data", "download", "api_base")
     if args.resume and any(getattr(args, name) not in (None, False, []) for name in fixed):
+        *others, last = (f"--{name.replace('_', '-')}" for name in MAY_CHANGE_ON_RESUME)
+        allowed = f"{', '.join(others)} and {last}"
         raise UsageError(
-            "--resume continues a run with the settings it started with; only --concurrency, "
-            "--key-file and --fsync may be given with it"
+            f"--resume continues a run with the settings it started with; only {allowed} may "
+            "be given with it"
         )
     request = RunRequest(
         manifest=Path(args.manifest or "."),
@@ -305,7 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"govern run --resume {run.folder}",
             file=sys.stderr,
         )
-        return 143 if signal_name == "SIGTERM" else 130
+        return EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED
     print_summary(summary, run.folder, run.data.notice)
     return report_failures(summary)  # 1 when every item failed
 
@@ -329,10 +334,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.write_head and head is None:
         raise UsageError("the ledger has no intact seal to write out as a head")
     if args.write_head and args.write_head != "-":
-        try:
-            Path(args.write_head).write_text(head, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.write_head}: {exc.strerror}") from None
+        _write_output(Path(args.write_head), head, replace=True)
     report = json.dumps(result.report, indent=2) if args.json else "\n".join(result.text)
     if args.write_head == "-":  # the head is the output; the verdict goes to stderr
         print(head, end="")
@@ -380,10 +382,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 def _public_key_text(value: str) -> str:
     """A public key given as hex, or as a file holding it."""
+    from govern.files import read_regular
+
     path = Path(value)
-    if len(value) != 64 and path.is_file():
+    if len(value) != 64 and path.exists():
         try:
-            return path.read_bytes()[:4096].decode("ascii", errors="replace")
+            return read_regular(path, 4096)[:4096].decode("ascii", errors="replace")
         except OSError as exc:
             raise UsageError(f"cannot read {value}: {exc.strerror}") from None
     return value

@@ -318,9 +318,9 @@ def _edit_file(name: str):
     return edit
 
 
-def _add_events(folder: Path, other: Path) -> str:
-    (folder / "events.jsonl").write_text('{"event": "nothing to see"}\n')
-    return "events.jsonl was added"
+def _remove_graph(folder: Path, other: Path) -> str:
+    (folder / "graph.mmd").unlink()
+    return "graph.mmd is bound by the ledger but missing"
 
 
 def _remove_results(folder: Path, other: Path) -> str:
@@ -339,10 +339,20 @@ TAMPERINGS = {
     "edited summary.json": _edit_file("summary.json"),
     "edited manifest.json": _edit_file("manifest.json"),
     "edited graph.mmd": _edit_file("graph.mmd"),
-    "added events.jsonl": _add_events,
+    "removed graph.mmd": _remove_graph,
     "removed results.jsonl": _remove_results,
     "other run's summary.json": _swap_summary,
 }
+
+
+def test_3_a_file_added_beside_the_run_is_named_but_not_part_of_it(
+    cli, run_a: Path, tmp_path: Path, home: Path
+) -> None:
+    folder = copy_of(run_a, tmp_path)
+    (folder / "notes.txt").write_text("my notes\n")
+    result = cli("audit", str(folder), home=home, **TEST_KEYS)
+    assert result.returncode == 0, result.stdout
+    assert "note: notes.txt is not bound to the ledger" in result.stdout
 
 
 @pytest.mark.parametrize("mode", ["hmac", "public key"])

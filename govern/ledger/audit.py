@@ -40,7 +40,7 @@ from govern.ledger.proofs import (
 )
 from govern.ledger.verifier import verify
 
-MAX_KEY_FILE_BYTES = 1 << 16
+MAX_KEYS_TEXT_BYTES = 1 << 16
 
 
 class AuditUsageError(Exception):
@@ -74,8 +74,8 @@ def _outside(path: Path, folder: Path, what: str) -> None:
 
 def _read_small(path: Path, what: str) -> str:
     try:
-        data = read_regular(path, MAX_KEY_FILE_BYTES)
-        if len(data) > MAX_KEY_FILE_BYTES:
+        data = read_regular(path, MAX_KEYS_TEXT_BYTES)
+        if len(data) > MAX_KEYS_TEXT_BYTES:
             raise AuditUsageError(f"{what} {path} is too large to be a file of keys")
         return data.decode("ascii")
     except OSError as exc:

@@ -106,6 +106,10 @@ class Keyring:
             )
         return self.signers[self.signer]
 
+    def require_writer(self) -> None:
+        """Raise LedgerKeyError unless this keyring can write a ledger: both of its keys."""
+        self.active_key, self.active_signer  # noqa: B018
+
     def trusted(self) -> dict[str, str]:
         """Public keys whose seals this keyring vouches for: its own, and those pinned."""
         return {**{public: "own seal key" for public in self.signers}, **self.pinned}

@@ -57,7 +57,7 @@ class LedgerWriter:
         seal_every: int = 1000,
         fsync: FsyncPolicy = "seal",
     ) -> LedgerWriter:
-        keyring.active_key, keyring.active_signer  # noqa: B018 - refuse before creating the file
+        keyring.require_writer()  # refuse before creating the file
         handle = _open_locked(path, "xb")
         writer = cls(path, keyring, handle, seal_every=seal_every, fsync=fsync)
         writer.run = run
@@ -178,10 +178,6 @@ class LedgerWriter:
             self.seal(reason=reason)
             self.closed = True
             self._file.close()
-
-    @property
-    def public_key(self) -> str:
-        return self._signer.public
 
 
 def _open_locked(path: Path, mode: str) -> BinaryIO:

@@ -17,6 +17,10 @@ from govern.run.resume import ResumeError, read_request
 DEFAULT_CONCURRENCY = 8
 
 
+# The only settings a resumed run takes anew: none of them changes a result.
+MAY_CHANGE_ON_RESUME = ("concurrency", "key_file", "fsync")
+
+
 class RunSetupError(Exception):
     """A problem with what was asked for, found before the run starts."""
 
@@ -91,7 +95,7 @@ def same_run_or_refuse(request: RunRequest, resumed: RunRequest, folder: Path) -
     differ = [
         f"{name} {asked[name]!r} (it started with {started[name]!r})"
         for name in asked
-        if name != "concurrency" and asked[name] != started[name]
+        if name not in MAY_CHANGE_ON_RESUME and asked[name] != started[name]
     ]
     if differ:
         raise RunSetupError(

@@ -52,7 +52,7 @@ from govern.run.request import (
     same_run_or_refuse,
 )
 from govern.run.resume import (
-    AlreadyComplete,
+    REQUEST_FILE,
     PreviousRun,
     ResumeError,
     is_run_folder,
@@ -268,7 +268,7 @@ def _write_request(folder: Path, run_id: str, request: RunRequest) -> None:
     """manifest.json first holds the request, so a run killed at once can still resume;
     execute() completes it with the resolved manifest."""
     text = json.dumps({"run": run_id, "request": request.recorded()}, indent=2) + "\n"
-    write_atomic(folder / "manifest.json", text)
+    write_atomic(folder / REQUEST_FILE, text)
 
 
 def _reopen_ledger(
@@ -276,8 +276,6 @@ def _reopen_ledger(
 ) -> tuple[LedgerWriter, PreviousRun]:
     try:
         previous = read_previous(folder, keyring)
-    except AlreadyComplete:
-        raise
     except ResumeError as exc:
         raise RunSetupError(str(exc)) from None
     if previous.header is None:  # killed before the ledger's first entry: start it afresh
@@ -340,7 +338,7 @@ def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
             "`govern keys public` to check your runs' seals"
         )
     try:
-        ring.active_key, ring.active_signer  # noqa: B018 - both are needed to write a ledger
+        ring.require_writer()
     except LedgerKeyError as exc:
         raise RunSetupError(str(exc)) from None
     return ring, notice
@@ -394,9 +392,10 @@ async def execute(
 
     async def one(item: TaskItem) -> None:
         async with in_flight:
-            await _run_item(run, item, writer, records)
+            record = await _run_item(run, item, writer)
+        records.append(record)
         if on_item is not None:
-            on_item(records[-1])
+            on_item(record)
 
     loop, main = asyncio.get_running_loop(), asyncio.current_task()
 
@@ -432,9 +431,7 @@ async def execute(
     return summary
 
 
-async def _run_item(
-    run: PreparedRun, item: TaskItem, writer: ResultsWriter, records: list[dict[str, Any]]
-) -> None:
+async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> dict[str, Any]:
     """Run one item; its result line is written, then its end entry records the line's
     digest, so the ledger vouches only for results that are on disk."""
     clock = time.perf_counter()
@@ -454,9 +451,8 @@ async def _run_item(
     else:
         outcome = state.get("outcome")
         record = item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
-    digest = writer.write(record)
-    records.append(record)
-    controller.end_item(item.id, outcome, digest)
+    controller.end_item(item.id, outcome, writer.write(record))
+    return record
 
 
 def _write_inputs(run: PreparedRun) -> None:
@@ -472,7 +468,7 @@ def _write_inputs(run: PreparedRun) -> None:
         "items": len(run.data.items),
         "simulated": run.simulated,
     }
-    write_atomic(run.folder / "manifest.json", json.dumps(resolved, indent=2) + "\n")
+    write_atomic(run.folder / REQUEST_FILE, json.dumps(resolved, indent=2) + "\n")
     write_atomic(run.folder / "graph.mmd", draw(run.manifest.institution, "mermaid"))
 
 
