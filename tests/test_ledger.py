@@ -483,7 +483,7 @@ def _both_keys(active: Keyring) -> Keyring:
         active.active,
         "both",
         {**RING.signers, **OTHER_RING.signers},
-        active.signer,
+        active.signer_public,
     )
 
 

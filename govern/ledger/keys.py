@@ -87,7 +87,7 @@ class Keyring:
     active: str | None  # the HMAC key new entries are written with
     source: str  # where the keys came from, for messages
     signers: dict[str, SealKey] = field(default_factory=dict)  # by public key hex
-    signer: str | None = None  # the seal key new seals are signed with
+    signer_public: str | None = None  # the seal key new seals are signed with
     pinned: dict[str, str] = field(default_factory=dict)  # other trusted public keys -> name
 
     @property
@@ -98,13 +98,13 @@ class Keyring:
 
     @property
     def active_signer(self) -> SealKey:
-        if self.signer is None:
+        if self.signer_public is None:
             raise LedgerKeyError(
                 f"{self.source} has no seal-signing key: seals are signed with an Ed25519 key "
                 f"kept apart from the HMAC key; set {ENV_SIGNING_KEY} (64 hex digits) or run "
                 "`govern keys rotate` to add one to the key file"
             )
-        return self.signers[self.signer]
+        return self.signers[self.signer_public]
 
     def require_writer(self) -> None:
         """Raise LedgerKeyError unless this keyring can write a ledger: both of its keys."""

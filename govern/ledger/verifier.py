@@ -141,7 +141,7 @@ def verify(
                     "bytes): the writer was probably killed",
                 )
             )
-        _check_head(path, lines, report)
+        _check_head_file(path, lines, report)
         if report.closed_as is None:
             raise _Stop(
                 Damage(
@@ -345,7 +345,7 @@ class _Chain:
         self.report.seals += 1
 
 
-def _check_head(path: Path, lines: list[bytes], report: Report) -> None:
+def _check_head_file(path: Path, lines: list[bytes], report: Report) -> None:
     """ledger.head holds the latest seal: the file must still contain it, unchanged."""
     head_file = head_path(path)
     if not head_file.exists():

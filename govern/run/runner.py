@@ -327,7 +327,7 @@ def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
             f"created ledger keys at {default} (mode 600): an HMAC key and a separate seal "
             "key; keep the file to audit your runs, and give others `govern keys public`"
         )
-    if ring.signer is None and ring.source == str(default) and ring.active is not None:
+    if ring.signer_public is None and ring.source == str(default) and ring.active is not None:
         try:  # a key file from an earlier govern: give it the seal key it lacks, aloud
             ring = add_seal_key(default)
         except (LedgerKeyError, OSError) as exc:

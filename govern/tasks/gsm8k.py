@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from govern.files import write_atomic
+from govern.files import parse_json, write_atomic
 from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem, data_lines, read_data_file
 from govern.text import printable
 
@@ -68,9 +68,7 @@ def _is_official(path: Path) -> bool:
 def _question_and_answer(line: str) -> tuple[str, str]:
     """The two fields of a GSM8K line; ValueError saying what is wrong with it."""
     try:
-        record = json.loads(line)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+        record = parse_json(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at column {exc.colno}") from None
     if not isinstance(record, dict):
