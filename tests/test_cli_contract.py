@@ -188,7 +188,7 @@ BAD_DATA = {
     "no_answer.jsonl": (b'{"question": "q"}\n', "(no 'answer')"),
     "number.jsonl": (b'{"question": "q", "answer": 5}\n', "('answer' is 5)"),
     "list.jsonl": (b"[1, 2]\n", "(a JSON list, not an object)"),
-    "deep.jsonl": (b"[" * 100_000 + b"\n", "(nested too deeply)"),
+    "deep.jsonl": (b"[" * 100_000 + b"\n", "(JSON nested too deeply)"),
     "surrogate.jsonl": (b'{"question": "\\udcff", "answer": "x"}\n', "invalid \\u escape"),
     "broken.jsonl": (RECORD.encode() + b'{"question": \n', "broken.jsonl:2: not a GSM8K line"),
     "empty.jsonl": (b"\n  \n", "has no problems"),
