@@ -23,7 +23,7 @@ from govern.discovery import Found
 from govern.spec.checks import check_institution, checked_institution, load_checked
 from govern.spec.errors import MAX_ERRORS_PER_FILE, SpecError, SpecInvalid, escape_controls
 from govern.spec.fingerprint import fingerprint, stage_calls
-from govern.spec.graph import HAPPY_DECISIONS, stage_graph
+from govern.spec.graph import HAPPY_DECISIONS, governance_graph
 from govern.spec.loader import LoadedInstitution
 from govern.spec.models import Institution
 from govern.spec.validation import suggest
@@ -373,7 +373,7 @@ def test_the_fingerprint_of_a_loopy_institution_is_immediate(tmp_path: Path) -> 
 
 def brute_fingerprint(institution: Institution) -> tuple[int, int | None, int | None]:
     """(elementary cycles, cheapest and dearest simple happy path) by enumeration."""
-    multi = stage_graph(institution, include_unparsable=False)
+    multi = governance_graph(institution)
     loops = sum(1 for _ in nx.simple_cycles(nx.DiGraph(multi)))
     happy = nx.DiGraph()
     happy.add_nodes_from(multi.nodes)
@@ -407,7 +407,7 @@ def test_the_linear_fingerprint_agrees_with_enumeration(data: dict[str, Any]) ->
         nx.DiGraph(
             [
                 (e.source, e.target)
-                for _, _, d in stage_graph(institution, include_unparsable=False).edges(data=True)
+                for _, _, d in governance_graph(institution).edges(data=True)
                 if (e := d["edge"]).via == "route" and e.decision in HAPPY_DECISIONS
             ]
         )

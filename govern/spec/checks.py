@@ -274,7 +274,7 @@ def _check_graph(loaded: LoadedInstitution) -> list[SpecError]:
                     "an item there would never end",
                 )
             )
-    for cycle in unbounded_cycles(inst, edges):
+    for cycle in unbounded_cycles(edges):
         loop = " -> ".join([*(e.source for e in cycle), cycle[0].source])
         errors.append(
             err(

@@ -13,7 +13,7 @@ from collections import Counter
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
-from govern.spec.graph import HAPPY_DECISIONS, stage_graph
+from govern.spec.graph import HAPPY_DECISIONS, governance_graph
 from govern.spec.models import ClusterStage, Institution, SoloStage, VoteStage
 
 
@@ -48,7 +48,7 @@ def fingerprint(institution: Institution) -> Fingerprint:
     Nothing here enumerates paths or cycles, whose number can grow exponentially
     with the stages (26 stages with bounded send-backs have hundreds of thousands).
     """
-    multi = stage_graph(institution, include_unparsable=False)
+    multi = governance_graph(institution)
     simple = nx.DiGraph(multi)
     terminals = {s.id for s in institution.stages if s.kind == "terminal"}
     shortest, longest = _happy_path_calls(institution, multi)

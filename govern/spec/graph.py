@@ -69,22 +69,23 @@ def stage_edges(institution: Institution) -> list[Edge]:
     return list(edges)
 
 
-def stage_graph(institution: Institution, *, include_unparsable: bool = True) -> nx.MultiDiGraph:
-    """Stages as nodes (with their model) and edges keyed by decision and kind of edge."""
+def governance_graph(institution: Institution) -> nx.MultiDiGraph:
+    """Stages as nodes (with their model) and edges keyed by decision and kind of edge;
+    routes of ``unparsable`` are error handling and left out, so a retry is no loop."""
     graph = nx.MultiDiGraph()
     for stage in institution.stages:
         graph.add_node(stage.id, stage=stage)
     for edge in stage_edges(institution):
-        if include_unparsable or edge.decision != UNPARSABLE:
+        if edge.decision != UNPARSABLE:
             graph.add_edge(edge.source, edge.target, key=(edge.decision, edge.via), edge=edge)
     return graph
 
 
-def unbounded_cycles(institution: Institution, edges: list[Edge] | None = None) -> list[list[Edge]]:
+def unbounded_cycles(edges: list[Edge]) -> list[list[Edge]]:
     """One cycle from every strongly connected part of the graph of unbounded edges."""
     unbounded = nx.DiGraph()
     first: dict[tuple[str, str], Edge] = {}  # the first edge between two stages stands for all
-    for edge in stage_edges(institution) if edges is None else edges:
+    for edge in edges:
         if not edge.bounded:
             first.setdefault((edge.source, edge.target), edge)
     unbounded.add_edges_from(first)

@@ -443,8 +443,6 @@ def read_yaml(path: Path) -> YamlSource:
         raw = read_regular(path, MAX_FILE_BYTES)
     except FileNotFoundError:
         raise fail("no such file") from None
-    except IsADirectoryError:
-        raise fail("is a folder, not a YAML file") from None
     except NotRegularFile as exc:
         if exc.kind == "a folder":
             raise fail("is a folder, not a YAML file") from None
