@@ -36,7 +36,7 @@ def ask(
         visit=1,
         candidate=candidate,
         decisions=decisions,
-        difficulty_seed=seed,
+        run_seed=seed,
     )
     request = ModelRequest(
         model=model, messages=[{"role": "user", "content": "q"}], oracle=oracle, seed=seed

@@ -7,12 +7,28 @@ models, task, seed and budgets arrive here, so one compiled graph serves any run
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from govern.engine.seeds import call_seed
 from govern.governance.controller import Controller
 from govern.models.base import Message, ModelRequest, ModelResponse, Oracle
 from govern.models.router import ModelRouter
-from govern.spec.models import Budgets, Institution
+from govern.spec.models import Budgets, Institution, Sampling, SamplingPolicy
 from govern.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    seed: int
+    sampling: Sampling
+
+    def as_record(self) -> dict[str, Any]:
+        """What a turn records: the seed and the sampling actually sent."""
+        return {
+            "seed": self.seed,
+            **self.sampling.model_dump(exclude_none=True, exclude={"extra"}),
+            **({"extra": self.sampling.extra} if self.sampling.extra else {}),
+        }
 
 
 @dataclass
@@ -25,15 +41,36 @@ class RunContext:
     budgets: Budgets = field(default_factory=Budgets)
     golds: dict[str, str | None] = field(default_factory=dict)  # hidden: only the simulator sees it
     controller: Controller | None = None  # default: no overlay, an in-memory ledger
+    sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
 
     def __post_init__(self) -> None:
         if self.controller is None:
             self.controller = Controller(self.institution)
 
-    async def call(self, agent: str, messages: list[Message], oracle: Oracle) -> ModelResponse:
+    def settings(self, agent: str, oracle: Oracle) -> CallSettings:
+        """The seed and sampling of one call: its own seed (or the run's, when the manifest
+        shares it), and the manifest's sampling for the agent's role at this stage."""
         role_id = agent.split("#")[0]
+        seed = (
+            self.seed
+            if self.sampling.seed == "shared"
+            else call_seed(self.seed, oracle.item_id, oracle.stage, agent, oracle.visit)
+        )
+        return CallSettings(seed, self.sampling.for_call(role_id, oracle.stage))
+
+    async def call(
+        self, agent: str, messages: list[Message], oracle: Oracle, settings: CallSettings
+    ) -> ModelResponse:
+        sampling = settings.sampling
         request = ModelRequest(
-            model=self.role_models[role_id], messages=messages, oracle=oracle, seed=self.seed
+            model=self.role_models[agent.split("#")[0]],
+            messages=messages,
+            oracle=oracle,
+            seed=settings.seed,
+            max_tokens=sampling.max_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            extra=sampling.extra,
         )
         return await self.router.complete(request)
 
@@ -48,7 +85,7 @@ class RunContext:
             visit=visit,
             candidate=candidate["answer"] if candidate else None,
             feedback=bool(state.get("feedback")),
-            difficulty_seed=self.seed,
+            run_seed=self.seed,
             **extra,
         )
 

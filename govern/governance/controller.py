@@ -153,8 +153,10 @@ class Controller:
         text: str,
         parsed: bool,
         tokens: tuple[int, int],
+        seed: int | None = None,
     ) -> None:
-        """Record one model call by digest, then let the evidence move the agent's state."""
+        """Record one model call by digest (and the seed it was sent), then let the evidence
+        move the agent's state."""
         self.ledger.append(
             "turn",
             agent,
@@ -169,6 +171,7 @@ class Controller:
                 "parsed": parsed,
                 "prompt_tokens": tokens[0],
                 "completion_tokens": tokens[1],
+                "seed": seed,
             },
         )
         if agent not in self.agents:

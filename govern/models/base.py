@@ -8,7 +8,7 @@ review). Real clients never send the oracle anywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
@@ -27,7 +27,7 @@ class Oracle:
     inputs: tuple[str, ...] = ()  # answers of the outputs an integrate stage synthesises
     feedback: bool = False  # a reviewer sent the candidate back with reasons
     decisions: tuple[str, ...] = ()  # what a reviewer may decide
-    difficulty_seed: int = 0
+    run_seed: int = 0  # the simulator draws from the run's seed, never a call's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,11 @@ class ModelRequest:
     model: str
     messages: list[Message]
     oracle: Oracle
-    seed: int | None = None
+    seed: int | None = None  # sent to the provider: each call's own, derived (engine/seeds.py)
     max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # other provider parameters
 
 
 @dataclass(frozen=True, slots=True)

@@ -294,6 +294,7 @@ class LiteLLMClient:
 
     def _call_kwargs(self, request: ModelRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
+            **request.extra,  # the manifest's provider parameters; they cannot name the rest
             "model": request.model,
             "messages": request.messages,
             "num_retries": 0,  # litellm's own retry wrapper
@@ -302,6 +303,8 @@ class LiteLLMClient:
         optional = {
             "seed": request.seed,
             "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
             "api_base": self.api_base,
             "api_key": self.api_key,
         }

@@ -158,6 +158,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "models": role_models,
             "simulated": simulated,
             "budgets": manifest.budgets.model_dump(),
+            "sampling": manifest.sampling.model_dump(exclude_defaults=True),
             "governance": manifest.governance is not None,
         },
     }
@@ -177,6 +178,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         budgets=manifest.budgets,
         golds={i.id: i.gold for i in items},
         controller=controller,
+        sampling=manifest.sampling,
     )
     notices = [n for n in (data.notice, key_notice) if n]
     if previous is not None:

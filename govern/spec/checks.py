@@ -36,17 +36,24 @@ def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
 def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
     errors = check_institution(loaded.institution) + _check_governance(loaded)
     role_ids = [r.id for r in loaded.institution.institution.roles]
-    known_roles = set(role_ids)
     suggest = Hints()
-    for role_id in loaded.manifest.models.roles:
-        if role_id not in known_roles:
-            errors.append(
-                loaded.source.error(
-                    ("models", "roles", role_id),
-                    f"no role '{role_id}' in the institution{suggest(role_id, role_ids)}; roles: "
-                    f"{listing(role_ids)}",
+    stage_ids = [s.id for s in loaded.institution.institution.stages]
+    named = (
+        (("models", "roles"), loaded.manifest.models.roles, role_ids, "role"),
+        (("sampling", "roles"), loaded.manifest.sampling.roles, role_ids, "role"),
+        (("sampling", "stages"), loaded.manifest.sampling.stages, stage_ids, "stage"),
+    )
+    for at, given, ids, what in named:
+        known = set(ids)
+        for name in given:
+            if name not in known:
+                errors.append(
+                    loaded.source.error(
+                        (*at, name),
+                        f"no {what} '{name}' in the institution{suggest(name, ids)}; "
+                        f"{what}s: {listing(ids)}",
+                    )
                 )
-            )
     return errors
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Identifier = Annotated[
     str,
@@ -343,6 +343,62 @@ class ModelChoice(SpecModel):
     )
 
 
+# Parameters the model layer sets itself: a manifest's `extra` may not name them.
+RESERVED_CALL_PARAMETERS = frozenset(
+    {"model", "messages", "seed", "temperature", "top_p", "max_tokens", "timeout", "api_base",
+     "api_key", "stream", "n", "num_retries", "max_retries"}
+)  # fmt: skip
+
+
+class Sampling(SpecModel):
+    """How a real model samples; the simulator ignores it. Unset fields are not sent, so the
+    provider's defaults apply."""
+
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
+    top_p: float | None = Field(None, gt=0, le=1, description="nucleus sampling mass")
+    max_tokens: int | None = Field(None, ge=1, description="most tokens one output may have")
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="other provider parameters, passed through as given (e.g. top_k, stop)",
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_is_extra(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted(RESERVED_CALL_PARAMETERS & set(extra))
+        if taken:
+            raise ValueError(
+                f"extra may not set {', '.join(taken)}: "
+                "use the sampling fields, or let govern set them"
+            )
+        return extra
+
+    def over(self, base: Sampling) -> Sampling:
+        """These settings where given, ``base``'s elsewhere (extras merged)."""
+        given = self.model_dump(exclude_unset=True, exclude={"extra"})
+        return base.model_copy(update={**given, "extra": {**base.extra, **self.extra}})
+
+
+class SamplingPolicy(Sampling):
+    """The manifest's sampling: defaults, overridden per role, then per stage."""
+
+    seed: Literal["per_call", "shared"] = Field(
+        "per_call",
+        description="per_call: each call gets its own seed, derived from the run's seed, the "
+        "item, stage, agent, visit and sample, so seats are independent; shared: every call "
+        "sends the run's seed (identical prompts then get identical outputs)",
+    )
+    roles: dict[Identifier, Sampling] = Field(default_factory=dict, description="by role id")
+    stages: dict[Identifier, Sampling] = Field(default_factory=dict, description="by stage id")
+
+    def for_call(self, role: str, stage: str) -> Sampling:
+        base = Sampling.model_validate(self.model_dump(include=set(Sampling.model_fields)))
+        for layer in (self.roles.get(role), self.stages.get(stage)):
+            if layer is not None:
+                base = layer.over(base)
+        return base
+
+
 class TaskDefaults(SpecModel):
     name: Identifier = Field(description="task name, e.g. gsm8k")
     limit: int | None = Field(None, ge=1, description="items to run (default: all)")
@@ -482,6 +538,11 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
+    sampling: SamplingPolicy = Field(
+        default_factory=SamplingPolicy,
+        description="temperature, top_p, max_tokens and provider extras for real models, by "
+        "default, role and stage; and how each call's seed is chosen",
+    )
     governance: Governance | None = Field(
         None, description="legal agent states, evidence, sanctions and restorations"
     )

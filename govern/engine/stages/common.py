@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from govern.engine.context import RunContext
+from govern.engine.context import CallSettings, RunContext
 from govern.engine.routing import Transition
 from govern.engine.state import combine
 from govern.models.base import Message, ModelResponse
@@ -46,6 +46,7 @@ class Consultation:
     visit: int
     messages: list[Message]
     response: ModelResponse
+    settings: CallSettings
 
 
 def record_turn(
@@ -65,6 +66,7 @@ def record_turn(
         response.text,
         parsed,
         (response.prompt_tokens, response.completion_tokens),
+        seed=asked.settings.seed,
     )
     return {
         "calls": 1,
@@ -86,6 +88,7 @@ def record_turn(
                 "completion_tokens": response.completion_tokens,
                 "latency": round(response.latency, 6),
                 "attempts": response.attempts,
+                **asked.settings.as_record(),
                 **fields,
             }
         ],

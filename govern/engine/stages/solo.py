@@ -70,8 +70,9 @@ async def consult(
         output_format,
     )
     oracle = ctx.oracle(state, stage_id, agent, act, visit, **oracle_extra)
-    response = await ctx.call(agent, messages, oracle)
-    return Consultation(agent, act, visit, messages, response)
+    settings = ctx.settings(agent, oracle)
+    response = await ctx.call(agent, messages, oracle, settings)
+    return Consultation(agent, act, visit, messages, response, settings)
 
 
 async def consult_or_stop(

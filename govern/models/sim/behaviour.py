@@ -75,9 +75,7 @@ class _Mind:
         self.oracle = oracle
         self.params = params
         self.rng = rng
-        difficulty = item_difficulty(
-            oracle.item_id, oracle.difficulty_seed, params.difficulty_spread
-        )
+        difficulty = item_difficulty(oracle.item_id, oracle.run_seed, params.difficulty_spread)
         self.p_solve = solve_probability(params, difficulty)
 
     def solve(self) -> SimAct:

@@ -41,7 +41,7 @@ class SimClient:
         oracle = request.oracle
         rng = stable_random(
             request.model,
-            request.seed,
+            oracle.run_seed,
             oracle.item_id,
             oracle.stage,
             oracle.agent,

@@ -1,0 +1,210 @@
+"""Each call's own seed and the manifest's sampling: seats are independent samples, runs are
+reproducible, and what the manifest sets is what a real model is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from govern.engine.seeds import SEED_BITS, call_seed
+from govern.ledger.audit import audit
+from govern.run.runner import RunRequest, execute, prepare
+from govern.spec.models import Sampling, SamplingPolicy
+from govern.tasks.gsm8k import SAMPLE
+from tests.conftest import ROOT, spec_errors, write
+from tests.test_litellm_client import FakeServer, server  # noqa: F401 - the loopback server
+
+SENATE = (ROOT / "manifests" / "senate.yaml").read_text()
+
+
+def run_senate(
+    folder: Path, *, concurrency: int = 8, extra: str = "", limit: int = 6, seed: int = 0
+) -> Path:
+    text = SENATE.replace("\nseed: 0\n", f"\nseed: {seed}\n")
+    manifest = write(folder, "senate.yaml", text + extra)
+    write(folder, "pyproject.toml", "")
+    out = folder / "run"
+    request = RunRequest(manifest, limit=limit, concurrency=concurrency, out=out, data=SAMPLE)
+    asyncio.run(execute(prepare(request)))
+    return out
+
+
+def turns(folder: Path) -> list[dict]:
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    return [{"item": r["id"], **t} for r in records for t in r["turns"]]
+
+
+def identity(turn: dict) -> tuple:
+    return (turn["item"], turn["stage"], turn["agent"], turn["visit"])
+
+
+# --- the derivation ---------------------------------------------------------------------------
+
+
+def test_a_call_seed_is_stable_and_fits_a_provider_seed() -> None:
+    seed = call_seed(0, "gsm8k/test/0001", "division", "senator#3", 1)
+    assert seed == call_seed(0, "gsm8k/test/0001", "division", "senator#3", 1)
+    assert 0 <= seed < 2**SEED_BITS
+
+
+parts = st.tuples(
+    st.integers(0, 2**31),
+    st.text(max_size=12),
+    st.text(max_size=12),
+    st.text(max_size=12),
+    st.integers(1, 50),
+    st.integers(0, 50),
+)
+
+
+@given(parts, parts)
+def test_different_calls_get_different_seeds(one: tuple, other: tuple) -> None:
+    if one != other:  # 31 bits: a collision among a few hundred examples would be a bug
+        assert call_seed(*one) != call_seed(*other)
+
+
+def test_seats_visits_and_samples_each_change_the_seed() -> None:
+    base = (7, "item", "division", "senator#1", 1, 0)
+    variants = [(7, "item", "division", f"senator#{n}", 1, 0) for n in range(1, 6)] + [
+        (7, "item", "division", "senator#1", 2, 0),
+        (7, "item", "division", "senator#1", 1, 1),
+    ]
+    seeds = {call_seed(*v) for v in variants}
+    assert len(seeds) == len(variants) and call_seed(*base) in seeds
+
+
+def test_seeds_do_not_depend_on_concurrency_or_finishing_order(tmp_path: Path) -> None:
+    one_at_a_time = run_senate(tmp_path / "c1", concurrency=1)
+    many = run_senate(tmp_path / "c8", concurrency=8)
+    first = {identity(t): t["seed"] for t in turns(one_at_a_time)}
+    assert first == {identity(t): t["seed"] for t in turns(many)}
+    assert all(seed == call_seed(0, *key) for key, seed in first.items())
+
+
+def test_the_seats_of_a_body_get_distinct_seeds_and_the_ledger_records_them(
+    tmp_path: Path,
+) -> None:
+    folder = run_senate(tmp_path, limit=2)
+    recorded = turns(folder)
+    by_stage: dict[tuple, set[int]] = {}
+    for turn in recorded:
+        if turn["agent"].startswith("senator#"):
+            key = (turn["item"], turn["stage"], turn["visit"])
+            by_stage.setdefault(key, set()).add(turn["seed"])
+    assert by_stage and all(len(seeds) == 5 for seeds in by_stage.values())
+    ledger = [json.loads(line) for line in (folder / "ledger.jsonl").read_text().splitlines()]
+    logged = sorted(e["body"]["seed"] for e in ledger if e["kind"] == "turn")
+    assert logged == sorted(t["seed"] for t in recorded)
+    assert audit(folder).intact
+
+
+def test_a_shared_seed_sends_the_runs_seed_with_every_call(tmp_path: Path) -> None:
+    folder = run_senate(tmp_path, limit=2, extra="sampling: {seed: shared}\n", seed=11)
+    assert {t["seed"] for t in turns(folder)} == {11}
+
+
+def test_the_simulator_ignores_call_seeds_and_sampling(tmp_path: Path) -> None:
+    plain = run_senate(tmp_path / "plain")
+    tuned = run_senate(
+        tmp_path / "tuned", extra="sampling: {temperature: 1.5, top_p: 0.5, seed: shared}\n"
+    )
+    texts = [(identity(t), t["text"]) for t in turns(plain)]
+    assert texts == [(identity(t), t["text"]) for t in turns(tuned)]
+
+
+# --- the manifest's sampling ------------------------------------------------------------------
+
+
+def test_stage_settings_override_role_settings_override_defaults() -> None:
+    policy = SamplingPolicy.model_validate(
+        {
+            "temperature": 0.7,
+            "max_tokens": 400,
+            "extra": {"top_k": 40},
+            "roles": {"senator": {"temperature": 0.9, "extra": {"stop": ["###"]}}},
+            "stages": {"division": {"max_tokens": 20}},
+        }
+    )
+    assert policy.for_call("consul", "motion") == Sampling(
+        temperature=0.7, max_tokens=400, extra={"top_k": 40}
+    )
+    assert policy.for_call("senator", "division") == Sampling(
+        temperature=0.9, max_tokens=20, extra={"top_k": 40, "stop": ["###"]}
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            "sampling:\n  roles:\n    senatr: {temperature: 0.5}\n",
+            "no role 'senatr' in the institution (did you mean 'senator'?)",
+        ),
+        (
+            "sampling:\n  stages:\n    divison: {max_tokens: 8}\n",
+            "no stage 'divison' in the institution (did you mean 'division'?)",
+        ),
+        ("sampling:\n  temperature: 3\n", "less than or equal to 2"),
+        ("sampling:\n  extra: {seed: 4}\n", "extra may not set seed"),
+        ("sampling:\n  seed: random\n", "'per_call' or 'shared'"),
+    ],
+)
+def test_a_wrong_sampling_section_is_an_error_at_its_line(
+    tmp_path: Path, section: str, message: str
+) -> None:
+    write(tmp_path, "pyproject.toml", "")
+    path = write(tmp_path, "senate.yaml", SENATE + section)
+    errors = spec_errors(path)
+    assert any(message in e.message for e in errors), errors
+    line = len(SENATE.splitlines()) + 2
+    assert all(e.line >= line for e in errors), errors
+
+
+# --- what a real model is sent ----------------------------------------------------------------
+
+
+def test_a_real_model_is_sent_each_calls_seed_and_the_manifests_sampling(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    extra = (
+        "sampling:\n  temperature: 0.7\n  top_p: 0.9\n  max_tokens: 64\n  extra: {top_k: 40}\n"
+        "  stages:\n    division: {temperature: 0.2, max_tokens: 8}\n"
+    )
+    manifest = write(tmp_path, "senate.yaml", SENATE + extra)
+    write(tmp_path, "pyproject.toml", "")
+    request = RunRequest(
+        manifest,
+        limit=1,
+        concurrency=1,
+        out=tmp_path / "run",
+        data=SAMPLE,
+        model="openai/test-model",
+        api_base=server.url,
+    )
+    asyncio.run(execute(prepare(request)))
+    recorded = turns(tmp_path / "run")
+    assert len(server.bodies) == len(recorded) > 1
+    for body, turn in zip(server.bodies, recorded, strict=True):
+        assert body["seed"] == turn["seed"] == call_seed(0, *identity(turn))
+        expected = (0.2, 8) if turn["stage"] == "division" else (0.7, 64)
+        assert (body["temperature"], body["max_tokens"]) == expected
+        assert (turn["temperature"], turn["max_tokens"]) == expected
+        assert body["top_p"] == 0.9 and body["top_k"] == 40
+    header = json.loads((tmp_path / "run" / "ledger.jsonl").read_text().splitlines()[0])
+    assert header["body"]["config"]["sampling"]["temperature"] == 0.7
+
+
+def test_the_readmes_sampling_example_is_a_valid_manifest_section(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = next(b for b in readme.split("```yaml\n")[1:] if b.startswith("sampling:"))
+    write(tmp_path, "pyproject.toml", "")
+    path = write(tmp_path, "senate.yaml", SENATE + example.split("```", 1)[0])
+    assert spec_errors(path) == []
