@@ -22,7 +22,7 @@ import pytest
 
 from govern.models.base import ModelError, ModelRequest, ModelResponse, Oracle
 from govern.models.litellm_client import LiteLLMClient, missing_credentials
-from govern.models.providers import unknown_provider
+from govern.models.providers import PLACEHOLDER_KEY, unknown_provider
 from govern.models.router import ModelRouter
 from tests.conftest import ROOT
 
@@ -81,6 +81,7 @@ class FakeServer:
     script: list[Reply] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # lower-case names
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,10 +89,11 @@ class FakeServer:
     def bodies(self) -> list[dict]:
         return [json.loads(raw) for raw in self.raw]
 
-    def next_reply(self, path: str, raw: bytes) -> Reply:
+    def next_reply(self, path: str, raw: bytes, headers: dict[str, str]) -> Reply:
         with self.lock:
             self.paths.append(path)
             self.raw.append(raw)
+            self.headers.append(headers)
             return self.script.pop(0) if self.script else OK
 
 
@@ -110,7 +112,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in ("/v1/chat/completions", "/chat/completions"):
             self._send(Reply(404, error(f"no route {self.path}", "not_found")))
             return
-        reply = self.server.fake.next_reply(self.path, raw)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = self.server.fake.next_reply(self.path, raw, headers)
         if reply.delay and self.server.fake.stop.wait(reply.delay):
             return  # the test is over
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -285,8 +288,10 @@ def test_bad_request_is_not_retried_and_keeps_the_providers_words(server: FakeSe
 def test_missing_key_names_the_variable_without_sending(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Without an api_base the provider's own service is meant: its key is required, and the
+    SDK refuses before anything is sent (nothing reaches the network)."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    err = fail(client(server, api_key=None), request())
+    err = fail(client(server, api_key=None, api_base=None), request())
     assert not server.raw and err.attempts == 1 and not err.retryable
     assert "OPENAI_API_KEY" in err.reason
 
@@ -361,10 +366,22 @@ def test_any_one_alternative_will_do_and_an_api_base_stands_for_a_base(
     assert missing_credentials("gemini/gemini-1.5-pro") == []
     monkeypatch.setenv("AZURE_API_KEY", "a")
     assert missing_credentials("azure/d", api_base="https://x.openai.azure.com") == []
-    # the OpenAI SDK will not send without a key, even to a server of one's own
+    # a server of one's own needs no key (govern sends a placeholder where the SDK wants one)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert missing_credentials("openai/x", api_base="http://127.0.0.1:1/v1") == ["OPENAI_API_KEY"]
+    assert missing_credentials("openai/x", api_base="http://127.0.0.1:1/v1") == []
     assert missing_credentials("anthropic/x", api_base="http://127.0.0.1:1") == []
+
+
+def test_a_local_openai_compatible_server_gets_a_placeholder_key_when_none_is_set(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    response = complete(client(server, api_key=None), request(model="openai/test-model"))
+    assert response.text == "42"
+    assert server.headers[0]["authorization"] == f"Bearer {PLACEHOLDER_KEY}"
+    monkeypatch.setenv("OPENAI_API_KEY", "real-key")
+    complete(client(server, api_key=None), request(model="openai/test-model"))
+    assert server.headers[1]["authorization"] == "Bearer real-key"
 
 
 PROBLEMS_TIMING = """

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from govern.models.base import ModelError, ModelRequest, ModelResponse
-from govern.models.providers import missing_credentials
+from govern.models.providers import missing_credentials, placeholder_key
 
 __all__ = ["LiteLLMClient", "missing_credentials"]
 
@@ -306,7 +306,8 @@ class LiteLLMClient:
             "temperature": request.temperature,
             "top_p": request.top_p,
             "api_base": self.api_base,
-            "api_key": self.api_key,
+            "api_key": self.api_key
+            or placeholder_key(request.model, api_key=None, api_base=self.api_base),
         }
         kwargs.update({key: value for key, value in optional.items() if value is not None})
         return kwargs

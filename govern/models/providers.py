@@ -52,8 +52,9 @@ _BASES: dict[str, tuple[tuple[str, ...], ...]] = {
     "azure": (("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),),
 }
 # providers whose client refuses to send without a key even to an api_base of one's own
-# (the OpenAI SDK does, so a local OpenAI-compatible server still needs OPENAI_API_KEY set)
+# (the OpenAI SDK does): for a local server, govern sends PLACEHOLDER_KEY instead
 _KEY_DESPITE_BASE = frozenset({"openai", "text-completion-openai"})
+PLACEHOLDER_KEY = "no-key"  # what a local OpenAI-compatible server that checks none is sent
 # bare names litellm sends to a provider without a prefix
 _BARE = (
     (re.compile(r"^(gpt-|chatgpt-|o[1-9](-|$))"), "openai"),
@@ -71,6 +72,17 @@ def provider_of(model: str) -> str | None:
     return None
 
 
+def placeholder_key(model: str, *, api_key: str | None, api_base: str | None) -> str | None:
+    """The key to send to a server of one's own that needs none, where the provider's client
+    refuses to send without one and no key was given or set; else None."""
+    provider = provider_of(model)
+    if api_key or not api_base or provider not in _KEY_DESPITE_BASE:
+        return None
+    if any(os.environ.get(name) for names in _KEYS.get(provider, ()) for name in names):
+        return None
+    return PLACEHOLDER_KEY
+
+
 def missing_credentials(
     model: str, *, api_key: str | None = None, api_base: str | None = None
 ) -> list[str]:
@@ -86,7 +98,7 @@ def missing_credentials(
     if provider is None:
         return []
     needs: list[tuple[str, ...]] = []
-    if not api_key and (not api_base or provider in _KEY_DESPITE_BASE):
+    if not api_key and not api_base:
         needs += _KEYS.get(provider, ())
     if not api_base:
         needs += _BASES.get(provider, ())

@@ -97,13 +97,9 @@ class ModelRouter:
                 )
             elif self.api_key is None:
                 missing = missing_credentials(model, api_base=self.api_base)
-                if missing:
-                    hint = (
-                        "any value will do if the server at the api_base asks for none"
-                        if self.api_base
-                        else "or use a sim/ model to run offline"
-                    )
+                if missing:  # never with an api_base: a server of one's own needs no key
                     found.append(
-                        f"model '{model}' needs {', '.join(missing)} in the environment ({hint})"
+                        f"model '{model}' needs {', '.join(missing)} in the environment (or use "
+                        "a sim/ model to run offline)"
                     )
         return found
