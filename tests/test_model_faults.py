@@ -207,6 +207,7 @@ def record(item: str, outcome: str, errors: list[str], path: list[str]) -> dict:
         "completion_tokens": 0,
         "cost": 0.0,
         "unparsable": 0,
+        "turns": [],
     }
 
 

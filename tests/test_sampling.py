@@ -17,7 +17,12 @@ from govern.run.runner import RunRequest, execute, prepare
 from govern.spec.models import Sampling, SamplingPolicy
 from govern.tasks.gsm8k import SAMPLE
 from tests.conftest import ROOT, spec_errors, write
-from tests.test_litellm_client import FakeServer, server  # noqa: F401 - the loopback server
+from tests.test_litellm_client import (  # the loopback server and its replies
+    FakeServer,
+    Reply,
+    completion,
+    server,  # noqa: F401
+)
 
 SENATE = (ROOT / "manifests" / "senate.yaml").read_text()
 
@@ -208,3 +213,30 @@ def test_the_readmes_sampling_example_is_a_valid_manifest_section(tmp_path: Path
     write(tmp_path, "pyproject.toml", "")
     path = write(tmp_path, "senate.yaml", SENATE + example.split("```", 1)[0])
     assert spec_errors(path) == []
+
+
+def test_a_run_mixing_real_and_simulated_models_is_labelled_partly_simulated(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    """And each turn keeps its finish_reason; unparsed outputs are counted per call."""
+    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
+    manifest = write(tmp_path, "senate.yaml", SENATE)
+    write(tmp_path, "pyproject.toml", "")
+    request = RunRequest(
+        manifest,
+        limit=1,
+        concurrency=1,
+        out=tmp_path / "run",
+        data=SAMPLE,
+        role_models={"consul": "openai/test-model"},
+        api_base=server.url,
+    )
+    summary = asyncio.run(execute(prepare(request)))
+    recorded = turns(tmp_path / "run")
+    real = [t for t in recorded if t["model"] == "openai/test-model"]
+    assert real and not summary.simulated
+    assert summary.simulated_calls == round(1 - len(real) / len(recorded), 4) > 0
+    assert summary.label and summary.label.startswith("PARTLY SIMULATED")
+    assert {t["finish_reason"] for t in real} == {"stop"}
+    assert summary.unparsed_turns == sum(not t["parsed"] for t in recorded)

@@ -52,6 +52,7 @@ class ModelResponse:
     latency: float  # seconds, including retries
     attempts: int = 1
     simulated: bool = False
+    finish_reason: str | None = None  # as the provider said: "stop", "length" (cut), ...
 
 
 @dataclass

@@ -290,6 +290,7 @@ class LiteLLMClient:
                 latency=time.perf_counter() - started,
                 attempts=attempts,
                 simulated=False,
+                finish_reason=_finish_reason(response),
             )
 
     def _call_kwargs(self, request: ModelRequest) -> dict[str, Any]:
@@ -382,3 +383,11 @@ def _cost(litellm: ModuleType, response: Any) -> float | None:
         return float(litellm.completion_cost(completion_response=response))
     except Exception:
         return None
+
+
+def _finish_reason(response: Any) -> str | None:
+    try:
+        reason = response.choices[0].finish_reason
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return str(reason) if reason is not None else None

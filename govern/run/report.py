@@ -66,7 +66,8 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
         ("tokens per item", f"{summary.tokens_per_item:.0f}" if summary.tokens_per_item else "-"),
         ("cost", "unknown" if summary.cost is None else f"${summary.cost:.4f}"),
         ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))),
-        ("unparsable outputs", str(summary.unparsable_outputs)),
+        ("unparsable decisions", str(summary.unparsable_outputs)),
+        ("unparsed model outputs", str(summary.unparsed_turns)),
         ("wall time", f"{summary.wall_seconds:.1f} s"),
         ("data", summary.data_source),
     ]

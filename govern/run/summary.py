@@ -8,9 +8,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from govern.models.sim.params import is_simulated
 from govern.run.stats import Proportion, wilson
 
 SIMULATED_LABEL = "SIMULATED run on govern's built-in sim/ models: these are not LLM results"
+
+
+def partly_simulated_label(share: float) -> str:
+    return (
+        f"PARTLY SIMULATED run: {share:.0%} of the model calls went to govern's built-in sim/ "
+        "models, so these figures are not those of the real models alone"
+    )
 
 
 class Summary(BaseModel):
@@ -32,7 +40,9 @@ class Summary(BaseModel):
     calls_per_item: float | None
     tokens_per_item: float | None
     cost: float | None  # None when any call's price was unknown
-    unparsable_outputs: int
+    unparsable_outputs: int  # stage decisions 'unparsable'
+    unparsed_turns: int  # model outputs that did not parse (a vote counts each ballot)
+    simulated_calls: float | None  # the share of model calls that went to the simulator
     outcomes: dict[str, int]
     items_with_errors: int
     failures: dict[str, int]  # why items failed (outcome "error"): reason -> items, most first
@@ -48,8 +58,15 @@ class Summary(BaseModel):
 def summarise(records: list[dict[str, Any]], **fields: Any) -> Summary:
     n = len(records)
     costs = [r["cost"] for r in records]
+    turns = [t for r in records for t in r["turns"]]
+    share = sum(is_simulated(t["model"]) for t in turns) / len(turns) if turns else None
+    label = (
+        SIMULATED_LABEL if fields["simulated"] else partly_simulated_label(share) if share else None
+    )
     return Summary(
-        label=SIMULATED_LABEL if fields["simulated"] else None,
+        label=label,
+        unparsed_turns=sum(not t["parsed"] for t in turns),
+        simulated_calls=None if share is None else round(share, 4),
         n=n,
         accuracy_strict=wilson(sum(r["correct_strict"] for r in records), n),
         accuracy_flexible=wilson(sum(r["correct_flexible"] for r in records), n),

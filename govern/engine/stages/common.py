@@ -88,6 +88,7 @@ def record_turn(
                 "completion_tokens": response.completion_tokens,
                 "latency": round(response.latency, 6),
                 "attempts": response.attempts,
+                "finish_reason": response.finish_reason,
                 **asked.settings.as_record(),
                 **fields,
             }

@@ -27,6 +27,7 @@ def sim_response(request: ModelRequest, text: str, started: float) -> ModelRespo
         cost=0.0,
         latency=time.perf_counter() - started,
         simulated=True,
+        finish_reason="stop",
     )
 
 
