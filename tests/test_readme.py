@@ -28,7 +28,9 @@ def test_the_readme_institution_example_validates(project: Path) -> None:
 
 
 def test_the_readme_manifest_example_validates(project: Path) -> None:
-    manifest = next(b for b in YAML_BLOCKS if "models:" in b and "stages:" not in b)
+    manifest = next(
+        b for b in YAML_BLOCKS if "institution:" in b and "models:" in b and "stages:" not in b
+    )
     shutil.copytree(ROOT / "institutions", project / "institutions")
     assert spec_errors(write(project / "manifests", "example.yaml", manifest)) == []
 

@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from govern.engine.seeds import SEED_BITS, call_seed
 from govern.ledger.audit import audit
-from govern.run.runner import RunRequest, execute, prepare
-from govern.spec.models import Sampling, SamplingPolicy
+from govern.run.runner import RunRequest, RunSetupError, execute, prepare
+from govern.spec.models import ModelChoice, Sampling, SamplingPolicy
 from govern.tasks.gsm8k import SAMPLE
 from tests.conftest import ROOT, spec_errors, write
 from tests.test_litellm_client import (  # the loopback server and its replies
@@ -240,3 +241,62 @@ def test_a_run_mixing_real_and_simulated_models_is_labelled_partly_simulated(
     assert summary.label and summary.label.startswith("PARTLY SIMULATED")
     assert {t["finish_reason"] for t in real} == {"stop"}
     assert summary.unparsed_turns == sum(not t["parsed"] for t in recorded)
+
+
+# --- models without a system role ---------------------------------------------------------------
+
+
+def test_merge_into_user_sends_the_system_prompt_inside_the_first_user_message(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
+    manifest = write(
+        tmp_path,
+        "senate.yaml",
+        SENATE.replace(
+            "models:\n", "models:\n  system_prompt: {openai/gemma: merge_into_user}\n", 1
+        ),
+    )
+    write(tmp_path, "pyproject.toml", "")
+    request = RunRequest(
+        manifest,
+        limit=1,
+        concurrency=1,
+        out=tmp_path / "run",
+        data=SAMPLE,
+        role_models={"consul": "openai/gemma"},
+        api_base=server.url,
+    )
+    asyncio.run(execute(prepare(request)))
+    body = server.bodies[0]
+    assert [m["role"] for m in body["messages"]] == ["user"]
+    assert body["messages"][0]["content"].startswith("You are the Presiding consul")
+    assert "## Task" in body["messages"][0]["content"]
+    first = turns(tmp_path / "run")[0]
+    assert first["messages"] == body["messages"]  # the record holds what the model was sent
+    sim = next(t for t in turns(tmp_path / "run") if t["model"].startswith("sim/"))
+    assert sim["messages"][0]["role"] == "system"  # only the named model is shaped
+    header = json.loads((tmp_path / "run" / "ledger.jsonl").read_text().splitlines()[0])
+    config = header["body"]["config"]
+    assert config["api_base"] == server.url
+    assert config["system_prompt"] == {"openai/gemma": "merge_into_user"}
+
+
+def test_a_system_prompt_setting_for_a_model_no_role_uses_is_refused(tmp_path: Path) -> None:
+    manifest = write(
+        tmp_path,
+        "senate.yaml",
+        SENATE.replace("models:\n", "models:\n  system_prompt: {sim/mediun: merge_into_user}\n"),
+    )
+    write(tmp_path, "pyproject.toml", "")
+    with pytest.raises(RunSetupError, match="names 'sim/mediun', which no role uses"):
+        prepare(RunRequest(manifest, limit=1, out=tmp_path / "run", data=SAMPLE))
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_readmes_system_prompt_example_is_a_valid_models_section() -> None:
+    readme = (ROOT / "README.md").read_text()
+    example = next(b for b in readme.split("```yaml\n")[1:] if "system_prompt:" in b)
+    models = ModelChoice.model_validate(yaml.safe_load(example.split("```", 1)[0])["models"])
+    assert set(models.system_prompt.values()) == {"merge_into_user"}

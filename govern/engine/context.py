@@ -42,6 +42,11 @@ class RunContext:
     golds: dict[str, str | None] = field(default_factory=dict)  # hidden: only the simulator sees it
     controller: Controller | None = None  # default: no overlay, an in-memory ledger
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
+    system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
+
+    def merges_system_prompt(self, agent: str) -> bool:
+        model = self.role_models[agent.split("#")[0]]
+        return self.system_prompt.get(model) == "merge_into_user"
 
     def __post_init__(self) -> None:
         if self.controller is None:

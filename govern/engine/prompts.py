@@ -29,6 +29,16 @@ def compose(
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
+def merge_system_into_user(messages: list[Message]) -> list[Message]:
+    """The system message folded into the first user message, for models whose chat
+    template has no system role."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [m for m in messages if m["role"] != "system"]
+    if not system or not rest or rest[0]["role"] != "user":
+        return messages
+    return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+
+
 def candidate_section(candidate: Candidate | None) -> list[Section]:
     if candidate is None:
         return []

@@ -132,6 +132,12 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         concurrency=request.concurrency,
     )
     problems = router.problems(role_models.values())
+    problems += [
+        f"models.system_prompt names '{model}', which no role uses (models: "
+        f"{', '.join(sorted(set(role_models.values())))})"
+        for model in manifest.models.system_prompt
+        if model not in role_models.values()
+    ]
     if problems:
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
@@ -157,6 +163,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "seed": seed,
             "models": role_models,
             "simulated": simulated,
+            "api_base": request.api_base or manifest.models.api_base,
+            "system_prompt": manifest.models.system_prompt,
             "budgets": manifest.budgets.model_dump(),
             "sampling": manifest.sampling.model_dump(exclude_defaults=True),
             "governance": manifest.governance is not None,
@@ -179,6 +187,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         golds={i.id: i.gold for i in items},
         controller=controller,
         sampling=manifest.sampling,
+        system_prompt=manifest.models.system_prompt,
     )
     notices = [n for n in (data.notice, key_notice) if n]
     if previous is not None:

@@ -341,6 +341,12 @@ class ModelChoice(SpecModel):
     api_base: str | None = Field(
         None, description="base URL of an OpenAI-compatible or local server"
     )
+    system_prompt: dict[str, Literal["separate", "merge_into_user"]] = Field(
+        default_factory=dict,
+        description="model name -> how it takes the system prompt: separate (a system "
+        "message, the default) or merge_into_user, for models whose chat template has no "
+        "system role (e.g. Gemma)",
+    )
 
 
 # Parameters the model layer sets itself: a manifest's `extra` may not name them.

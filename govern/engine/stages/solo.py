@@ -18,6 +18,7 @@ from govern.engine.prompts import (
     candidate_section,
     compose,
     feedback_section,
+    merge_system_into_user,
     notices_section,
 )
 from govern.engine.stages.common import (
@@ -69,6 +70,8 @@ async def consult(
         notices + sections,
         output_format,
     )
+    if ctx.merges_system_prompt(agent):
+        messages = merge_system_into_user(messages)
     oracle = ctx.oracle(state, stage_id, agent, act, visit, **oracle_extra)
     settings = ctx.settings(agent, oracle)
     response = await ctx.call(agent, messages, oracle, settings)
