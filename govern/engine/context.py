@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from govern.engine.formats import ParsingMode
 from govern.engine.seeds import call_seed
 from govern.governance.controller import Controller
 from govern.models.base import Message, ModelRequest, ModelResponse, Oracle
@@ -42,6 +43,7 @@ class RunContext:
     golds: dict[str, str | None] = field(default_factory=dict)  # hidden: only the simulator sees it
     controller: Controller | None = None  # default: no overlay, an in-memory ledger
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
+    parsing: ParsingMode = "strict"
     system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
 
     def merges_system_prompt(self, agent: str) -> bool:

@@ -1,16 +1,34 @@
-"""The output formats agents must follow, and their strict parsers.
+"""The output formats agents must follow, and how strictly they are read.
 
 A review ends with ``DECISION: <word>``; a ballot ends with ``VOTE: yes`` or
 ``VOTE: no``; answers follow the task's format (GSM8K: ``#### <number>``).
-Anything else is unparsable: it is never guessed into a decision.
+What counts as following the format is the manifest's ``parsing`` policy:
+
+- ``strict``: the marker line is the last non-blank line, exactly;
+- ``tolerant``: the marker stands on one of the last ``TAIL_LINES`` non-blank
+  lines, read with markdown emphasis, backticks, heading marks and quoting
+  taken off (``### **VOTE: yes**`` then a closing sentence is a ballot); the
+  last such line counts;
+- ``flexible``: the last marker anywhere in the output (for answers, the last
+  number, as lm-evaluation-harness's flexible extraction).
+
+Anything else is unparsable: it is never guessed into a decision, and the raw
+text is always kept.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Literal
 
-_DECISION = re.compile(r"^DECISION:\s*([a-z_]+)\s*$", re.IGNORECASE)
-_VOTE = re.compile(r"^VOTE:\s*(yes|no)\s*$", re.IGNORECASE)
+ParsingMode = Literal["strict", "tolerant", "flexible"]
+TAIL_LINES = 3
+
+_DECISION = re.compile(r"DECISION:\s*([a-z_]+)", re.IGNORECASE)
+_VOTE = re.compile(r"VOTE:\s*(yes|no)\b", re.IGNORECASE)
+_DECORATION = re.compile(r"[*_`]+")
+_LEAD = re.compile(r"^[\s#>\-]+")
 
 
 def last_line(text: str) -> str:
@@ -18,15 +36,43 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def parse_decision(text: str, allowed: tuple[str, ...]) -> str | None:
-    match = _DECISION.match(last_line(text))
-    word = match.group(1).lower() if match else None
-    return word if word in allowed else None
+def undecorated(line: str, *, keep_hashes: bool = False) -> str:
+    """A line without markdown emphasis and backticks (and, unless kept, heading or quote
+    marks in front)."""
+    line = _DECORATION.sub("", line).strip()
+    return line if keep_hashes else _LEAD.sub("", line)
 
 
-def parse_ballot(text: str) -> str | None:
-    match = _VOTE.match(last_line(text))
-    return match.group(1).lower() if match else None
+def find_marked(
+    text: str, read: Callable[[str], str | None], mode: ParsingMode, *, keep_hashes: bool = False
+) -> str | None:
+    """The value ``read`` finds on the line the policy looks at, or None."""
+    if mode == "strict":
+        return read(last_line(text))
+    lines = [line for line in text.splitlines() if line.strip()]
+    looked_at = lines[-TAIL_LINES:] if mode == "tolerant" else lines
+    for line in reversed(looked_at):
+        value = read(undecorated(line, keep_hashes=keep_hashes))
+        if value is not None:
+            return value
+    return None
+
+
+def parse_decision(text: str, allowed: tuple[str, ...], mode: ParsingMode = "strict") -> str | None:
+    def read(line: str) -> str | None:
+        match = (_DECISION.search if mode == "flexible" else _DECISION.fullmatch)(line.strip())
+        word = match.group(1).lower() if match else None
+        return word if word in allowed else None
+
+    return find_marked(text, read, mode)
+
+
+def parse_ballot(text: str, mode: ParsingMode = "strict") -> str | None:
+    def read(line: str) -> str | None:
+        match = (_VOTE.search if mode == "flexible" else _VOTE.fullmatch)(line.strip())
+        return match.group(1).lower() if match else None
+
+    return find_marked(text, read, mode)
 
 
 def review_format(decisions: tuple[str, ...], answer_format: str) -> str:

@@ -165,6 +165,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "simulated": simulated,
             "api_base": request.api_base or manifest.models.api_base,
             "system_prompt": manifest.models.system_prompt,
+            "parsing": manifest.parsing,
             "budgets": manifest.budgets.model_dump(),
             "sampling": manifest.sampling.model_dump(exclude_defaults=True),
             "governance": manifest.governance is not None,
@@ -188,6 +189,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         controller=controller,
         sampling=manifest.sampling,
         system_prompt=manifest.models.system_prompt,
+        parsing=manifest.parsing,
     )
     notices = [n for n in (data.notice, key_notice) if n]
     if previous is not None:

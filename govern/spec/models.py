@@ -544,6 +544,12 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
+    parsing: Literal["strict", "tolerant", "flexible"] = Field(
+        "strict",
+        description="how strictly answer, decision and ballot lines are read: strict (the "
+        "exact last line), tolerant (the marker on one of the last lines, markdown and a "
+        "currency sign or unit allowed) or flexible (the last marker, or number, anywhere)",
+    )
     sampling: SamplingPolicy = Field(
         default_factory=SamplingPolicy,
         description="temperature, top_p, max_tokens and provider extras for real models, by "

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from govern.engine.formats import ParsingMode
 from govern.files import NotRegularFile, read_regular
 from govern.text import printable
 
@@ -82,8 +83,9 @@ class Task(Protocol):
 
     def load(self, data: Path | None, *, allow_download: bool = False) -> TaskData: ...
 
-    def parse_answer(self, text: str) -> str | None:
-        """The answer in the strict format, or None: what makes an output parsable."""
+    def parse_answer(self, text: str, mode: ParsingMode = "strict") -> str | None:
+        """The answer as the parsing policy reads it (engine/formats.py), or None: what
+        makes an output parsable."""
         ...
 
     def score(self, text: str | None, gold: str | None) -> Score: ...

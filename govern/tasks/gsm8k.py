@@ -19,6 +19,7 @@ from pathlib import Path
 
 import structlog
 
+from govern.engine.formats import ParsingMode, find_marked
 from govern.files import parse_json, write_atomic
 from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem, data_lines, read_data_file
 from govern.text import printable
@@ -35,6 +36,24 @@ SAMPLE = Path(__file__).resolve().parents[2] / "tasks" / "gsm8k_sample.jsonl"
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+
+
+TOLERANT = re.compile(r"#{2,}\s*(?:answer:?\s*)?[$€£]?\s*(-?[0-9][0-9,]*(?:\.[0-9]+)?)\.?"
+                      r"(?:\s*[A-Za-z%][A-Za-z%. ]{0,30})?", re.IGNORECASE)  # fmt: skip
+
+
+def _tolerant_answer(line: str) -> str | None:
+    match = TOLERANT.fullmatch(line.strip())
+    return normalise(match.group(1)) if match else None
+
+
+def _last_number(text: str) -> str | None:
+    """lm-evaluation-harness's flexible extraction: the last number in the text."""
+    for candidate in reversed([m.group(0) for m in FLEXIBLE.finditer(text)]):
+        number = normalise(candidate)
+        if number is not None:
+            return number
+    return None
 
 
 def normalise(number: str) -> str | None:
@@ -160,19 +179,20 @@ class GSM8K:
         write_atomic(target, body)
         return target
 
-    def parse_answer(self, text: str) -> str | None:
+    def parse_answer(self, text: str, mode: ParsingMode = "strict") -> str | None:
+        """strict: ``#### <number>`` as lm-evaluation-harness reads it; tolerant: the marker
+        on one of the last lines, with emphasis, a currency sign or a unit around the number;
+        flexible: the last number in the output."""
+        if mode == "flexible":
+            return _last_number(text)
+        if mode == "tolerant":
+            return find_marked(text, _tolerant_answer, mode, keep_hashes=True)
         match = STRICT.search(text)
         return normalise(match.group(1)) if match else None
 
     def score(self, text: str | None, gold: str | None) -> Score:
         strict = self.parse_answer(text) if text else None
-        flexible = None
-        if text:
-            matches = [m.group(0) for m in FLEXIBLE.finditer(text)]
-            for candidate in reversed(matches):
-                flexible = normalise(candidate)
-                if flexible is not None:
-                    break
+        flexible = _last_number(text) if text else None
         return Score(
             strict=strict,
             flexible=flexible,

@@ -31,7 +31,7 @@ def build(stage: ClusterStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return asked
-        answer = ctx.task.parse_answer(asked.response.text)
+        answer = ctx.task.parse_answer(asked.response.text, ctx.parsing)
         report = {
             "stage": stage.id,
             "visit": asked.visit,

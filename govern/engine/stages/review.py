@@ -36,8 +36,8 @@ def build(stage: ReviewStage) -> StageNodes:
         if not isinstance(asked, Consultation):
             return asked
         text = asked.response.text
-        decision = parse_decision(text, decisions)
-        amended = ctx.task.parse_answer(text) if decision == "amend" else None
+        decision = parse_decision(text, decisions, ctx.parsing)
+        amended = ctx.task.parse_answer(text, ctx.parsing) if decision == "amend" else None
         if decision == "amend" and amended is None:
             decision = None  # an amendment without an answer cannot be applied
         record = record_turn(

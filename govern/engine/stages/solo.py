@@ -113,7 +113,7 @@ def answering_node(
         )
         if not isinstance(asked, Consultation):
             return asked
-        answer = ctx.task.parse_answer(asked.response.text)
+        answer = ctx.task.parse_answer(asked.response.text, ctx.parsing)
         record = record_turn(ctx, state, stage.id, asked, answer is not None, answer=answer)
         if answer is None:
             return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)

@@ -74,7 +74,7 @@ def build(stage: VoteStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return asked
-        ballot = parse_ballot(asked.response.text)
+        ballot = parse_ballot(asked.response.text, ctx.parsing)
         entry = {
             "stage": stage.id,
             "visit": asked.visit,
@@ -121,7 +121,7 @@ def build(stage: VoteStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return None, asked
-        ballot = parse_ballot(asked.response.text)
+        ballot = parse_ballot(asked.response.text, ctx.parsing)
         record = record_turn(
             ctx, state, stage.id, asked, ballot is not None, ballot=ballot, chair=True
         )

@@ -1,0 +1,92 @@
+"""The parsing policy: strict, tolerant and flexible readings of answers, decisions and
+ballots, on outputs real small models wrote (quoted in the project's issue 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from govern.engine.formats import parse_ballot, parse_decision
+from govern.run.runner import RunRequest, execute, prepare
+from govern.tasks.gsm8k import GSM8K, SAMPLE
+from tests.conftest import ROOT, spec_errors, write
+
+TASK = GSM8K()
+DECISIONS = ("approve", "reject", "amend")
+
+# (output, strict, tolerant, flexible)
+ANSWERS = [
+    ("She has 18 left.\n#### 18", "18", "18", "18"),
+    ("So the total is:\n#### $18", None, "18", "18"),
+    ("**#### 18**", "18", "18", "18"),  # strict, as lm-eval's, finds the marker anywhere
+    ("#### 1,234.50 dollars", "1234.5", "1234.5", "1234.5"),
+    ("The answer is 18.\n#### 18\nI hope this helps!", "18", "18", "18"),
+    ("#### 7\nWait, that is wrong.\n#### 9", "7", "9", "9"),  # tolerant: the last marker
+    ("It is 18.", None, None, "18"),  # no marker: only flexible finds a number
+    ("#### 18\nline\nline\nline\nline", "18", None, "18"),  # the marker too far up
+    ("#### approve", None, None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "strict", "tolerant", "flexible"), ANSWERS)
+def test_answers_under_each_policy(
+    text: str, strict: str | None, tolerant: str | None, flexible: str | None
+) -> None:
+    assert TASK.parse_answer(text) == strict
+    assert TASK.parse_answer(text, "tolerant") == tolerant
+    assert TASK.parse_answer(text, "flexible") == flexible
+
+
+BALLOTS = [
+    ("I am convinced.\nVOTE: yes", "yes", "yes", "yes"),
+    ("### VOTE: yes\nThe motion's arithmetic holds.", None, "yes", "yes"),
+    ("**VOTE: no**", None, "no", "no"),
+    ("`VOTE: yes`", None, "yes", "yes"),
+    ("I vote yes.", None, None, None),
+    ("VOTE: maybe", None, None, None),
+    ("My VOTE: yes, since it holds, and more.", None, None, "yes"),
+]
+
+
+@pytest.mark.parametrize(("text", "strict", "tolerant", "flexible"), BALLOTS)
+def test_ballots_under_each_policy(
+    text: str, strict: str | None, tolerant: str | None, flexible: str | None
+) -> None:
+    assert parse_ballot(text) == strict
+    assert parse_ballot(text, "tolerant") == tolerant
+    assert parse_ballot(text, "flexible") == flexible
+
+
+DECISION_OUTPUTS = [
+    ("Sound.\nDECISION: approve", "approve", "approve", "approve"),
+    ("## DECISION: reject\nThe second step is wrong.", None, "reject", "reject"),
+    ("**Decision: Approve**", None, "approve", "approve"),
+    ("#### approve", None, None, None),  # the answer marker is no decision, in any policy
+    ("DECISION: overrule", None, None, None),  # not a word this stage may decide
+    ("I would say DECISION: reject, on balance.", None, None, "reject"),
+]
+
+
+@pytest.mark.parametrize(("text", "strict", "tolerant", "flexible"), DECISION_OUTPUTS)
+def test_decisions_under_each_policy(
+    text: str, strict: str | None, tolerant: str | None, flexible: str | None
+) -> None:
+    assert parse_decision(text, DECISIONS) == strict
+    assert parse_decision(text, DECISIONS, "tolerant") == tolerant
+    assert parse_decision(text, DECISIONS, "flexible") == flexible
+
+
+def test_the_policy_is_the_manifests_and_is_recorded(tmp_path: Path) -> None:
+    senate = (ROOT / "manifests" / "senate.yaml").read_text()
+    write(tmp_path, "pyproject.toml", "")
+    manifest = write(tmp_path, "senate.yaml", senate + "parsing: tolerant\n")
+    out = tmp_path / "run"
+    summary = asyncio.run(execute(prepare(RunRequest(manifest, limit=3, out=out, data=SAMPLE))))
+    assert summary.n == 3
+    header = json.loads((out / "ledger.jsonl").read_text().splitlines()[0])
+    assert header["body"]["config"]["parsing"] == "tolerant"
+    wrong = write(tmp_path, "wrong.yaml", senate + "parsing: lenient\n")
+    assert any("'strict', 'tolerant' or 'flexible'" in e.message for e in spec_errors(wrong))
