@@ -90,3 +90,25 @@ def test_the_policy_is_the_manifests_and_is_recorded(tmp_path: Path) -> None:
     assert header["body"]["config"]["parsing"] == "tolerant"
     wrong = write(tmp_path, "wrong.yaml", senate + "parsing: lenient\n")
     assert any("'strict', 'tolerant' or 'flexible'" in e.message for e in spec_errors(wrong))
+
+
+def test_an_item_whose_every_answer_failed_to_parse_ends_no_answer_scored_flexibly(
+    tmp_path: Path,
+) -> None:
+    """The bare baseline given only outputs without the `####` line: the item is not
+    'completed' but 'no_answer', and flexible accuracy reads the raw final output."""
+    from govern.models.sim.scripted import ScriptedClient
+
+    out = tmp_path / "run"
+    run = prepare(
+        RunRequest(ROOT / "institutions" / "bare.yaml", task="gsm8k", limit=1, out=out,
+                   data=SAMPLE)
+    )  # fmt: skip
+    gold = run.data.items[0].gold
+    text = f"Adding it all up, the total comes to {gold}."
+    run.context.router._clients["sim/medium"] = ScriptedClient({"solve": [text, text]})
+    summary = asyncio.run(execute(run))
+    record = json.loads((out / "results.jsonl").read_text())
+    assert record["outcome"] == "no_answer" and summary.outcomes == {"no_answer": 1}
+    assert record["prediction_strict"] is None and not record["correct_strict"]
+    assert record["prediction_flexible"] == gold and record["correct_flexible"]

@@ -29,7 +29,7 @@ class ItemState(TypedDict, total=False):
     decision: str | None  # the last stage's decision
     route: str  # the key of the edge to take next
     steps: int  # stage runs so far
-    outcome: str | None  # completed | rejected | cut_off | blocked | error
+    outcome: str | None  # completed | no_answer | rejected | cut_off | blocked | error
     roster: list[list[str]]  # [seat, acting agent] of the parallel stage now running
     visits: Annotated[dict[str, int], merge_counts]  # per stage id, and per "stage>decision"
     path: Annotated[list[str], operator.add]

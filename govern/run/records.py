@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from govern.ledger.binding import line_digest
 from govern.tasks.base import Task, TaskItem
+
+ANSWERING = ("solve", "revise", "integrate")  # the acts whose output is an answer
 
 
 def item_record(
@@ -16,6 +19,18 @@ def item_record(
     candidate = state.get("candidate")
     delivered = candidate["text"] if candidate and state.get("outcome") == "completed" else None
     score = task.score(delivered, item.gold)
+    if state.get("outcome") == "no_answer":
+        # No answer parsed, yet the flexible reading (lm-evaluation-harness's) is of the
+        # raw final output: the last answering turn's text.
+        raw = next(
+            (t["text"] for t in reversed(state.get("turns", [])) if t["act"] in ANSWERING), None
+        )
+        flexible = task.score(raw, item.gold)
+        score = replace(
+            score,
+            flexible=flexible.flexible,
+            correct_flexible=flexible.correct_flexible,
+        )
     return {
         "id": item.id,
         "gold": item.gold,

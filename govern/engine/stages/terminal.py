@@ -1,4 +1,7 @@
-"""terminal: the item ends; ``completed`` delivers the candidate, ``rejected`` nothing."""
+"""terminal: the item ends; ``completed`` delivers the candidate, ``rejected`` nothing.
+
+An item that reaches a ``completed`` terminal with no candidate (every answer
+failed to parse) ends ``no_answer``: it completed nothing, and says so."""
 
 from __future__ import annotations
 
@@ -8,6 +11,9 @@ from govern.spec.models import TerminalStage
 
 def build(stage: TerminalStage) -> StageNodes:
     async def node(state: dict) -> Update:
-        return {"path": [stage.id], "outcome": stage.outcome}
+        outcome = stage.outcome
+        if outcome == "completed" and state.get("candidate") is None:
+            outcome = "no_answer"
+        return {"path": [stage.id], "outcome": outcome}
 
     return StageNodes(entry=stage.id, exit=stage.id, nodes={stage.id: node})
