@@ -112,3 +112,16 @@ def test_an_item_whose_every_answer_failed_to_parse_ends_no_answer_scored_flexib
     assert record["outcome"] == "no_answer" and summary.outcomes == {"no_answer": 1}
     assert record["prediction_strict"] is None and not record["correct_strict"]
     assert record["prediction_flexible"] == gold and record["correct_flexible"]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "institutions").glob("*.yaml")), ids=str)
+def test_every_shipped_institutions_system_lines_read_naturally(path: Path) -> None:
+    from govern.engine.prompts import compose
+    from govern.spec.checks import checked_institution, load_checked
+
+    institution = checked_institution(load_checked(path))
+    for role in institution.roles:
+        system = compose(institution, role.id, "Q?", "Do it.", [], "#### N")[0]["content"]
+        first = system.splitlines()[0]
+        assert first.startswith(f"You are the {role.title} in {institution.name}")
+        assert "(none)" not in first and ")) " not in first and ") (" not in first, first

@@ -10,6 +10,9 @@ from govern.spec.models import Institution
 Section = tuple[str, str]
 
 
+NO_ERA = frozenset({"", "none", "n/a", "-"})  # an era a system line should not mention
+
+
 def compose(
     institution: Institution,
     role_id: str,
@@ -19,10 +22,8 @@ def compose(
     output_format: str,
 ) -> list[Message]:
     role = institution.role(role_id)
-    system = (
-        f"You are the {role.title} in {institution.name} ({institution.era}).\n\n"
-        f"{role.instructions.strip()}"
-    )
+    era = "" if institution.era.strip().lower() in NO_ERA else f" ({institution.era.strip()})"
+    system = f"You are the {role.title} in {institution.name}{era}.\n\n{role.instructions.strip()}"
     parts = [f"## Task\n{question.strip()}", f"## Your part\n{purpose.strip()}"]
     parts += [f"## {title}\n{body.strip()}" for title, body in sections]
     parts.append(f"## Output format\n{output_format}")
