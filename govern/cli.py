@@ -246,6 +246,17 @@ def non_negative_int(text: str) -> int:
     return _whole_number(text, least=0, what="a whole number of at least 0")
 
 
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds above 0 and at most a day (--timeout, --deadline)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if not 0 < seconds <= 86_400:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0 and at most 86400, got {text}")
+    return seconds
+
+
 def _role_model(text: str) -> tuple[str, str]:
     role, sep, model = text.partition("=")
     if not sep or not role or not model:
@@ -288,6 +299,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         key_file=Path(args.key_file) if args.key_file else None,
         fsync=args.fsync,
         resume=Path(args.resume) if args.resume else None,
+        timeout=args.timeout,
+        deadline=args.deadline,
     )
     try:
         run = prepare(request)
@@ -518,6 +531,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="download the official data when it is not found locally",
     )
     p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        metavar="S",
+        help="seconds one attempt of a real model's call may take (default: the manifest's, 60)",
+    )
+    p.add_argument(
+        "--deadline",
+        type=positive_seconds,
+        metavar="S",
+        help="seconds a whole call may take, retries included (default: the manifest's, 180)",
+    )
     p.add_argument(
         "--key-file",
         metavar="F",

@@ -459,14 +459,14 @@ def test_5_out_on_an_unfinished_run_refuses_other_settings(
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
-def test_5_resume_takes_no_setting_but_concurrency_key_file_and_fsync(
+def test_5_resume_takes_no_setting_but_those_that_change_no_result(
     cli, interrupted: SimpleNamespace, tmp_path: Path, home: Path
 ) -> None:
     folder = copy_of(interrupted.folder, tmp_path)
     before = (folder / "ledger.jsonl").read_bytes()
     result = cli("run", "--resume", str(folder), "--limit", "3", home=home, **TEST_KEYS)
     assert result.returncode == 2, result.stderr
-    assert "only --concurrency, --key-file and --fsync" in result.stderr
+    assert "only --concurrency, --key-file, --fsync, --timeout and --deadline" in result.stderr
     assert (folder / "ledger.jsonl").read_bytes() == before
 
 

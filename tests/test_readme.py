@@ -39,7 +39,7 @@ def test_the_readme_manifest_example_validates(project: Path) -> None:
 # parser the command line uses (nothing runs), so the docs and the code cannot drift.
 
 SHELL_BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
-NUMERIC_TYPES = {"positive_int", "non_negative_int", "int"}
+NUMERIC_TYPES = {"positive_int", "non_negative_int", "positive_seconds", "int"}
 
 
 def _shell_commands() -> list[list[str]]:

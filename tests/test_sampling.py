@@ -12,6 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from govern.engine.context import DEFAULT_MAX_TOKENS
 from govern.engine.seeds import SEED_BITS, call_seed
 from govern.ledger.audit import audit
 from govern.run.runner import RunRequest, RunSetupError, execute, prepare
@@ -300,3 +301,38 @@ def test_the_readmes_system_prompt_example_is_a_valid_models_section() -> None:
     example = next(b for b in readme.split("```yaml\n")[1:] if "system_prompt:" in b)
     models = ModelChoice.model_validate(yaml.safe_load(example.split("```", 1)[0])["models"])
     assert set(models.system_prompt.values()) == {"merge_into_user"}
+
+
+def test_without_max_tokens_each_kind_of_act_has_a_default_so_outputs_end(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
+    write(tmp_path, "pyproject.toml", "")
+    manifest = write(tmp_path, "senate.yaml", SENATE)
+    request = RunRequest(
+        manifest,
+        limit=1,
+        concurrency=1,
+        out=tmp_path / "run",
+        data=SAMPLE,
+        model="openai/test-model",
+        api_base=server.url,
+        timeout=5.0,
+        deadline=20.0,
+    )
+    run = prepare(request)
+    assert (run.context.router.timeout, run.context.router.deadline) == (5.0, 20.0)
+    asyncio.run(execute(run))
+    for body, turn in zip(server.bodies, turns(tmp_path / "run"), strict=True):
+        assert body["max_tokens"] == turn["max_tokens"] == DEFAULT_MAX_TOKENS[turn["act"]]
+    assert {t["act"] for t in turns(tmp_path / "run")} >= {"solve", "vote"}
+
+
+def test_the_manifest_sets_the_calls_timeout_and_deadline(tmp_path: Path) -> None:
+    write(tmp_path, "pyproject.toml", "")
+    text = SENATE.replace("models:\n", "models:\n  timeout: 7\n  deadline: 30\n", 1)
+    manifest = write(tmp_path, "senate.yaml", text)
+    run = prepare(RunRequest(manifest, limit=1, out=tmp_path / "run", data=SAMPLE))
+    assert (run.context.router.timeout, run.context.router.deadline) == (7.0, 30.0)
+    run.ledger.close("interrupted")

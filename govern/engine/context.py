@@ -17,6 +17,10 @@ from govern.models.router import ModelRouter
 from govern.spec.models import Budgets, Institution, Sampling, SamplingPolicy
 from govern.tasks.base import Task
 
+# The most tokens an output may have when the manifest sets none: an answer needs room for
+# its working, a review for its reasons, a ballot for a line or two.
+DEFAULT_MAX_TOKENS = {"solve": 1024, "revise": 1024, "integrate": 1024, "review": 512, "vote": 256}
+
 
 @dataclass(frozen=True)
 class CallSettings:
@@ -63,7 +67,12 @@ class RunContext:
             if self.sampling.seed == "shared"
             else call_seed(self.seed, oracle.item_id, oracle.stage, agent, oracle.visit)
         )
-        return CallSettings(seed, self.sampling.for_call(role_id, oracle.stage))
+        sampling = self.sampling.for_call(role_id, oracle.stage)
+        if sampling.max_tokens is None:  # a run-on output must end: a default per kind of act
+            sampling = sampling.model_copy(
+                update={"max_tokens": DEFAULT_MAX_TOKENS.get(oracle.act, 1024)}
+            )
+        return CallSettings(seed, sampling)
 
     async def call(
         self, agent: str, messages: list[Message], oracle: Oracle, settings: CallSettings

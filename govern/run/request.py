@@ -18,7 +18,7 @@ DEFAULT_CONCURRENCY = 8
 
 
 # The only settings a resumed run takes anew: none of them changes a result.
-MAY_CHANGE_ON_RESUME = ("concurrency", "key_file", "fsync")
+MAY_CHANGE_ON_RESUME = ("concurrency", "key_file", "fsync", "timeout", "deadline")
 
 
 class RunSetupError(Exception):
@@ -41,6 +41,8 @@ class RunRequest:
     key_file: Path | None = None  # default: GOVERN_LEDGER_KEY, then the user's key file
     fsync: FsyncPolicy = "seal"  # when the ledger is forced to disk
     resume: Path | None = None  # continue the unfinished run in this folder
+    timeout: float | None = None  # seconds per attempt of a real model's call (manifest's)
+    deadline: float | None = None  # seconds per whole call, retries included (manifest's)
 
     def recorded(self) -> dict[str, Any]:
         """What a resumed run must repeat exactly, kept in manifest.json."""
@@ -76,6 +78,8 @@ class RunRequest:
                 key_file=self.key_file,
                 fsync=self.fsync,
                 resume=folder,
+                timeout=self.timeout,
+                deadline=self.deadline,
             )
         except (KeyError, TypeError, ValueError):
             raise ResumeError(

@@ -129,6 +129,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     router = router or ModelRouter(
         simulator=manifest.simulator,
         api_base=request.api_base or manifest.models.api_base,
+        timeout=request.timeout or manifest.models.timeout,
+        deadline=request.deadline or manifest.models.deadline,
         concurrency=request.concurrency,
     )
     problems = router.problems(role_models.values())

@@ -341,6 +341,12 @@ class ModelChoice(SpecModel):
     api_base: str | None = Field(
         None, description="base URL of an OpenAI-compatible or local server"
     )
+    timeout: float = Field(
+        60.0, gt=0, le=3600, description="seconds one attempt of a real model's call may take"
+    )
+    deadline: float = Field(
+        180.0, gt=0, le=36000, description="seconds a whole call may take, retries included"
+    )
     system_prompt: dict[str, Literal["separate", "merge_into_user"]] = Field(
         default_factory=dict,
         description="model name -> how it takes the system prompt: separate (a system "
