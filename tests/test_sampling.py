@@ -41,6 +41,25 @@ def run_senate(
     return out
 
 
+def prepared_against(loopback: FakeServer, folder: Path, text: str = SENATE, **fields: object):
+    """The senate (or ``text``) on one sample item, one call at a time, prepared to run
+    against the ``loopback`` server, which answers every call with a parsable answer."""
+    loopback.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
+    write(folder, "pyproject.toml", "")
+    manifest = write(folder, "senate.yaml", text)
+    return prepare(
+        RunRequest(
+            manifest,
+            limit=1,
+            concurrency=1,
+            out=folder / "run",
+            data=SAMPLE,
+            api_base=loopback.url,
+            **fields,
+        )
+    )
+
+
 def turns(folder: Path) -> list[dict]:
     records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
     return [{"item": r["id"], **t} for r in records for t in r["turns"]]
@@ -185,18 +204,8 @@ def test_a_real_model_is_sent_each_calls_seed_and_the_manifests_sampling(
         "sampling:\n  temperature: 0.7\n  top_p: 0.9\n  max_tokens: 64\n  extra: {top_k: 40}\n"
         "  stages:\n    division: {temperature: 0.2, max_tokens: 8}\n"
     )
-    manifest = write(tmp_path, "senate.yaml", SENATE + extra)
-    write(tmp_path, "pyproject.toml", "")
-    request = RunRequest(
-        manifest,
-        limit=1,
-        concurrency=1,
-        out=tmp_path / "run",
-        data=SAMPLE,
-        model="openai/test-model",
-        api_base=server.url,
-    )
-    asyncio.run(execute(prepare(request)))
+    run = prepared_against(server, tmp_path, SENATE + extra, model="openai/test-model")
+    asyncio.run(execute(run))
     recorded = turns(tmp_path / "run")
     assert len(server.bodies) == len(recorded) > 1
     for body, turn in zip(server.bodies, recorded, strict=True):
@@ -222,19 +231,8 @@ def test_a_run_mixing_real_and_simulated_models_is_labelled_partly_simulated(
     server: FakeServer,  # noqa: F811 - the fixture imported above
 ) -> None:
     """And each turn keeps its finish_reason; unparsed outputs are counted per call."""
-    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
-    manifest = write(tmp_path, "senate.yaml", SENATE)
-    write(tmp_path, "pyproject.toml", "")
-    request = RunRequest(
-        manifest,
-        limit=1,
-        concurrency=1,
-        out=tmp_path / "run",
-        data=SAMPLE,
-        role_models={"consul": "openai/test-model"},
-        api_base=server.url,
-    )
-    summary = asyncio.run(execute(prepare(request)))
+    run = prepared_against(server, tmp_path, role_models={"consul": "openai/test-model"})
+    summary = asyncio.run(execute(run))
     recorded = turns(tmp_path / "run")
     real = [t for t in recorded if t["model"] == "openai/test-model"]
     assert real and not summary.simulated
@@ -251,25 +249,11 @@ def test_merge_into_user_sends_the_system_prompt_inside_the_first_user_message(
     tmp_path: Path,
     server: FakeServer,  # noqa: F811 - the fixture imported above
 ) -> None:
-    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
-    manifest = write(
-        tmp_path,
-        "senate.yaml",
-        SENATE.replace(
-            "models:\n", "models:\n  system_prompt: {openai/gemma: merge_into_user}\n", 1
-        ),
+    text = SENATE.replace(
+        "models:\n", "models:\n  system_prompt: {openai/gemma: merge_into_user}\n", 1
     )
-    write(tmp_path, "pyproject.toml", "")
-    request = RunRequest(
-        manifest,
-        limit=1,
-        concurrency=1,
-        out=tmp_path / "run",
-        data=SAMPLE,
-        role_models={"consul": "openai/gemma"},
-        api_base=server.url,
-    )
-    asyncio.run(execute(prepare(request)))
+    run = prepared_against(server, tmp_path, text, role_models={"consul": "openai/gemma"})
+    asyncio.run(execute(run))
     body = server.bodies[0]
     assert [m["role"] for m in body["messages"]] == ["user"]
     assert body["messages"][0]["content"].startswith("You are the Presiding consul")
@@ -307,21 +291,7 @@ def test_without_max_tokens_each_kind_of_act_has_a_default_so_outputs_end(
     tmp_path: Path,
     server: FakeServer,  # noqa: F811 - the fixture imported above
 ) -> None:
-    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 20
-    write(tmp_path, "pyproject.toml", "")
-    manifest = write(tmp_path, "senate.yaml", SENATE)
-    request = RunRequest(
-        manifest,
-        limit=1,
-        concurrency=1,
-        out=tmp_path / "run",
-        data=SAMPLE,
-        model="openai/test-model",
-        api_base=server.url,
-        timeout=5.0,
-        deadline=20.0,
-    )
-    run = prepare(request)
+    run = prepared_against(server, tmp_path, model="openai/test-model", timeout=5.0, deadline=20.0)
     assert (run.context.router.timeout, run.context.router.deadline) == (5.0, 20.0)
     asyncio.run(execute(run))
     for body, turn in zip(server.bodies, turns(tmp_path / "run"), strict=True):
