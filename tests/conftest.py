@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,32 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
         return subprocess.CompletedProcess(["govern", *args], status, out, err)
 
     return run
+
+
+def signalled_run(
+    args: list[str], out: Path, signum: int, *, home: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`govern run ARGS --out OUT` in a subprocess, sent ``signum`` once its first result is
+    written (so the run is cut part way); its exit status and standard error."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "govern.cli", "run", *args, "--out", str(out)],
+        cwd=ROOT,
+        env=user_environment(home, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        results = out / "results.jsonl"
+        while not (results.is_file() and results.stat().st_size > 0):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no item finished within 60 s"
+            time.sleep(0.01)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return subprocess.CompletedProcess(args, process.returncode, "", stderr)

@@ -16,8 +16,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -49,7 +47,13 @@ from govern.ledger.merkle import (
 )
 from govern.ledger.verifier import verify
 from govern.ledger.writer import LedgerWriter, head_path
-from tests.conftest import ROOT, TEST_KEY, TEST_KEYS, TEST_SEAL_KEY, user_environment
+from tests.conftest import (
+    ROOT,
+    TEST_KEY,
+    TEST_KEYS,
+    TEST_SEAL_KEY,
+    signalled_run,
+)
 from tests.conftest import run_cli as govern
 
 GENUINE = keyring_from_secrets(TEST_KEY, TEST_SEAL_KEY, "test")  # the keys `govern run` uses here
@@ -477,30 +481,10 @@ def test_5_signalled_run_is_interrupted_then_resumes_to_complete(
     cli, tmp_path: Path, home: Path, pub_file: Path, signum: int, status: int
 ) -> None:
     out = tmp_path / "run"
-    manifest = _slow_manifest(tmp_path)
-    command = [sys.executable, "-m", "govern.cli", "run", str(manifest), *RUN_ARGS]
-    process = subprocess.Popen(
-        [*command, "--out", str(out), "--data", str(SAMPLE)],
-        cwd=ROOT,
-        env=user_environment(home, **TEST_KEYS),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        results = out / "results.jsonl"
-        while not (results.is_file() and results.stat().st_size > 0):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no item finished within 60 s"
-            time.sleep(0.02)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == status, stderr
+    args = [str(_slow_manifest(tmp_path)), *RUN_ARGS, "--data", str(SAMPLE)]
+    stopped = signalled_run(args, out, signum, home=home, **TEST_KEYS)
+    stderr = stopped.stderr
+    assert stopped.returncode == status, stderr
     assert "interrupted" in stderr and "--resume" in stderr
     last = parse(lines_of(out / "ledger.jsonl")[-1].rstrip(b"\n"))
     assert last["kind"] == "seal" and last["body"]["closing"] is True

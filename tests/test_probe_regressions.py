@@ -24,7 +24,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -38,7 +37,14 @@ from govern.ledger.keys import keyring_from_secrets, read_key_file
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
 from govern.ledger.writer import LedgerBusy, LedgerWriter, head_path
 from govern.run.resume import read_previous
-from tests.conftest import ROOT, TEST_KEY, TEST_KEYS, TEST_SEAL_KEY, user_environment
+from tests.conftest import (
+    ROOT,
+    TEST_KEY,
+    TEST_KEYS,
+    TEST_SEAL_KEY,
+    signalled_run,
+    user_environment,
+)
 
 GENUINE = keyring_from_secrets(TEST_KEY, TEST_SEAL_KEY, "test")  # the keys runs use here
 PUBLIC = GENUINE.active_signer.public
@@ -229,28 +235,9 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory, home: Path) -> SimpleN
     manifest.write_text(text + "simulator:\n  sim/medium: {latency_ms: 20}\n")
     out = base / "run"
     args = (str(manifest), "--task", "gsm8k", "--limit", str(ITEMS), "--data", str(SAMPLE))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "govern.cli", "run", *args, "--concurrency", "1", "--out", str(out)],
-        cwd=ROOT,
-        env=user_environment(home, **TEST_KEYS),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        results = out / "results.jsonl"
-        while not (results.is_file() and results.stat().st_size > 0):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no item finished within 60 s"
-            time.sleep(0.01)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 143, stderr
+    stopped = signalled_run([*args, "--concurrency", "1"], out, signal.SIGTERM, home=home,
+                            **TEST_KEYS)  # fmt: skip
+    assert stopped.returncode == 143, stopped.stderr
     done = len(result_ids(out))
     assert 1 <= done < ITEMS, "the run was not cut part way"
     return SimpleNamespace(folder=out, manifest=manifest, args=args, done=done)
