@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from govern.engine.context import DEFAULT_MAX_TOKENS
 from govern.engine.seeds import SEED_BITS, call_seed
 from govern.ledger.audit import audit
+from govern.models.router import ModelRouter
 from govern.run.runner import RunRequest, RunSetupError, execute, prepare
 from govern.spec.models import ModelChoice, Sampling, SamplingPolicy
 from govern.tasks.gsm8k import SAMPLE
@@ -23,6 +24,7 @@ from tests.test_litellm_client import (  # the loopback server and its replies
     FakeServer,
     Reply,
     completion,
+    error,
     server,  # noqa: F401
 )
 
@@ -306,3 +308,50 @@ def test_the_manifest_sets_the_calls_timeout_and_deadline(tmp_path: Path) -> Non
     run = prepare(RunRequest(manifest, limit=1, out=tmp_path / "run", data=SAMPLE))
     assert (run.context.router.timeout, run.context.router.deadline) == (7.0, 30.0)
     run.ledger.close("interrupted")
+
+
+def test_a_call_that_fails_after_its_retries_is_counted_with_its_attempts(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    server.script = [Reply(503, error("overloaded", "server_error"))] * 10
+    write(tmp_path, "pyproject.toml", "")
+    request = RunRequest(
+        ROOT / "institutions" / "bare.yaml",
+        task="gsm8k",
+        limit=1,
+        out=tmp_path / "run",
+        data=SAMPLE,
+        model="openai/test-model",
+        api_base=server.url,
+    )
+    router = ModelRouter(api_base=server.url, max_retries=2, backoff_base=0.001, backoff_max=0.01)
+    summary = asyncio.run(execute(prepare(request, router)))
+    record = json.loads((tmp_path / "run" / "results.jsonl").read_text())
+    assert record["outcome"] == "error" and len(server.raw) == 3
+    assert (record["calls"], record["failed_attempts"]) == (1, 3)
+    assert (summary.calls_per_item, summary.failed_attempts) == (1.0, 3)
+
+
+def test_each_failed_seat_of_a_body_is_counted_once(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811 - the fixture imported above
+) -> None:
+    server.script = [Reply(503, error("overloaded", "server_error"))] * 40
+    write(tmp_path, "pyproject.toml", "")
+    manifest = write(tmp_path, "senate.yaml", SENATE)
+    request = RunRequest(
+        manifest,
+        limit=1,
+        out=tmp_path / "run",
+        data=SAMPLE,
+        role_models={"senator": "openai/test-model"},
+        api_base=server.url,
+    )
+    router = ModelRouter(api_base=server.url, max_retries=1, backoff_base=0.001, backoff_max=0.01)
+    asyncio.run(execute(prepare(request, router)))
+    record = json.loads((tmp_path / "run" / "results.jsonl").read_text())
+    failed_seats = len(server.raw) // 2  # each failed seat made 2 attempts
+    assert record["outcome"] == "error" and failed_seats >= 1
+    assert record["failed_attempts"] == len(server.raw)
+    assert record["calls"] == len(record["turns"]) + failed_seats

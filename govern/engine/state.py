@@ -36,7 +36,8 @@ class ItemState(TypedDict, total=False):
     turns: Annotated[list[dict[str, Any]], operator.add]  # every model call, with its text
     ballots: Annotated[list[dict[str, Any]], operator.add]
     reports: Annotated[list[dict[str, Any]], operator.add]
-    calls: Annotated[int, operator.add]
+    calls: Annotated[int, operator.add]  # model calls made, failed ones included
+    failed_attempts: Annotated[int, operator.add]  # attempts of calls that failed in the end
     prompt_tokens: Annotated[int, operator.add]
     completion_tokens: Annotated[int, operator.add]
     cost: Annotated[float, operator.add]
@@ -62,6 +63,7 @@ def initial_state(item_id: str, question: str) -> ItemState:
         ballots=[],
         reports=[],
         calls=0,
+        failed_attempts=0,
         prompt_tokens=0,
         completion_tokens=0,
         cost=0.0,

@@ -37,7 +37,8 @@ class Summary(BaseModel):
     n: int
     accuracy_strict: Proportion
     accuracy_flexible: Proportion
-    calls_per_item: float | None
+    calls_per_item: float | None  # failed calls included
+    failed_attempts: int  # attempts spent on calls that failed in the end (tokens unknown)
     tokens_per_item: float | None
     cost: float | None  # None when any call's price was unknown
     unparsable_outputs: int  # stage decisions 'unparsable'
@@ -71,6 +72,7 @@ def summarise(records: list[dict[str, Any]], **fields: Any) -> Summary:
         accuracy_strict=wilson(sum(r["correct_strict"] for r in records), n),
         accuracy_flexible=wilson(sum(r["correct_flexible"] for r in records), n),
         calls_per_item=sum(r["calls"] for r in records) / n if n else None,
+        failed_attempts=sum(r.get("failed_attempts", 0) for r in records),
         tokens_per_item=(
             sum(r["prompt_tokens"] + r["completion_tokens"] for r in records) / n if n else None
         ),

@@ -152,6 +152,12 @@ def failed(
     return combine(pending, {"errors": [message]}, route_update(transition, ""))
 
 
+def failed_call(error: Exception) -> Update:
+    """A call that failed after its retries still was a call, and its attempts were spent
+    (their tokens are unknown: a provider reports usage only with an answer)."""
+    return {"calls": 1, "failed_attempts": getattr(error, "attempts", 1)}
+
+
 def nobody_may_act(ctx: RunContext, state: dict, stage_id: str, pending: Update) -> Update:
     """Every agent who could act here is barred and no stand-in is left."""
     transition = ctx.controller.stop(

@@ -20,6 +20,7 @@ from govern.engine.stages.common import (
     Update,
     arrive,
     failed,
+    failed_call,
     nobody_may_act,
 )
 from govern.engine.stages.solo import consult
@@ -79,7 +80,7 @@ async def ask_seat(
             agent=payload["agent"],
         )
     except ModelError as exc:
-        return {"errors": [f"{stage_id}: {exc}"]}
+        return {"errors": [f"{stage_id}: {exc}"], **failed_call(exc)}
     assert asked is not None  # the roster named this agent
     return asked
 

@@ -27,6 +27,7 @@ from govern.engine.stages.common import (
     Update,
     arrive,
     failed,
+    failed_call,
     leave,
     nobody_may_act,
     record_turn,
@@ -85,7 +86,7 @@ async def consult_or_stop(
     try:
         asked = await consult(ctx, state, stage_id, *args, **kwargs)
     except ModelError as exc:
-        return failed(ctx, state, stage_id, exc, arrival)
+        return failed(ctx, state, stage_id, exc, combine(arrival, failed_call(exc)))
     return asked if asked is not None else nobody_may_act(ctx, state, stage_id, arrival)
 
 
