@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -171,3 +172,34 @@ def signalled_run(
             process.kill()
             process.wait()
     return subprocess.CompletedProcess(args, process.returncode, "", stderr)
+
+
+def write_key_file(
+    path: Path, hmac_hex: str = TEST_KEY, seal_hex: str = TEST_SEAL_KEY, **changes: object
+) -> Path:
+    """A key file (mode 600) holding these secrets, as `govern keys init` writes one, with
+    ``changes`` made to its fields; with no changes and good secrets it loads."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from govern.ledger.keys import key_id, public_key_hex
+
+    seed = bytes.fromhex(seal_hex)
+    public = (
+        public_key_hex(Ed25519PrivateKey.from_private_bytes(seed).public_key())
+        if len(seed) == 32
+        else "00" * 32
+    )
+    hmac_id = key_id(bytes.fromhex(hmac_hex))
+    data = {
+        "version": 2,
+        "active": hmac_id,
+        "keys": [{"id": hmac_id, "secret": hmac_hex}],
+        "signing_active": public,
+        "signing": [{"public": public, "secret": seal_hex}],
+        "trusted": [],
+        **changes,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return path

@@ -53,6 +53,7 @@ from tests.conftest import (
     TEST_KEYS,
     TEST_SEAL_KEY,
     signalled_run,
+    write_key_file,
 )
 from tests.conftest import run_cli as govern
 
@@ -599,37 +600,18 @@ def test_6_env_signing_key_alone_is_refused_not_ignored(cli, tmp_path: Path) -> 
 # --- 7. key files ----------------------------------------------------------------------------
 
 
-def _write_key_file(path: Path, hmac_hex: str, seed_hex: str) -> None:
-    seed = bytes.fromhex(seed_hex)
-    public = (
-        public_key_hex(Ed25519PrivateKey.from_private_bytes(seed).public_key())
-        if len(seed) == 32
-        else "00" * 32
-    )
-    data = {
-        "version": 2,
-        "active": "k1",
-        "keys": [{"id": "k1", "secret": hmac_hex}],
-        "signing_active": public,
-        "signing": [{"public": public, "secret": seed_hex}],
-        "trusted": [],
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-
-
 @pytest.mark.parametrize(
     ("which", "secret"), [("hmac", ""), ("hmac", "ab"), ("seal", ""), ("seal", "ab")]
 )
 def test_7_empty_and_one_byte_secrets_in_a_key_file_are_refused(
     cli, tmp_path: Path, run_a: Path, which: str, secret: str
 ) -> None:
+    read_key_file(write_key_file(tmp_path / "control.json"))  # good secrets: it loads
     path = tmp_path / "keys.json"
     if which == "hmac":
-        _write_key_file(path, secret, TEST_SEAL_KEY)
+        write_key_file(path, secret, TEST_SEAL_KEY)
     else:
-        _write_key_file(path, TEST_KEY, secret)
+        write_key_file(path, TEST_KEY, secret)
     with pytest.raises(LedgerKeyError):
         read_key_file(path)
     for args in (
@@ -650,7 +632,7 @@ def _unusable(kind: str, path: Path) -> None:
         os.mkfifo(path, 0o600)
     else:  # unreadable
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_key_file(path, TEST_KEY, TEST_SEAL_KEY)
+        write_key_file(path, TEST_KEY, TEST_SEAL_KEY)
         os.chmod(path, 0)
 
 

@@ -44,6 +44,7 @@ from tests.conftest import (
     TEST_SEAL_KEY,
     signalled_run,
     user_environment,
+    write_key_file,
 )
 
 GENUINE = keyring_from_secrets(TEST_KEY, TEST_SEAL_KEY, "test")  # the keys runs use here
@@ -160,21 +161,6 @@ def append_by_hand(
     ledger.write_bytes(b"".join(line + b"\n" for line in lines))
     head = {"run": run, "seq": seq, "key": key, **seal}
     head_path(ledger).write_text(json.dumps(head, indent=2, sort_keys=True) + "\n")
-
-
-def _write_key_file(path: Path, **changes: Any) -> Path:
-    """A valid key file of the test keys (mode 600), with ``changes`` made to its fields."""
-    data = {
-        "version": 2,
-        "active": "k1",
-        "keys": [{"id": "k1", "secret": TEST_KEY}],
-        "signing_active": PUBLIC,
-        "signing": [{"public": PUBLIC, "secret": TEST_SEAL_KEY}],
-        "trusted": [],
-        **changes,
-    }
-    _write_private_text(path, json.dumps(data))
-    return path
 
 
 def _write_private_text(path: Path, text: str) -> None:
@@ -581,7 +567,9 @@ def test_6_seal_whose_body_is_not_a_mapping(
 def test_7_key_file_naming_its_active_key_with_a_wrong_type(
     cli, tmp_path: Path, home: Path, changes: dict[str, Any]
 ) -> None:
-    path = _write_key_file(tmp_path / "keys.json", **changes)
+    control = write_key_file(tmp_path / "control.json")  # the same file unchanged is sound
+    assert cli("keys", "public", "--file", str(control), home=home).returncode == 0
+    path = write_key_file(tmp_path / "keys.json", **changes)
     result = cli("keys", "public", "--file", str(path), home=home)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"key file {path} is damaged" in result.stderr, result.stderr
