@@ -162,9 +162,14 @@ def test_real_outputs_reach_the_next_agent_and_the_chair_casts_a_ballot() -> Non
     president = next(r for r in client.requests if r.oracle.stage == "presidential_review")
     system, user = president.messages
     assert system["role"] == "system" and "You are the President" in system["content"]
-    assert "## Candidate answer (from committee_draft, by committee#1)" in user["content"]
-    assert "Worked it out.\n#### 7" in user["content"]  # the committee's full output
-    assert "DECISION: <word>" in user["content"] and "approve, veto" in user["content"]
+    content = user["content"]
+    assert "## The motion\nThe answer proposed is 7 (from committee_draft, by committee#1)" in (
+        content
+    )
+    # the committee's working is shown as a report: its answer line restated, not copyable
+    assert "Worked it out.\n(answer stated: 7)" in content and "#### 7" not in content
+    assert "DECISION: <word>" in content and "approve, veto" in content
+    assert content.rstrip().endswith("For example, a last line: DECISION: approve")
     chair = [t for t in state["turns"] if t.get("chair")]
     assert [t["agent"] for t in chair] == ["vice_president#1"]
     assert state["path"][3] == "presidential_review"

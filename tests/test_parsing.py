@@ -87,7 +87,7 @@ def test_the_policy_is_the_manifests_and_is_recorded(tmp_path: Path) -> None:
     summary = asyncio.run(execute(prepare(RunRequest(manifest, limit=3, out=out, data=SAMPLE))))
     assert summary.n == 3
     header = json.loads((out / "ledger.jsonl").read_text().splitlines()[0])
-    assert header["body"]["config"]["parsing"] == "tolerant"
+    assert header["body"]["config"]["parsing"] == {"mode": "tolerant", "reasks": 0}
     wrong = write(tmp_path, "wrong.yaml", senate + "parsing: lenient\n")
     assert any("'strict', 'tolerant' or 'flexible'" in e.message for e in spec_errors(wrong))
 

@@ -68,7 +68,15 @@ def turns(folder: Path) -> list[dict]:
 
 
 def identity(turn: dict) -> tuple:
-    return (turn["item"], turn["stage"], turn["agent"], turn["visit"])
+    """What a call's seed is derived from, as its turn records it."""
+    return (
+        turn["item"],
+        turn["stage"],
+        turn["agent"],
+        turn["visit"],
+        turn.get("sample", 0),
+        turn.get("reask", 0),
+    )
 
 
 # --- the derivation ---------------------------------------------------------------------------
@@ -220,12 +228,14 @@ def test_a_real_model_is_sent_each_calls_seed_and_the_manifests_sampling(
     assert header["body"]["config"]["sampling"]["temperature"] == 0.7
 
 
-def test_the_readmes_sampling_example_is_a_valid_manifest_section(tmp_path: Path) -> None:
+def test_the_readmes_sampling_examples_are_valid_manifest_sections(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
-    example = next(b for b in readme.split("```yaml\n")[1:] if b.startswith("sampling:"))
+    examples = [b for b in readme.split("```yaml\n")[1:] if b.startswith("sampling:")]
+    assert len(examples) == 2
     write(tmp_path, "pyproject.toml", "")
-    path = write(tmp_path, "senate.yaml", SENATE + example.split("```", 1)[0])
-    assert spec_errors(path) == []
+    for example in examples:
+        path = write(tmp_path, "senate.yaml", SENATE + example.split("```", 1)[0])
+        assert spec_errors(path) == []
 
 
 def test_a_run_mixing_real_and_simulated_models_is_labelled_partly_simulated(

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from govern.engine.formats import ParsingMode
+from govern.engine.formats import parse_ballot
 from govern.engine.seeds import call_seed
 from govern.governance.controller import Controller
 from govern.models.base import Message, ModelRequest, ModelResponse, Oracle
 from govern.models.router import ModelRouter
-from govern.spec.models import Budgets, Institution, Sampling, SamplingPolicy
+from govern.spec.models import Budgets, Institution, Parsing, Sampling, SamplingPolicy
 from govern.tasks.base import Task
 
 # The most tokens an output may have when the manifest sets none: an answer needs room for
@@ -26,10 +26,13 @@ DEFAULT_MAX_TOKENS = {"solve": 1024, "revise": 1024, "integrate": 1024, "review"
 class CallSettings:
     seed: int
     sampling: Sampling
+    sample: int = 0  # the seat's place on the roster of a stage of several seats
 
     def as_record(self) -> dict[str, Any]:
-        """What a turn records: the seed and the sampling actually sent."""
+        """What a turn records: the seed and the sampling actually sent (and the sample,
+        which the seed and the sampling derive from, in a stage of several seats)."""
         return {
+            **({"sample": self.sample} if self.sample else {}),
             "seed": self.seed,
             **self.sampling.model_dump(exclude_none=True, exclude={"extra"}),
             **({"extra": self.sampling.extra} if self.sampling.extra else {}),
@@ -47,7 +50,7 @@ class RunContext:
     golds: dict[str, str | None] = field(default_factory=dict)  # hidden: only the simulator sees it
     controller: Controller | None = None  # default: no overlay, an in-memory ledger
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
-    parsing: ParsingMode = "strict"
+    parsing: Parsing = field(default_factory=Parsing)
     system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
 
     def merges_system_prompt(self, agent: str) -> bool:
@@ -58,21 +61,31 @@ class RunContext:
         if self.controller is None:
             self.controller = Controller(self.institution)
 
-    def settings(self, agent: str, oracle: Oracle) -> CallSettings:
+    def read_answer(self, text: str) -> str | None:
+        """The answer in an output, as the task's format and the parsing policy read it."""
+        return self.task.parse_answer(text, self.parsing.mode)
+
+    def read_ballot(self, text: str) -> str | None:
+        return parse_ballot(text, self.parsing.mode)
+
+    def settings(self, agent: str, oracle: Oracle, sample: int = 0) -> CallSettings:
         """The seed and sampling of one call: its own seed (or the run's, when the manifest
-        shares it), and the manifest's sampling for the agent's role at this stage."""
+        shares it), and the manifest's sampling for the agent's role at this stage and, in
+        a stage of several seats, for the seat's sample."""
         role_id = agent.split("#")[0]
         seed = (
             self.seed
             if self.sampling.seed == "shared"
-            else call_seed(self.seed, oracle.item_id, oracle.stage, agent, oracle.visit)
+            else call_seed(
+                self.seed, oracle.item_id, oracle.stage, agent, oracle.visit, sample, oracle.reask
+            )
         )
-        sampling = self.sampling.for_call(role_id, oracle.stage)
+        sampling = self.sampling.for_call(role_id, oracle.stage, sample)
         if sampling.max_tokens is None:  # a run-on output must end: a default per kind of act
             sampling = sampling.model_copy(
                 update={"max_tokens": DEFAULT_MAX_TOKENS.get(oracle.act, 1024)}
             )
-        return CallSettings(seed, sampling)
+        return CallSettings(seed, sampling, sample)
 
     async def call(
         self, agent: str, messages: list[Message], oracle: Oracle, settings: CallSettings

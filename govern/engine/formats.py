@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
 
-ParsingMode = Literal["strict", "tolerant", "flexible"]
+from govern.spec.models import ParsingMode
+
 TAIL_LINES = 3
 
 _DECISION = re.compile(r"DECISION:\s*([a-z_]+)", re.IGNORECASE)
@@ -75,15 +76,46 @@ def parse_ballot(text: str, mode: ParsingMode = "strict") -> str | None:
     return find_marked(text, read, mode)
 
 
-def review_format(decisions: tuple[str, ...], answer_format: str) -> str:
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """What an output must end with. The prompt ends on ``instruction`` and a one-line
+    example (a small model follows an example better than a description); a re-ask quotes
+    ``line``, the form that was missing."""
+
+    instruction: str
+    line: str  # the required last line's form, e.g. "`#### <number>`"
+    example: str  # one such line, e.g. "#### 42"
+
+    def prompt(self) -> str:
+        return f"{self.instruction}\nFor example, a last line: {self.example}"
+
+    def reask(self) -> str:
+        return (
+            f"Your reply did not end with a line of the form {self.line}, so it could not "
+            "be read. Reply again, briefly, and end with that line, for example:\n"
+            f"{self.example}"
+        )
+
+
+def review_format(decisions: tuple[str, ...], answer: OutputFormat) -> OutputFormat:
     words = ", ".join(decisions)
-    text = (
+    instruction = (
         f"Give your reasons, then end with a last line `DECISION: <word>` where <word> is "
         f"one of: {words}."
     )
     if "amend" in decisions:
-        text += f" To amend, write the corrected solution before that line. {answer_format}"
-    return text
+        instruction += (
+            " To amend, write the corrected solution before that line, with its own line "
+            f"{answer.line}."
+        )
+    return OutputFormat(
+        instruction, f"`DECISION: <word>` (one of: {words})", f"DECISION: {decisions[0]}"
+    )
 
 
-VOTE_FORMAT = "Give a short reason, then end with a last line `VOTE: yes` or `VOTE: no`."
+VOTE_FORMAT = OutputFormat(
+    "Give a short reason, then end with a last line `VOTE: yes` (to pass the motion) or "
+    "`VOTE: no` (to reject it).",
+    "`VOTE: yes` or `VOTE: no`",
+    "VOTE: no",
+)

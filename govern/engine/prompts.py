@@ -3,13 +3,18 @@ the context its stage needs (the candidate, the reasons it was sent back, the re
 
 from __future__ import annotations
 
+import re
+
+from govern.engine.formats import parse_ballot
 from govern.engine.state import Candidate
 from govern.models.base import Message
 from govern.spec.models import Institution
+from govern.tasks.base import Task
 
 Section = tuple[str, str]
 
 
+_DECISION_LINE = re.compile(r"DECISION:\s*([A-Za-z_]+)", re.IGNORECASE)
 NO_ERA = frozenset({"", "none", "n/a", "-"})  # an era a system line should not mention
 
 
@@ -49,6 +54,39 @@ def candidate_section(candidate: Candidate | None) -> list[Section]:
             candidate["text"],
         )
     ]
+
+
+def motion_sections(candidate: Candidate | None, task: Task) -> list[Section]:
+    """What a reviewer or voter sees: the motion and its stated answer on their own, then the
+    working or the seats' reports behind it as reports, never as an answer line to copy."""
+    if candidate is None:
+        return []
+    motion = (
+        f"The answer proposed is {candidate['answer']} "
+        f"(from {candidate['stage']}, by {candidate['agent']})."
+    )
+    return [
+        ("The motion", motion),
+        ("The working behind it (for reference)", as_report(candidate["text"], task)),
+    ]
+
+
+def as_report(text: str, task: Task) -> str:
+    """The text with each final-answer, decision or ballot line restated in words, so that
+    a model reading it is not shown a line in the form it must itself write."""
+    lines = []
+    for line in text.splitlines():
+        answer = task.parse_answer(line, "strict")
+        vote = parse_ballot(line, "tolerant")
+        decision = _DECISION_LINE.search(line)
+        if answer is not None:
+            line = f"(answer stated: {answer})"
+        elif vote is not None:
+            line = f"(vote cast: {vote})"
+        elif decision is not None:
+            line = f"(decision given: {decision.group(1).lower()})"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def feedback_section(feedback: str | None) -> list[Section]:

@@ -17,8 +17,12 @@ import json
 SEED_BITS = 31  # providers take a signed 32-bit seed; llama.cpp an unsigned one
 
 
-def call_seed(run_seed: int, item: str, stage: str, agent: str, visit: int, sample: int = 0) -> int:
-    """The seed of one call, a whole number in [0, 2**31)."""
-    identity = json.dumps([run_seed, item, stage, agent, visit, sample], ensure_ascii=False)
+def call_seed(
+    run_seed: int, item: str, stage: str, agent: str, visit: int, sample: int = 0, reask: int = 0
+) -> int:
+    """The seed of one call, a whole number in [0, 2**31); a re-ask for the format has its
+    own, so that it is not answered with the same text."""
+    parts: list[object] = [run_seed, item, stage, agent, visit, sample]
+    identity = json.dumps([*parts, reask] if reask else parts, ensure_ascii=False)
     digest = hashlib.sha256(b"govern call seed\x00" + identity.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)

@@ -154,9 +154,10 @@ class Controller:
         parsed: bool,
         tokens: tuple[int, int],
         seed: int | None = None,
+        reask: int = 0,
     ) -> None:
-        """Record one model call by digest (and the seed it was sent), then let the evidence
-        move the agent's state."""
+        """Record one model call by digest (the seed it was sent, and whether it asked an
+        unparsable output again), then let the evidence move the agent's state."""
         self.ledger.append(
             "turn",
             agent,
@@ -172,6 +173,7 @@ class Controller:
                 "prompt_tokens": tokens[0],
                 "completion_tokens": tokens[1],
                 "seed": seed,
+                **({"reask": reask} if reask else {}),
             },
         )
         if agent not in self.agents:

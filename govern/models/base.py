@@ -28,6 +28,7 @@ class Oracle:
     feedback: bool = False  # a reviewer sent the candidate back with reasons
     decisions: tuple[str, ...] = ()  # what a reviewer may decide
     run_seed: int = 0  # the simulator draws from the run's seed, never a call's own
+    reask: int = 0  # the how-manieth time this output is asked again for its format
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 from govern.models.base import ModelClient, ModelRequest, ModelResponse
 from govern.models.sim.client import SimClient
 from govern.models.sim.params import is_simulated, resolve_sim_params
-from govern.spec.models import SimOverride
+from govern.spec.models import Endpoint, SimOverride
+
+# Where calls go, for their concurrency limit: a server's base URL, or a model without one.
+EndpointKey = tuple[str, str]
 
 
 class ModelRouter:
-    """``sim/...`` names go to the simulator, anything else to litellm (imported lazily)."""
+    """``sim/...`` names go to the simulator, anything else to litellm (imported lazily), each
+    to its own endpoint's server if it has one.
+
+    ``concurrency`` bounds the calls in flight in all; an endpoint's ``concurrency`` bounds
+    those sent to its server, which models with the same base URL share. A call takes its
+    endpoint's slot first, then a global one (always in that order, so no two calls can each
+    hold what the other waits for), and only then starts its timeout and deadline.
+    """
 
     def __init__(
         self,
         *,
         simulator: dict[str, SimOverride] | None = None,
         api_base: str | None = None,
+        endpoints: dict[str, Endpoint] | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
         deadline: float = 180.0,
@@ -30,6 +42,7 @@ class ModelRouter:
     ) -> None:
         self.simulator = simulator or {}
         self.api_base = api_base
+        self.endpoints = endpoints or {}
         self.api_key = api_key
         self.timeout = timeout  # seconds for one attempt, all of it
         self.deadline = deadline  # seconds for a whole call, retries and backoff included
@@ -38,23 +51,38 @@ class ModelRouter:
         self.backoff_max = backoff_max
         self.concurrency = concurrency
         self._clients: dict[str, ModelClient] = dict(clients or {})
-        self._remote: ModelClient | None = None
+        self._remote: dict[str | None, ModelClient] = {}  # api_base -> its client
         self._slots: asyncio.Semaphore | None = None
+        limits: dict[EndpointKey, int] = {}
+        for model, endpoint in self.endpoints.items():
+            if endpoint.concurrency is not None:
+                key = self._endpoint(model)
+                limits[key] = min(endpoint.concurrency, limits.get(key, endpoint.concurrency))
+        self._endpoint_slots = {key: asyncio.Semaphore(limit) for key, limit in limits.items()}
+
+    def base_of(self, model: str) -> str | None:
+        """The server a real model's calls go to: its endpoint's api_base, else the run's."""
+        endpoint = self.endpoints.get(model)
+        return endpoint.api_base if endpoint and endpoint.api_base else self.api_base
+
+    def _endpoint(self, model: str) -> EndpointKey:
+        base = None if is_simulated(model) else self.base_of(model)
+        return ("api_base", base.rstrip("/")) if base else ("model", model)
 
     def client(self, model: str) -> ModelClient:
         if model not in self._clients:
             if is_simulated(model):
                 self._clients[model] = SimClient(resolve_sim_params(model, self.simulator))
             else:
-                self._clients[model] = self._remote_client()
+                self._clients[model] = self._remote_client(self.base_of(model))
         return self._clients[model]
 
-    def _remote_client(self) -> ModelClient:
-        if self._remote is None:
+    def _remote_client(self, api_base: str | None) -> ModelClient:
+        if api_base not in self._remote:
             from govern.models.litellm_client import LiteLLMClient
 
-            self._remote = LiteLLMClient(
-                api_base=self.api_base,
+            self._remote[api_base] = LiteLLMClient(
+                api_base=api_base,
                 api_key=self.api_key,
                 timeout=self.timeout,
                 deadline=self.deadline,
@@ -62,14 +90,19 @@ class ModelRouter:
                 backoff_base=self.backoff_base,
                 backoff_max=self.backoff_max,
             )
-        return self._remote
+        return self._remote[api_base]
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         client = self.client(request.model)
-        async with self._slots:
+        async with self._endpoint_slot(request.model), self._slots:  # this order, always
             return await client.complete(request)
+
+    def _endpoint_slot(self, model: str) -> AbstractAsyncContextManager[None]:
+        """A slot of ``model``'s endpoint, if its concurrency is limited."""
+        slots = self._endpoint_slots.get(self._endpoint(model))
+        return nullcontext() if slots is None else slots
 
     def problems(self, models: Iterable[str]) -> list[str]:
         """What stops these models from running, before any call is made.
@@ -89,14 +122,15 @@ class ModelRouter:
                 except KeyError as exc:
                     found.append(str(exc.args[0]))
                 continue
-            prefix = unknown_provider(model, api_base=self.api_base)
+            api_base = self.base_of(model)
+            prefix = unknown_provider(model, api_base=api_base)
             if prefix is not None:
                 found.append(
                     f"model '{model}': litellm knows no provider '{prefix}' (write the model as "
                     "provider/name, e.g. openai/NAME for an OpenAI-compatible server)"
                 )
             elif self.api_key is None:
-                missing = missing_credentials(model, api_base=self.api_base)
+                missing = missing_credentials(model, api_base=api_base)
                 if missing:  # never with an api_base: a server of one's own needs no key
                     found.append(
                         f"model '{model}' needs {', '.join(missing)} in the environment (or use "

@@ -47,11 +47,17 @@ def item_record(
         "cost": None if state.get("unknown_cost_calls") else state.get("cost", 0.0),
         "latency": round(latency, 6),
         "unparsable": state.get("unparsable", 0),
+        "reasks": reask_calls(state.get("turns", [])),
         "errors": state.get("errors", []),
         "simulated": simulated,
         "final_text": delivered,
         "turns": state.get("turns", []),
     }
+
+
+def reask_calls(turns: list[dict[str, Any]]) -> int:
+    """Calls that asked an unparsable output again for its format, failed ones included."""
+    return sum(bool(t.get("reask")) + ("reask_error" in t) for t in turns)
 
 
 def failed_record(item: TaskItem, error: str, latency: float, simulated: bool) -> dict[str, Any]:
@@ -72,6 +78,7 @@ def failed_record(item: TaskItem, error: str, latency: float, simulated: bool) -
         "cost": 0.0,
         "latency": round(latency, 6),
         "unparsable": 0,
+        "reasks": 0,
         "errors": [error],
         "simulated": simulated,
         "final_text": None,

@@ -68,6 +68,11 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
         ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))),
         ("unparsable decisions", str(summary.unparsable_outputs)),
         ("unparsed model outputs", str(summary.unparsed_turns)),
+        *(
+            [("re-asks for the format", f"{summary.reasks} ({summary.reasks_answered} answered)")]
+            if summary.reasks
+            else []
+        ),
         ("wall time", f"{summary.wall_seconds:.1f} s"),
         ("data", summary.data_source),
     ]

@@ -63,7 +63,7 @@ from govern.run.summary import Summary, summarise
 from govern.spec.checks import load_checked
 from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
-from govern.spec.loader import LoadedManifest, project_root
+from govern.spec.loader import LoadedInstitution, LoadedManifest, project_root
 from govern.spec.models import Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.registry import get_task
@@ -129,16 +129,26 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     router = router or ModelRouter(
         simulator=manifest.simulator,
         api_base=request.api_base or manifest.models.api_base,
+        endpoints=manifest.models.endpoints,
         timeout=request.timeout or manifest.models.timeout,
         deadline=request.deadline or manifest.models.deadline,
         concurrency=request.concurrency,
     )
-    problems = router.problems(role_models.values())
+    used = set(role_models.values())
+    problems = router.problems(used)
+    by_model = {
+        "system_prompt": manifest.models.system_prompt,
+        "endpoints": manifest.models.endpoints,
+    }
     problems += [
-        f"models.system_prompt names '{model}', which no role uses (models: "
-        f"{', '.join(sorted(set(role_models.values())))})"
-        for model in manifest.models.system_prompt
-        if model not in role_models.values()
+        _located(
+            loaded,
+            ("models", key, model),
+            f"models.{key} names '{model}', which no role uses (models: {', '.join(sorted(used))})",
+        )
+        for key, settings in by_model.items()
+        for model in settings
+        if model not in used
     ]
     if problems:
         raise RunSetupError("; ".join(problems))
@@ -166,8 +176,12 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "models": role_models,
             "simulated": simulated,
             "api_base": request.api_base or manifest.models.api_base,
+            "endpoints": {
+                model: endpoint.model_dump(exclude_none=True)
+                for model, endpoint in manifest.models.endpoints.items()
+            },
             "system_prompt": manifest.models.system_prompt,
-            "parsing": manifest.parsing,
+            "parsing": manifest.parsing.model_dump(),
             "budgets": manifest.budgets.model_dump(),
             "sampling": manifest.sampling.model_dump(exclude_defaults=True),
             "governance": manifest.governance is not None,
@@ -213,6 +227,16 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         notices=notices,
         finished=previous.finished if previous else {},
     )
+
+
+def _located(
+    loaded: LoadedInstitution | LoadedManifest, path: tuple[str, ...], message: str
+) -> str:
+    """``message`` after the FILE:LINE:COL of ``path`` in the manifest's YAML."""
+    if not isinstance(loaded, LoadedManifest):
+        return message
+    error = loaded.source.error(path, message)
+    return f"{error.file}:{error.line}:{error.column}: {error.message}"
 
 
 def _settled(request: RunRequest) -> RunRequest:

@@ -43,6 +43,8 @@ class Summary(BaseModel):
     cost: float | None  # None when any call's price was unknown
     unparsable_outputs: int  # stage decisions 'unparsable'
     unparsed_turns: int  # model outputs that did not parse (a vote counts each ballot)
+    reasks: int  # calls that asked an unparsable output again, quoting the format
+    reasks_answered: int  # re-asks whose reply parsed
     simulated_calls: float | None  # the share of model calls that went to the simulator
     outcomes: dict[str, int]
     items_with_errors: int
@@ -67,6 +69,8 @@ def summarise(records: list[dict[str, Any]], **fields: Any) -> Summary:
     return Summary(
         label=label,
         unparsed_turns=sum(not t["parsed"] for t in turns),
+        reasks=sum(r.get("reasks", 0) for r in records),
+        reasks_answered=sum(bool(t.get("reask")) and t["parsed"] for t in turns),
         simulated_calls=None if share is None else round(share, 4),
         n=n,
         accuracy_strict=wilson(sum(r["correct_strict"] for r in records), n),

@@ -335,6 +335,24 @@ class SimOverride(SpecModel):
     latency_jitter: float | None = Field(None, ge=0, le=1)
 
 
+class Endpoint(SpecModel):
+    """Where one model's calls go, and how many may be in flight there at once."""
+
+    api_base: str | None = Field(
+        None,
+        min_length=1,
+        description="base URL of this model's server; overrides models.api_base and --api-base "
+        "for this model",
+    )
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="most calls in flight at once to this model's server (models sent to the "
+        "same server share the smallest limit given), e.g. 1 for a single-slot server; "
+        "--concurrency still bounds the whole run",
+    )
+
+
 class ModelChoice(SpecModel):
     default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
     roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
@@ -352,6 +370,11 @@ class ModelChoice(SpecModel):
         description="model name -> how it takes the system prompt: separate (a system "
         "message, the default) or merge_into_user, for models whose chat template has no "
         "system role (e.g. Gemma)",
+    )
+    endpoints: dict[str, Endpoint] = Field(
+        default_factory=dict,
+        description="model name -> its own server and concurrency limit, to mix servers "
+        "(e.g. two local ones) in one run",
     )
 
 
@@ -391,8 +414,28 @@ class Sampling(SpecModel):
         return base.model_copy(update={**given, "extra": {**base.extra, **self.extra}})
 
 
+class StageSampling(Sampling):
+    """A stage's sampling, and for a stage that asks several seats (a vote, a cluster), the
+    settings of each sample: MAKER-style voting takes its first sample at temperature 0 and
+    the rest at 0.1."""
+
+    samples: list[Sampling] = Field(
+        default_factory=list,
+        description="the i-th seat on the stage's roster takes entry i over the stage's "
+        "settings; seats past the end take the last entry",
+    )
+
+    def for_sample(self, base: Sampling, sample: int) -> Sampling:
+        stage = Sampling.model_validate(self.model_dump(exclude_unset=True, exclude={"samples"}))
+        settings = stage.over(base)
+        if self.samples:
+            settings = self.samples[min(sample, len(self.samples) - 1)].over(settings)
+        return settings
+
+
 class SamplingPolicy(Sampling):
-    """The manifest's sampling: defaults, overridden per role, then per stage."""
+    """The manifest's sampling: defaults, overridden per role, then per stage, then per
+    sample."""
 
     seed: Literal["per_call", "shared"] = Field(
         "per_call",
@@ -401,14 +444,36 @@ class SamplingPolicy(Sampling):
         "sends the run's seed (identical prompts then get identical outputs)",
     )
     roles: dict[Identifier, Sampling] = Field(default_factory=dict, description="by role id")
-    stages: dict[Identifier, Sampling] = Field(default_factory=dict, description="by stage id")
+    stages: dict[Identifier, StageSampling] = Field(default_factory=dict, description="by stage id")
 
-    def for_call(self, role: str, stage: str) -> Sampling:
+    def for_call(self, role: str, stage: str, sample: int = 0) -> Sampling:
         base = Sampling.model_validate(self.model_dump(include=set(Sampling.model_fields)))
-        for layer in (self.roles.get(role), self.stages.get(stage)):
-            if layer is not None:
-                base = layer.over(base)
+        if (by_role := self.roles.get(role)) is not None:
+            base = by_role.over(base)
+        if (by_stage := self.stages.get(stage)) is not None:
+            base = by_stage.for_sample(base, sample)
         return base
+
+
+ParsingMode = Literal["strict", "tolerant", "flexible"]
+
+
+class Parsing(SpecModel):
+    """How strictly outputs are read, and whether an unparsable one is asked again."""
+
+    mode: ParsingMode = Field(
+        "strict",
+        description="strict (the exact last line), tolerant (the marker on one of the last "
+        "lines, markdown and a currency sign or unit allowed) or flexible (the last marker, "
+        "or number, anywhere)",
+    )
+    reasks: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="times an unparsable output is asked again, quoting the format it "
+        "missed (each re-ask is a call of its own, counted and recorded); 0: never",
+    )
 
 
 class TaskDefaults(SpecModel):
@@ -550,11 +615,10 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
-    parsing: Literal["strict", "tolerant", "flexible"] = Field(
-        "strict",
-        description="how strictly answer, decision and ballot lines are read: strict (the "
-        "exact last line), tolerant (the marker on one of the last lines, markdown and a "
-        "currency sign or unit allowed) or flexible (the last marker, or number, anywhere)",
+    parsing: Parsing | ParsingMode = Field(
+        default_factory=Parsing,
+        description="how answer, decision and ballot lines are read: a mode (strict, "
+        "tolerant, flexible), or {mode: MODE, reasks: N} to ask an unparsable output again",
     )
     sampling: SamplingPolicy = Field(
         default_factory=SamplingPolicy,
@@ -569,3 +633,9 @@ class Manifest(SpecModel):
         description="changes to simulated models, by name: {sim/medium: {latency_ms: 500}}; "
         "a new name needs base: strong | medium | weak",
     )
+
+    @field_validator("parsing")
+    @classmethod
+    def _parsing_policy(cls, parsing: Parsing | str) -> Parsing:
+        """A bare mode is that mode without re-asks: one shape for everything downstream."""
+        return Parsing(mode=parsing) if isinstance(parsing, str) else parsing

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from govern.engine.formats import ParsingMode
+from govern.engine.formats import OutputFormat
 from govern.files import NotRegularFile, read_regular
+from govern.spec.models import ParsingMode
 from govern.text import printable
 
 
@@ -79,7 +80,7 @@ class Score:
 class Task(Protocol):
     name: str
     description: str
-    answer_format: str  # the instruction for the final line of an answer
+    answer_format: OutputFormat  # how an answer ends, as the prompt and a re-ask say it
 
     def load(self, data: Path | None, *, allow_download: bool = False) -> TaskData: ...
 

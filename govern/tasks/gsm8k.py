@@ -19,8 +19,9 @@ from pathlib import Path
 
 import structlog
 
-from govern.engine.formats import ParsingMode, find_marked
+from govern.engine.formats import OutputFormat, find_marked
 from govern.files import parse_json, write_atomic
+from govern.spec.models import ParsingMode
 from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem, data_lines, read_data_file
 from govern.text import printable
 
@@ -111,9 +112,11 @@ def _question_and_answer(line: str) -> tuple[str, str]:
 class GSM8K:
     name = "gsm8k"
     description = "grade-school maths word problems (official test split: 1,319)"
-    answer_format = (
+    answer_format = OutputFormat(
         "Reason step by step, then give the final answer as a number on a last line of the "
-        "form `#### <number>`."
+        "form `#### <number>`.",
+        "`#### <number>`",
+        "#### 42",
     )
 
     def load(self, data: Path | None, *, allow_download: bool = False) -> TaskData:

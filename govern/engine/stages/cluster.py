@@ -27,11 +27,18 @@ def build(stage: ClusterStage) -> StageNodes:
         sections = candidate_section(seen.get("candidate")) + feedback_section(seen.get("feedback"))
         act = "revise" if seen.get("candidate") else "solve"
         asked = await ask_seat(
-            ctx, seen, stage.id, stage.purpose, act, sections, ctx.task.answer_format
+            ctx,
+            seen,
+            stage.id,
+            stage.purpose,
+            act,
+            sections,
+            ctx.task.answer_format,
+            ctx.read_answer,
         )
         if not isinstance(asked, Consultation):
             return asked
-        answer = ctx.task.parse_answer(asked.response.text, ctx.parsing)
+        answer = asked.reading
         report = {
             "stage": stage.id,
             "visit": asked.visit,
@@ -40,9 +47,7 @@ def build(stage: ClusterStage) -> StageNodes:
             "answer": answer,
             "text": asked.response.text,
         }
-        record = record_turn(
-            ctx, payload, stage.id, asked, answer is not None, answer=answer, seat=payload["seat"]
-        )
+        record = record_turn(ctx, payload, stage.id, asked, answer=answer, seat=payload["seat"])
         return combine(record, {"reports": [report]})
 
     async def merge(state: dict, runtime: Runtime[RunContext]) -> Update:

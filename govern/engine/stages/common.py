@@ -8,10 +8,11 @@ from typing import Any
 from govern.engine.context import CallSettings, RunContext
 from govern.engine.routing import Transition
 from govern.engine.state import combine
-from govern.models.base import Message, ModelResponse
+from govern.models.base import Message, ModelError, ModelResponse
 from govern.spec.models import UNPARSABLE
 
 Update = dict[str, Any]
+KEEP_ON_REASK = ("seat", "chair")  # a turn's fields that hold for the replies asked again too
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ def arrive(state: dict, stage_id: str) -> tuple[int, Update]:
 
 @dataclass(frozen=True)
 class Consultation:
-    """One model call of one agent: who was asked, with what, and the reply."""
+    """One agent's answer to one request: who was asked, with what, the reply and what the
+    parsing policy read in it (None: unparsable). ``earlier`` holds the unparsable replies
+    that were asked again for their format; ``reask_failure`` a re-ask call that failed."""
 
     agent: str
     act: str
@@ -47,14 +50,34 @@ class Consultation:
     messages: list[Message]
     response: ModelResponse
     settings: CallSettings
+    reading: Any = None
+    reask: int = 0  # 0 for the first asking, k for the k-th re-ask
+    earlier: tuple[Consultation, ...] = ()
+    reask_failure: ModelError | None = None
 
 
 def record_turn(
-    ctx: RunContext, state: dict, stage: str, asked: Consultation, parsed: bool, **fields: Any
+    ctx: RunContext, state: dict, stage: str, asked: Consultation, **fields: Any
 ) -> Update:
-    """Report one model call to the Controller (which logs it and weighs the evidence) and
-    return its accounting and full record for the item's results."""
+    """Report the consultation's calls to the Controller (which logs them and weighs the
+    evidence) and return their accounting and full records for the item's results: the
+    unparsable replies that were asked again first, then the one the stage acts on."""
+    update: Update = {}
+    for earlier in asked.earlier:
+        same_seat = {k: v if k in KEEP_ON_REASK else None for k, v in fields.items()}
+        update = combine(update, _one_turn(ctx, state, stage, earlier, **same_seat))
+    update = combine(update, _one_turn(ctx, state, stage, asked, **fields))
+    if asked.reask_failure is not None:
+        update = combine(update, failed_call(asked.reask_failure))
+        update["turns"][-1]["reask_error"] = str(asked.reask_failure)
+    return update
+
+
+def _one_turn(
+    ctx: RunContext, state: dict, stage: str, asked: Consultation, **fields: Any
+) -> Update:
     response = asked.response
+    parsed = asked.reading is not None
     ctx.controller.observe_turn(
         state["item_id"],
         stage,
@@ -67,6 +90,7 @@ def record_turn(
         parsed,
         (response.prompt_tokens, response.completion_tokens),
         seed=asked.settings.seed,
+        reask=asked.reask,
     )
     return {
         "calls": 1,
@@ -89,6 +113,7 @@ def record_turn(
                 "latency": round(response.latency, 6),
                 "attempts": response.attempts,
                 "finish_reason": response.finish_reason,
+                **({"reask": asked.reask} if asked.reask else {}),
                 **asked.settings.as_record(),
                 **fields,
             }

@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from govern.engine.context import RunContext
+from govern.engine.formats import OutputFormat
 from govern.engine.stages.common import (
     Consultation,
     StageNodes,
@@ -23,7 +24,7 @@ from govern.engine.stages.common import (
     failed_call,
     nobody_may_act,
 )
-from govern.engine.stages.solo import consult
+from govern.engine.stages.solo import Reader, consult
 from govern.engine.state import combine
 from govern.models.base import ModelError
 
@@ -49,8 +50,8 @@ def fan_out(stage_id: str, worker: str) -> Callable:
         visit = state["visits"][stage_id]
         shared = {key: state.get(key) for key in ("item_id", "question", "candidate", "feedback")}
         return [
-            Send(worker, {**shared, "seat": seat, "agent": agent, "visit": visit})
-            for seat, agent in state["roster"]
+            Send(worker, {**shared, "seat": seat, "agent": agent, "visit": visit, "sample": i})
+            for i, (seat, agent) in enumerate(state["roster"])
         ]
 
     return send
@@ -63,9 +64,11 @@ async def ask_seat(
     purpose: str,
     act: str,
     sections: list,
-    output_format: str,
+    output_format: OutputFormat,
+    parse: Reader,
 ) -> Consultation | Update:
-    """A worker's call for its seat; a failure becomes an error the join will act on."""
+    """A worker's call for its seat (the seat's place on the roster is its sample index);
+    a failure becomes an error the join will act on."""
     try:
         asked = await consult(
             ctx,
@@ -77,7 +80,9 @@ async def ask_seat(
             payload["visit"],
             sections,
             output_format,
+            parse,
             agent=payload["agent"],
+            sample=payload["sample"],
         )
     except ModelError as exc:
         return {"errors": [f"{stage_id}: {exc}"], **failed_call(exc)}

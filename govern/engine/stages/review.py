@@ -7,15 +7,27 @@ from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
 from govern.engine.formats import parse_decision, review_format
-from govern.engine.prompts import candidate_section
+from govern.engine.prompts import motion_sections
 from govern.engine.stages.common import Consultation, StageNodes, Update, arrive, leave, record_turn
-from govern.engine.stages.solo import consult_or_stop
+from govern.engine.stages.solo import Reader, consult_or_stop
 from govern.engine.state import combine
 from govern.spec.models import UNPARSABLE, ReviewStage
 
 
 def build(stage: ReviewStage) -> StageNodes:
     decisions = tuple(d for d in stage.possible_decisions if d != UNPARSABLE)
+
+    def read(ctx: RunContext) -> Reader:
+        def reading(text: str) -> tuple[str, str | None] | None:
+            """(decision, the amended answer); an amendment without an answer cannot be
+            applied, so it does not parse."""
+            decision = parse_decision(text, decisions, ctx.parsing.mode)
+            amended = ctx.read_answer(text) if decision == "amend" else None
+            if decision is None or (decision == "amend" and amended is None):
+                return None
+            return decision, amended
+
+        return reading
 
     async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
@@ -29,20 +41,16 @@ def build(stage: ReviewStage) -> StageNodes:
             stage.role,
             "review",
             visit,
-            candidate_section(state.get("candidate")),
+            motion_sections(state.get("candidate"), ctx.task),
             review_format(decisions, ctx.task.answer_format),
+            read(ctx),
             decisions=decisions,
         )
         if not isinstance(asked, Consultation):
             return asked
         text = asked.response.text
-        decision = parse_decision(text, decisions, ctx.parsing)
-        amended = ctx.task.parse_answer(text, ctx.parsing) if decision == "amend" else None
-        if decision == "amend" and amended is None:
-            decision = None  # an amendment without an answer cannot be applied
-        record = record_turn(
-            ctx, state, stage.id, asked, decision is not None, decision=decision, answer=amended
-        )
+        decision, amended = asked.reading or (None, None)
+        record = record_turn(ctx, state, stage.id, asked, decision=decision, answer=amended)
         if decision is None:
             return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)
         outcome: Update = {"feedback": None}

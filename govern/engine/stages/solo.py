@@ -1,18 +1,21 @@
 """One agent at a time: the shared behaviour of propose, draft, execute and integrate, and the
 consultation every solo stage (review too) goes through.
 
-The answer is parsed strictly with the task's format; an output without one is
-the ``unparsable`` decision and leaves the candidate as it was.
+The answer is read with the task's format under the manifest's parsing policy; an
+output without one (after any re-asks the policy allows) is the ``unparsable``
+decision and leaves the candidate as it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
+from govern.engine.formats import OutputFormat
 from govern.engine.prompts import (
     Section,
     candidate_section,
@@ -33,10 +36,11 @@ from govern.engine.stages.common import (
     record_turn,
 )
 from govern.engine.state import combine
-from govern.models.base import ModelError
+from govern.models.base import Message, ModelError, Oracle
 from govern.spec.models import UNPARSABLE, SoloStage
 
 SectionsFor = Callable[[RunContext, dict], list[Section]]
+Reader = Callable[[str], Any]  # what the parsing policy reads in a reply; None: unparsable
 ActFor = Callable[[dict], str]
 
 
@@ -49,14 +53,18 @@ async def consult(
     act: str,
     visit: int,
     sections: list[Section],
-    output_format: str,
+    output_format: OutputFormat,
+    parse: Reader,
     *,
     agent: str | None = None,
+    sample: int = 0,
     **oracle_extra: Any,
 ) -> Consultation | None:
-    """Ask ``agent`` (default: whoever the Controller lets act for ``role``), with its notices.
+    """Ask ``agent`` (default: whoever the Controller lets act for ``role``), with its
+    notices, and read the reply with ``parse``; an unparsable reply is asked again, quoting
+    the format, as often as the manifest's parsing policy allows.
 
-    None when nobody may act; a failed call raises ModelError.
+    None when nobody may act; a failed first call raises ModelError.
     """
     if agent is None:
         agent = ctx.controller.actor_for(state["item_id"], stage_id, role)
@@ -69,14 +77,51 @@ async def consult(
         state["question"],
         purpose,
         notices + sections,
-        output_format,
+        output_format.prompt(),
     )
     if ctx.merges_system_prompt(agent):
         messages = merge_system_into_user(messages)
     oracle = ctx.oracle(state, stage_id, agent, act, visit, **oracle_extra)
-    settings = ctx.settings(agent, oracle)
+    asked = await _ask(ctx, agent, act, messages, oracle, sample, parse)
+    earlier: list[Consultation] = []
+    for reask in range(1, ctx.parsing.reasks + 1):
+        if asked.reading is not None:
+            break
+        again = [
+            *asked.messages,
+            {"role": "assistant", "content": asked.response.text},
+            {"role": "user", "content": output_format.reask()},
+        ]
+        try:
+            answer = await _ask(ctx, agent, act, again, replace(oracle, reask=reask), sample, parse)
+        except ModelError as exc:  # the unparsable reply stands; the failed call is counted
+            return replace(asked, earlier=tuple(earlier), reask_failure=exc)
+        earlier.append(asked)
+        asked = answer
+    return replace(asked, earlier=tuple(earlier))
+
+
+async def _ask(
+    ctx: RunContext,
+    agent: str,
+    act: str,
+    messages: list[Message],
+    oracle: Oracle,
+    sample: int,
+    parse: Reader,
+) -> Consultation:
+    settings = ctx.settings(agent, oracle, sample)
     response = await ctx.call(agent, messages, oracle, settings)
-    return Consultation(agent, act, visit, messages, response, settings)
+    return Consultation(
+        agent,
+        act,
+        oracle.visit,
+        messages,
+        response,
+        settings,
+        reading=parse(response.text),
+        reask=oracle.reask,
+    )
 
 
 async def consult_or_stop(
@@ -110,12 +155,13 @@ def answering_node(
             visit,
             sections_for(ctx, state),
             ctx.task.answer_format,
+            ctx.read_answer,
             **extra,
         )
         if not isinstance(asked, Consultation):
             return asked
-        answer = ctx.task.parse_answer(asked.response.text, ctx.parsing)
-        record = record_turn(ctx, state, stage.id, asked, answer is not None, answer=answer)
+        answer = asked.reading
+        record = record_turn(ctx, state, stage.id, asked, answer=answer)
         if answer is None:
             return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)
         candidate = {

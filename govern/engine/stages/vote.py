@@ -13,8 +13,8 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
-from govern.engine.formats import VOTE_FORMAT, parse_ballot
-from govern.engine.prompts import candidate_section
+from govern.engine.formats import VOTE_FORMAT
+from govern.engine.prompts import motion_sections
 from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
 from govern.engine.stages.parallel import ask_seat, parallel_stage, seat_failure, this_visit
 from govern.engine.stages.solo import consult_or_stop
@@ -69,12 +69,13 @@ def build(stage: VoteStage) -> StageNodes:
             stage.id,
             stage.purpose,
             "vote",
-            candidate_section(payload.get("candidate")),
+            motion_sections(payload.get("candidate"), ctx.task),
             VOTE_FORMAT,
+            ctx.read_ballot,
         )
         if not isinstance(asked, Consultation):
             return asked
-        ballot = parse_ballot(asked.response.text, ctx.parsing)
+        ballot = asked.reading
         entry = {
             "stage": stage.id,
             "visit": asked.visit,
@@ -83,9 +84,7 @@ def build(stage: VoteStage) -> StageNodes:
             "ballot": ballot,
             "text": asked.response.text,
         }
-        record = record_turn(
-            ctx, payload, stage.id, asked, ballot is not None, ballot=ballot, seat=payload["seat"]
-        )
+        record = record_turn(ctx, payload, stage.id, asked, ballot=ballot, seat=payload["seat"])
         return combine(record, {"ballots": [entry]})
 
     async def decide(state: dict, runtime: Runtime[RunContext]) -> Update:
@@ -116,15 +115,14 @@ def build(stage: VoteStage) -> StageNodes:
             stage.chair,
             "vote",
             visit,
-            candidate_section(state.get("candidate")),
+            motion_sections(state.get("candidate"), ctx.task),
             VOTE_FORMAT,
+            ctx.read_ballot,
         )
         if not isinstance(asked, Consultation):
             return None, asked
-        ballot = parse_ballot(asked.response.text, ctx.parsing)
-        record = record_turn(
-            ctx, state, stage.id, asked, ballot is not None, ballot=ballot, chair=True
-        )
+        ballot = asked.reading
+        record = record_turn(ctx, state, stage.id, asked, ballot=ballot, chair=True)
         return ("pass" if ballot == "yes" else "fail"), record
 
     return parallel_stage(stage.id, stage.voters, cast, decide, "ballot", "tally", voting=True)

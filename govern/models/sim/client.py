@@ -40,16 +40,12 @@ class SimClient:
     async def complete(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         oracle = request.oracle
-        rng = stable_random(
-            request.model,
-            oracle.run_seed,
-            oracle.item_id,
-            oracle.stage,
-            oracle.agent,
-            oracle.visit,
-            oracle.act,
-        )
+        call = (request.model, oracle.run_seed, oracle.item_id, oracle.stage, oracle.agent,
+                oracle.visit, oracle.act)  # fmt: skip
+        rng = stable_random(*call)
         act = simulate(oracle, self.params, rng)
+        if oracle.reask:  # asked again: the same answer, its format drawn afresh
+            rng = stable_random(*call, "reask", oracle.reask)
         text = render(act, oracle.act, self.params, rng)
         if self.params.latency_ms:
             jitter = 1 + self.params.latency_jitter * (2 * rng.random() - 1)
