@@ -257,6 +257,16 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def api_base(text: str) -> str:
+    """argparse type: a server's base URL (--api-base)."""
+    from govern.spec.models import server_url
+
+    try:
+        return server_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _role_model(text: str) -> tuple[str, str]:
     role, sep, model = text.partition("=")
     if not sep or not role or not model:
@@ -530,7 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="download the official data when it is not found locally",
     )
-    p.add_argument("--api-base", metavar="URL", help="base URL of an OpenAI-compatible server")
+    p.add_argument(
+        "--api-base", type=api_base, metavar="URL", help="base URL of an OpenAI-compatible server"
+    )
     p.add_argument(
         "--timeout",
         type=positive_seconds,

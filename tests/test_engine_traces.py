@@ -169,7 +169,9 @@ def test_real_outputs_reach_the_next_agent_and_the_chair_casts_a_ballot() -> Non
     # the committee's working is shown as a report: its answer line restated, not copyable
     assert "Worked it out.\n(answer stated: 7)" in content and "#### 7" not in content
     assert "DECISION: <word>" in content and "approve, veto" in content
-    assert content.rstrip().endswith("For example, a last line: DECISION: approve")
+    assert content.rstrip().endswith(
+        "For example, to approve, the last line would be: DECISION: approve"
+    )
     chair = [t for t in state["turns"] if t.get("chair")]
     assert [t["agent"] for t in chair] == ["vice_president#1"]
     assert state["path"][3] == "presidential_review"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from govern.engine.formats import VOTE_FORMAT
+from govern.engine.formats import VOTE_FORMAT, parse_ballot, parse_decision, review_format
 from govern.engine.prompts import as_report
 from govern.ledger.audit import audit
 from govern.run.runner import execute
 from govern.spec.models import SamplingPolicy
 from govern.tasks.gsm8k import GSM8K
-from tests.conftest import ROOT, write
+from tests.conftest import ROOT, spec_errors, write
 from tests.test_litellm_client import (  # the loopback server and its replies
     USAGE,
     FakeServer,
@@ -62,7 +62,7 @@ def test_an_unparsable_answer_is_asked_again_quoting_the_format_and_counted(
     assert again["messages"][-2] == {"role": "assistant", "content": UNPARSABLE}
     reask = again["messages"][-1]
     assert reask["role"] == "user" and "`#### <number>`" in reask["content"]
-    assert reask["content"].endswith("#### 42")
+    assert reask["content"].endswith("(for example, if your answer were 42: #### 42).")
     assert first["seed"] != again["seed"]  # else a seeded server repeats the same text
     assert [b["seed"] for b in server.bodies] == [first["seed"], again["seed"]]
     assert (result["calls"], result["reasks"]) == (2, 1)
@@ -190,6 +190,8 @@ def test_samples_past_the_list_take_its_last_entry() -> None:
     ("line", "shown"),
     [
         ("#### 18", "(answer stated: 18)"),
+        ("**#### $18**", "(answer stated: 18)"),
+        ("### 2. Add the two sums", "### 2. Add the two sums"),  # a heading, not an answer
         ("The answer is 18.", "The answer is 18."),
         ("VOTE: yes", "(vote cast: yes)"),
         ("### **VOTE: no**", "(vote cast: no)"),
@@ -203,11 +205,24 @@ def test_reports_restate_their_answer_and_ballot_lines_in_words(line: str, shown
 
 def test_every_prompt_ends_with_its_format_and_a_one_line_example() -> None:
     answer = GSM8K().answer_format
-    for output_format in (answer, VOTE_FORMAT):
+    review = review_format(("approve", "reject"), answer)
+    for output_format in (answer, VOTE_FORMAT, review):
         last = output_format.prompt().splitlines()[-1]
-        assert last == f"For example, a last line: {output_format.example}"
+        assert last.startswith("For example, ") and last.endswith(f": {output_format.example}")
         assert "\n" not in output_format.example
     assert GSM8K().parse_answer(answer.example) == "42"
+    assert parse_ballot(VOTE_FORMAT.example) == "yes"
+    assert parse_decision(review.example, ("approve", "reject")) == "approve"
+
+
+def test_a_re_ask_names_what_was_missing() -> None:
+    answer = GSM8K().answer_format
+    review = review_format(("approve", "amend", "reject"), answer)
+    no_decision = review.reask("Looks fine to me.")
+    assert "`DECISION: <word>` (one of: approve, amend, reject)" in no_decision
+    no_answer = review.reask("It should be 20.\nDECISION: amend")  # an amendment, no answer
+    assert "amendment had no line of the form `#### <number>`" in no_answer
+    assert "DECISION: <word>" not in no_answer
 
 
 # --- outputs cut by max_tokens ---------------------------------------------------------------
@@ -231,3 +246,108 @@ def test_a_run_on_output_cut_by_max_tokens_is_recorded_with_its_tokens(
     assert result["completion_tokens"] == 256 + USAGE["completion_tokens"]
     assert result["prompt_tokens"] == 90 + USAGE["prompt_tokens"]
     assert result["calls"] == 2 and second["finish_reason"] == "stop"
+
+
+# --- re-asks under governance and budgets ------------------------------------------------------
+
+
+def test_only_the_reply_a_consultation_ends_on_is_evidence_for_the_controller(
+    tmp_path: Path,
+) -> None:
+    """A sloppy clerk re-asked four times in one visit is judged once per visit, not on a
+    streak made of its own re-asks; every reply is still in the ledger."""
+    from tests.test_sampling import run_senate
+
+    governed = (ROOT / "manifests" / "chancery_governed.yaml").read_text()
+    text = governed.replace("malformed_rate: 0.3", "malformed_rate: 1.0")
+    out = run_senate(tmp_path, extra="parsing: {mode: strict, reasks: 4}\n", limit=1, text=text)
+    ledger = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    clerk = [e for e in ledger if e["kind"] == "turn" and e["actor"] == "clerk#1"]
+    assert [t["body"].get("reask", 0) for t in clerk] == [0, 1, 2, 3, 4] * 3  # three visits
+    states = [e for e in ledger if e["kind"] == "state"]
+    # the rules (a warning at 2 unparsable in a row, a suspension at 3) count deliveries:
+    # warned after the second visit's replies, suspended after the third's
+    assert [s["body"]["to"] for s in states] == ["warned", "suspended"]
+    assert clerk[9]["seq"] < states[0]["seq"] < clerk[10]["seq"]
+    assert clerk[14]["seq"] < states[1]["seq"]
+
+
+def test_re_asks_stop_where_the_items_call_budget_would_be_passed(tmp_path: Path) -> None:
+    from tests.test_sampling import run_senate
+
+    extra = (
+        "simulator: {sim/medium: {malformed_rate: 1.0}}\nparsing: {mode: strict, reasks: 5}\n"
+        "budgets: {max_calls_per_item: 3}\n"
+    )
+    bare = (ROOT / "institutions" / "bare.yaml").read_text()
+    write(tmp_path, "bare.yaml", bare)
+    text = BARE + "models: {default: sim/medium}\n"
+    out = run_senate(tmp_path, extra=extra, limit=2, text=text)
+    for line in (out / "results.jsonl").read_text().splitlines():
+        result = json.loads(line)
+        assert result["calls"] == 3 and result["outcome"] == "cut_off"
+
+
+# --- the manifest's word for all this, checked where it is written -----------------------------
+
+SENATE_LINES = len(SENATE.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("section", "message", "line", "column"),
+    [
+        ("parsing:\n  mode: tolerant\n  reasks: 9\n", "less than or equal to 5", 3, 11),
+        ("parsing: {mode: tolerant, reasks: -1}\n", "greater than or equal to 0", 1, 35),
+        ("parsing: {reasks: true}\n", "valid integer", 1, 19),
+        ("parsing: bogus\n", "'bogus' is not allowed for 'mode'", 1, 10),
+        ("parsing: [tolerant]\n", "'parsing' should be a mapping of keys, not a list", 1, 10),
+        ("parsing: {mode: strict, reask: 1}\n", "allowed keys: mode, reasks", 1, 25),
+        (
+            "sampling:\n  stages:\n    motion: {samples: [{temperature: 0}]}\n",
+            "stage 'motion' is a propose stage, asked once: samples are for stages",
+            3,
+            14,
+        ),
+        (
+            "sampling:\n  stages:\n    division: {samples: [{temp: 0}]}\n",
+            "unknown key 'temp'",
+            3,
+            27,
+        ),
+    ],
+)
+def test_a_wrong_parsing_or_samples_key_is_one_error_at_its_place(
+    tmp_path: Path, section: str, message: str, line: int, column: int
+) -> None:
+    write(tmp_path, "pyproject.toml", "")
+    errors = spec_errors(write(tmp_path, "senate.yaml", SENATE + section))
+    assert len(errors) == 1, errors
+    assert message in errors[0].message
+    assert (errors[0].line, errors[0].column) == (SENATE_LINES + line, column)
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1/v1", " http://x/v1", "http:///v1"])
+def test_a_server_url_that_is_no_http_url_is_refused_before_any_call(
+    tmp_path: Path, url: str
+) -> None:
+    write(tmp_path, "pyproject.toml", "")
+    section = f"  endpoints:\n    sim/medium: {{api_base: '{url}'}}\n"
+    text = SENATE.replace("  default: sim/medium\n", f"  default: sim/medium\n{section}")
+    errors = spec_errors(write(tmp_path, "senate.yaml", text))
+    assert len(errors) == 1 and "is not a server's base URL" in errors[0].message, errors
+
+
+def test_a_failed_re_ask_is_in_the_ledger(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811
+) -> None:
+    refused = Reply(400, error("context length exceeded", "invalid_request_error"))
+    text = BARE + "parsing: {mode: strict, reasks: 1}\n"
+    run(server, tmp_path, text, [*replies(UNPARSABLE), refused, *replies("#### 18")])
+    ledger = [
+        json.loads(line) for line in (tmp_path / "run" / "ledger.jsonl").read_text().splitlines()
+    ]
+    failed = [e for e in ledger if e["kind"] == "call_failed"]
+    assert len(failed) == 1 and failed[0]["body"]["reask"] == 1
+    assert "context length exceeded" in failed[0]["body"]["error"]
+    assert audit(tmp_path / "run").intact

@@ -32,9 +32,16 @@ SENATE = (ROOT / "manifests" / "senate.yaml").read_text()
 
 
 def run_senate(
-    folder: Path, *, concurrency: int = 8, extra: str = "", limit: int = 6, seed: int = 0
+    folder: Path,
+    *,
+    concurrency: int = 8,
+    extra: str = "",
+    limit: int = 6,
+    seed: int = 0,
+    text: str = SENATE,
 ) -> Path:
-    text = SENATE.replace("\nseed: 0\n", f"\nseed: {seed}\n")
+    """The senate (or the manifest ``text``) on the simulator, with ``extra`` keys."""
+    text = text.replace("\nseed: 0\n", f"\nseed: {seed}\n")
     manifest = write(folder, "senate.yaml", text + extra)
     write(folder, "pyproject.toml", "")
     out = folder / "run"

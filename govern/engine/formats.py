@@ -76,28 +76,51 @@ def parse_ballot(text: str, mode: ParsingMode = "strict") -> str | None:
     return find_marked(text, read, mode)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OutputFormat:
     """What an output must end with. The prompt ends on ``instruction`` and a one-line
-    example (a small model follows an example better than a description); a re-ask quotes
-    ``line``, the form that was missing."""
+    example, given with the case it would fit (``if your answer were 42``) so that it reads
+    as a form to follow, not a line to copy; a re-ask names ``line``, the form missing."""
 
     instruction: str
     line: str  # the required last line's form, e.g. "`#### <number>`"
     example: str  # one such line, e.g. "#### 42"
+    example_case: str  # when the example would be right, e.g. "if your answer were 42"
 
     def prompt(self) -> str:
-        return f"{self.instruction}\nFor example, a last line: {self.example}"
-
-    def reask(self) -> str:
         return (
-            f"Your reply did not end with a line of the form {self.line}, so it could not "
-            "be read. Reply again, briefly, and end with that line, for example:\n"
+            f"{self.instruction}\nFor example, {self.example_case}, the last line would be: "
             f"{self.example}"
         )
 
+    def reask(self, reply: str) -> str:
+        """What to say to a ``reply`` that did not parse."""
+        return (
+            f"Your reply did not end with a line of the form {self.line}, so it could not be "
+            f"read. Reply again, ending with that line (for example, {self.example_case}: "
+            f"{self.example})."
+        )
 
-def review_format(decisions: tuple[str, ...], answer: OutputFormat) -> OutputFormat:
+
+@dataclass(frozen=True)
+class ReviewFormat(OutputFormat):
+    """A review's format: a decision line, and for an amendment the answer line too."""
+
+    decisions: tuple[str, ...] = ()
+    answer: OutputFormat | None = None
+
+    def reask(self, reply: str) -> str:
+        amends = parse_decision(reply, self.decisions, "flexible") == "amend"
+        if amends and self.answer is not None:  # the decision was there; the answer was not
+            return (
+                f"Your amendment had no line of the form {self.answer.line} with the corrected "
+                f"answer, so it could not be applied. Reply again with the corrected solution, "
+                f"its line {self.answer.line}, and then `DECISION: amend`."
+            )
+        return super().reask(reply)
+
+
+def review_format(decisions: tuple[str, ...], answer: OutputFormat) -> ReviewFormat:
     words = ", ".join(decisions)
     instruction = (
         f"Give your reasons, then end with a last line `DECISION: <word>` where <word> is "
@@ -108,8 +131,13 @@ def review_format(decisions: tuple[str, ...], answer: OutputFormat) -> OutputFor
             " To amend, write the corrected solution before that line, with its own line "
             f"{answer.line}."
         )
-    return OutputFormat(
-        instruction, f"`DECISION: <word>` (one of: {words})", f"DECISION: {decisions[0]}"
+    return ReviewFormat(
+        instruction,
+        f"`DECISION: <word>` (one of: {words})",
+        f"DECISION: {decisions[0]}",
+        f"to {decisions[0]}",
+        decisions=decisions,
+        answer=answer if "amend" in decisions else None,
     )
 
 
@@ -117,5 +145,6 @@ VOTE_FORMAT = OutputFormat(
     "Give a short reason, then end with a last line `VOTE: yes` (to pass the motion) or "
     "`VOTE: no` (to reject it).",
     "`VOTE: yes` or `VOTE: no`",
-    "VOTE: no",
+    "VOTE: yes",
+    "to vote for the motion",
 )

@@ -45,30 +45,33 @@ def merge_system_into_user(messages: list[Message]) -> list[Message]:
     return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
 
 
-def candidate_section(candidate: Candidate | None) -> list[Section]:
+def candidate_section(candidate: Candidate | None, task: Task) -> list[Section]:
+    """The answer on the table, for whoever works on it; its answer lines as a report."""
     if candidate is None:
         return []
     return [
         (
             f"Candidate answer (from {candidate['stage']}, by {candidate['agent']})",
-            candidate["text"],
+            as_report(candidate["text"], task),
         )
     ]
 
 
-def motion_sections(candidate: Candidate | None, task: Task) -> list[Section]:
+def motion_sections(
+    candidate: Candidate | None, task: Task, institution: Institution
+) -> list[Section]:
     """What a reviewer or voter sees: the motion and its stated answer on their own, then the
     working or the seats' reports behind it as reports, never as an answer line to copy."""
     if candidate is None:
         return []
-    motion = (
-        f"The answer proposed is {candidate['answer']} "
-        f"(from {candidate['stage']}, by {candidate['agent']})."
-    )
-    return [
-        ("The motion", motion),
-        ("The working behind it (for reference)", as_report(candidate["text"], task)),
-    ]
+    answer, stage, agent = candidate["answer"], candidate["stage"], candidate["agent"]
+    if institution.stage(stage).kind == "cluster":
+        motion = f"The answer most members of {stage} gave is {answer} (first given by {agent})."
+        behind = "Their reports (for reference)"
+    else:
+        motion = f"The answer proposed is {answer} (from {stage}, by {agent})."
+        behind = "The working behind it (for reference)"
+    return [("The motion", motion), (behind, as_report(candidate["text"], task))]
 
 
 def as_report(text: str, task: Task) -> str:
@@ -76,7 +79,9 @@ def as_report(text: str, task: Task) -> str:
     a model reading it is not shown a line in the form it must itself write."""
     lines = []
     for line in text.splitlines():
-        answer = task.parse_answer(line, "strict")
+        answer = task.parse_answer(line, "strict") or (
+            task.parse_answer(line, "tolerant") if "####" in line else None  # `#### $18`
+        )
         vote = parse_ballot(line, "tolerant")
         decision = _DECISION_LINE.search(line)
         if answer is not None:
@@ -93,10 +98,12 @@ def feedback_section(feedback: str | None) -> list[Section]:
     return [("It was sent back with these reasons", feedback)] if feedback else []
 
 
-def reports_section(title: str, reports: list[dict]) -> list[Section]:
+def reports_section(title: str, reports: list[dict], task: Task) -> list[Section]:
     if not reports:
         return []
-    body = "\n\n".join(f"### {r['agent']} ({r['stage']})\n{r['text']}" for r in reports)
+    body = "\n\n".join(
+        f"### {r['agent']} ({r['stage']})\n{as_report(r['text'], task)}" for r in reports
+    )
     return [(title, body)]
 
 

@@ -155,9 +155,12 @@ class Controller:
         tokens: tuple[int, int],
         seed: int | None = None,
         reask: int = 0,
+        weighed: bool = True,
     ) -> None:
         """Record one model call by digest (the seed it was sent, and whether it asked an
-        unparsable output again), then let the evidence move the agent's state."""
+        unparsable output again), then let the evidence move the agent's state. A reply that
+        was asked again for its format is recorded but not ``weighed``: the agent is judged
+        on what it finally delivered, once per consultation."""
         self.ledger.append(
             "turn",
             agent,
@@ -176,7 +179,7 @@ class Controller:
                 **({"reask": reask} if reask else {}),
             },
         )
-        if agent not in self.agents:
+        if agent not in self.agents or not weighed:
             return
         self.oracle.record_output(agent, parsed)
         record = self.agents[agent]
@@ -184,6 +187,17 @@ class Controller:
             record.credits += 1
         self._apply_rules(item, record)
         self._restore_by_credits(item, record)
+
+    def observe_failed_reask(
+        self, item: str, stage: str, agent: str, visit: int, reask: int, error: str
+    ) -> None:
+        """Record a re-ask for the format whose call failed after its retries: the reply it
+        was to replace stands, and the failure is on the record."""
+        self.ledger.append(
+            "call_failed",
+            agent,
+            {"item": item, "stage": stage, "visit": visit, "reask": reask, "error": error},
+        )
 
     def transition(
         self, item: str, stage: str, decision: str, actor: str | None, visits: dict[str, int]

@@ -54,6 +54,17 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
                         f"{what}s: {listing(ids)}",
                     )
                 )
+    stages = {s.id: s for s in loaded.institution.institution.stages}
+    for stage_id, settings in loaded.manifest.sampling.stages.items():
+        kind = stages[stage_id].kind if stage_id in stages else None
+        if settings.samples and kind not in (None, "vote", "cluster"):
+            errors.append(
+                loaded.source.error(
+                    ("sampling", "stages", stage_id, "samples"),
+                    f"stage '{stage_id}' is a {kind} stage, asked once: samples are for "
+                    "stages that ask several seats (vote, cluster); set its sampling directly",
+                )
+            )
     return errors
 
 

@@ -11,9 +11,18 @@ with its line instead of stopping at the first.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 Identifier = Annotated[
     str,
@@ -24,6 +33,21 @@ Identifier = Annotated[
     ),
 ]
 NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+def server_url(url: str) -> str:
+    """A server's base URL: http or https with a host (a typo fails here, not as four
+    failed attempts per call)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        raise ValueError(
+            f"'{url}' is not a server's base URL: expected http://HOST[:PORT][/PATH], "
+            "e.g. http://127.0.0.1:8080/v1"
+        )
+    return url
+
+
+ServerUrl = Annotated[str, AfterValidator(server_url)]
 
 UNPARSABLE = "unparsable"
 """The outcome of an output that could not be parsed: a decision of its own that
@@ -338,9 +362,8 @@ class SimOverride(SpecModel):
 class Endpoint(SpecModel):
     """Where one model's calls go, and how many may be in flight there at once."""
 
-    api_base: str | None = Field(
+    api_base: ServerUrl | None = Field(
         None,
-        min_length=1,
         description="base URL of this model's server; overrides models.api_base and --api-base "
         "for this model",
     )
@@ -356,7 +379,7 @@ class Endpoint(SpecModel):
 class ModelChoice(SpecModel):
     default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
     roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
-    api_base: str | None = Field(
+    api_base: ServerUrl | None = Field(
         None, description="base URL of an OpenAI-compatible or local server"
     )
     timeout: float = Field(
@@ -458,6 +481,18 @@ class SamplingPolicy(Sampling):
 ParsingMode = Literal["strict", "tolerant", "flexible"]
 
 
+def _mode_alone(value: Any) -> Any:
+    """``parsing: tolerant`` is ``{mode: tolerant}``: one shape for everything downstream,
+    and errors found at the key they are about."""
+    return {"mode": value} if isinstance(value, str) else value
+
+
+def _mode_or_policy_schema(schema: dict[str, Any]) -> None:
+    """In the JSON Schema, as in YAML: a mode alone, or the policy's mapping."""
+    policy = {"$ref": schema.pop("$ref")} if "$ref" in schema else schema.pop("allOf")[0]
+    schema["anyOf"] = [{"enum": list(get_args(ParsingMode))}, policy]
+
+
 class Parsing(SpecModel):
     """How strictly outputs are read, and whether an unparsable one is asked again."""
 
@@ -471,6 +506,7 @@ class Parsing(SpecModel):
         0,
         ge=0,
         le=5,
+        strict=True,
         description="times an unparsable output is asked again, quoting the format it "
         "missed (each re-ask is a call of its own, counted and recorded); 0: never",
     )
@@ -615,10 +651,11 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
-    parsing: Parsing | ParsingMode = Field(
+    parsing: Annotated[Parsing, BeforeValidator(_mode_alone)] = Field(
         default_factory=Parsing,
         description="how answer, decision and ballot lines are read: a mode (strict, "
         "tolerant, flexible), or {mode: MODE, reasks: N} to ask an unparsable output again",
+        json_schema_extra=_mode_or_policy_schema,
     )
     sampling: SamplingPolicy = Field(
         default_factory=SamplingPolicy,
@@ -633,9 +670,3 @@ class Manifest(SpecModel):
         description="changes to simulated models, by name: {sim/medium: {latency_ms: 500}}; "
         "a new name needs base: strong | medium | weak",
     )
-
-    @field_validator("parsing")
-    @classmethod
-    def _parsing_policy(cls, parsing: Parsing | str) -> Parsing:
-        """A bare mode is that mode without re-asks: one shape for everything downstream."""
-        return Parsing(mode=parsing) if isinstance(parsing, str) else parsing

@@ -143,6 +143,11 @@ def _translate(
         )
     if kind == "value_error":  # our own model validators: the message says it all
         return source.error(where, error["msg"].removeprefix("Value error, "))
+    if kind == "model_type":  # pydantic names its class; the user wrote YAML
+        got = "nothing" if error["input"] is None else f"a {type(error['input']).__name__}"
+        return source.error(
+            where, f"'{quoted(field)}' should be a mapping of keys, not {got}", at_value=True
+        )
     return source.error(where, f"'{quoted(field)}': {_lower(error['msg'])}", at_value=True)
 
 

@@ -117,6 +117,7 @@ class GSM8K:
         "form `#### <number>`.",
         "`#### <number>`",
         "#### 42",
+        "if your answer were 42",
     )
 
     def load(self, data: Path | None, *, allow_download: bool = False) -> TaskData:

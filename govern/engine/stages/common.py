@@ -65,16 +65,20 @@ def record_turn(
     update: Update = {}
     for earlier in asked.earlier:
         same_seat = {k: v if k in KEEP_ON_REASK else None for k, v in fields.items()}
-        update = combine(update, _one_turn(ctx, state, stage, earlier, **same_seat))
-    update = combine(update, _one_turn(ctx, state, stage, asked, **fields))
+        update = combine(update, _one_turn(ctx, state, stage, earlier, False, **same_seat))
+    update = combine(update, _one_turn(ctx, state, stage, asked, True, **fields))
     if asked.reask_failure is not None:
+        error = str(asked.reask_failure)
+        ctx.controller.observe_failed_reask(
+            state["item_id"], stage, asked.agent, asked.visit, asked.reask + 1, error
+        )
         update = combine(update, failed_call(asked.reask_failure))
-        update["turns"][-1]["reask_error"] = str(asked.reask_failure)
+        update["turns"][-1]["reask_error"] = error
     return update
 
 
 def _one_turn(
-    ctx: RunContext, state: dict, stage: str, asked: Consultation, **fields: Any
+    ctx: RunContext, state: dict, stage: str, asked: Consultation, weighed: bool, **fields: Any
 ) -> Update:
     response = asked.response
     parsed = asked.reading is not None
@@ -91,6 +95,7 @@ def _one_turn(
         (response.prompt_tokens, response.completion_tokens),
         seed=asked.settings.seed,
         reask=asked.reask,
+        weighed=weighed,
     )
     return {
         "calls": 1,
@@ -144,11 +149,14 @@ def _over_limits(ctx: RunContext, state: dict, pending: Update) -> bool:
     steps = pending.get("steps", state["steps"])
     calls = state["calls"] + pending.get("calls", 0)
     tokens = sum(state[k] + pending.get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+    return steps >= ctx.institution.policy.max_steps or spent_budget(ctx, calls, tokens)
+
+
+def spent_budget(ctx: RunContext, calls: int, tokens: int) -> bool:
+    """Whether an item with these calls and tokens has reached a per-item budget."""
     budgets = ctx.budgets
-    return (
-        steps >= ctx.institution.policy.max_steps
-        or (budgets.max_calls_per_item is not None and calls >= budgets.max_calls_per_item)
-        or (budgets.max_tokens_per_item is not None and tokens >= budgets.max_tokens_per_item)
+    return (budgets.max_calls_per_item is not None and calls >= budgets.max_calls_per_item) or (
+        budgets.max_tokens_per_item is not None and tokens >= budgets.max_tokens_per_item
     )
 
 

@@ -41,6 +41,12 @@ def opening_node(stage_id: str, roles: list[str], voting: bool) -> Callable:
     return node
 
 
+# what a seat's worker gets of the item's state: the question and candidate, and the item's
+# spending so far (re-asks must leave the per-item budgets room)
+SEAT_SEES = ("item_id", "question", "candidate", "feedback", "calls", "prompt_tokens",
+             "completion_tokens")  # fmt: skip
+
+
 def fan_out(stage_id: str, worker: str) -> Callable:
     """One Send per seat on the roster, carrying what the worker needs of the state."""
 
@@ -48,7 +54,7 @@ def fan_out(stage_id: str, worker: str) -> Callable:
         if state.get("outcome"):
             return END
         visit = state["visits"][stage_id]
-        shared = {key: state.get(key) for key in ("item_id", "question", "candidate", "feedback")}
+        shared = {key: state.get(key) for key in SEAT_SEES}
         return [
             Send(worker, {**shared, "seat": seat, "agent": agent, "visit": visit, "sample": i})
             for i, (seat, agent) in enumerate(state["roster"])

@@ -41,7 +41,7 @@ def build(stage: ReviewStage) -> StageNodes:
             stage.role,
             "review",
             visit,
-            motion_sections(state.get("candidate"), ctx.task),
+            motion_sections(state.get("candidate"), ctx.task, ctx.institution),
             review_format(decisions, ctx.task.answer_format),
             read(ctx),
             decisions=decisions,

@@ -34,6 +34,7 @@ from govern.engine.stages.common import (
     leave,
     nobody_may_act,
     record_turn,
+    spent_budget,
 )
 from govern.engine.state import combine
 from govern.models.base import Message, ModelError, Oracle
@@ -85,12 +86,12 @@ async def consult(
     asked = await _ask(ctx, agent, act, messages, oracle, sample, parse)
     earlier: list[Consultation] = []
     for reask in range(1, ctx.parsing.reasks + 1):
-        if asked.reading is not None:
+        if asked.reading is not None or _budget_spent(ctx, state, [*earlier, asked]):
             break
         again = [
             *asked.messages,
             {"role": "assistant", "content": asked.response.text},
-            {"role": "user", "content": output_format.reask()},
+            {"role": "user", "content": output_format.reask(asked.response.text)},
         ]
         try:
             answer = await _ask(ctx, agent, act, again, replace(oracle, reask=reask), sample, parse)
@@ -99,6 +100,16 @@ async def consult(
         earlier.append(asked)
         asked = answer
     return replace(asked, earlier=tuple(earlier))
+
+
+def _budget_spent(ctx: RunContext, state: dict, made: list[Consultation]) -> bool:
+    """Whether the item's budget leaves no room for another re-ask, counting the calls this
+    consultation made (a seat of a body knows the item's spending when the stage began)."""
+    calls = state.get("calls", 0) + len(made)
+    tokens = sum(state.get(k, 0) for k in ("prompt_tokens", "completion_tokens")) + sum(
+        c.response.prompt_tokens + c.response.completion_tokens for c in made
+    )
+    return spent_budget(ctx, calls, tokens)
 
 
 async def _ask(
@@ -184,7 +195,9 @@ def build_answering(stage: SoloStage) -> StageNodes:
     """A stage whose agent answers with the candidate and any reasons it was sent back."""
 
     def sections(ctx: RunContext, state: dict) -> list[Section]:
-        return candidate_section(state.get("candidate")) + feedback_section(state.get("feedback"))
+        return candidate_section(state.get("candidate"), ctx.task) + feedback_section(
+            state.get("feedback")
+        )
 
     node = answering_node(stage, solve_or_revise, sections)
     return StageNodes(entry=stage.id, exit=stage.id, nodes={stage.id: node})

@@ -69,7 +69,7 @@ def build(stage: VoteStage) -> StageNodes:
             stage.id,
             stage.purpose,
             "vote",
-            motion_sections(payload.get("candidate"), ctx.task),
+            motion_sections(payload.get("candidate"), ctx.task, ctx.institution),
             VOTE_FORMAT,
             ctx.read_ballot,
         )
@@ -115,7 +115,7 @@ def build(stage: VoteStage) -> StageNodes:
             stage.chair,
             "vote",
             visit,
-            motion_sections(state.get("candidate"), ctx.task),
+            motion_sections(state.get("candidate"), ctx.task, ctx.institution),
             VOTE_FORMAT,
             ctx.read_ballot,
         )
