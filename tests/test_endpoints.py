@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from govern.models.router import ModelRouter
-from govern.run.runner import RunRequest, RunSetupError, execute, prepare
+from govern.run.runner import RunRequest, execute, prepare
+from govern.spec.errors import SpecInvalid
 from govern.spec.models import Endpoint
 from govern.tasks.gsm8k import SAMPLE
 from tests.conftest import ROOT, spec_errors, write
@@ -153,11 +154,11 @@ def test_an_endpoint_for_a_model_no_role_uses_is_refused_at_its_line(tmp_path: P
     write(tmp_path, "pyproject.toml", "")
     line = text.splitlines().index(section.rstrip("\n")) + 1
     column = section.index("openai/nobody") + 1
-    with pytest.raises(RunSetupError) as refused:
+    with pytest.raises(SpecInvalid) as refused:
         prepare(RunRequest(manifest, limit=1, out=tmp_path / "run", data=SAMPLE))
-    assert str(refused.value).startswith(
-        f"{manifest}:{line}:{column}: models.endpoints names 'openai/nobody', which no role uses"
-    )
+    (error,) = refused.value.errors
+    assert (error.line, error.column) == (line, column)
+    assert error.message.startswith("models.endpoints names 'openai/nobody', which no role uses")
     assert not (tmp_path / "run").exists()
 
 

@@ -16,10 +16,11 @@ from govern.engine.context import DEFAULT_MAX_TOKENS
 from govern.engine.seeds import SEED_BITS, call_seed
 from govern.ledger.audit import audit
 from govern.models.router import ModelRouter
-from govern.run.runner import RunRequest, RunSetupError, execute, prepare
+from govern.run.runner import RunRequest, execute, prepare
+from govern.spec.errors import SpecInvalid
 from govern.spec.models import ModelChoice, Sampling, SamplingPolicy
 from govern.tasks.gsm8k import SAMPLE
-from tests.conftest import ROOT, spec_errors, write
+from tests.conftest import ROOT, run_cli, spec_errors, write
 from tests.test_litellm_client import (  # the loopback server and its replies
     FakeServer,
     Reply,
@@ -294,9 +295,13 @@ def test_a_system_prompt_setting_for_a_model_no_role_uses_is_refused(tmp_path: P
         SENATE.replace("models:\n", "models:\n  system_prompt: {sim/mediun: merge_into_user}\n"),
     )
     write(tmp_path, "pyproject.toml", "")
-    with pytest.raises(RunSetupError, match="names 'sim/mediun', which no role uses"):
+    with pytest.raises(SpecInvalid, match="names 'sim/mediun', which no role uses") as refused:
         prepare(RunRequest(manifest, limit=1, out=tmp_path / "run", data=SAMPLE))
+    assert [(e.line, e.column) for e in refused.value.errors] == [(97, 19)]
     assert not (tmp_path / "run").exists()
+    # on the command line: one FILE:LINE:COL: error: line, exit 1 (invalid input), no run
+    done = run_cli("run", str(manifest), "--limit", "1", "--data", str(SAMPLE), cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("senate.yaml:97:19: error: ")
 
 
 def test_the_readmes_system_prompt_example_is_a_valid_models_section() -> None:

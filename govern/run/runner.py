@@ -63,7 +63,8 @@ from govern.run.summary import Summary, summarise
 from govern.spec.checks import load_checked
 from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
-from govern.spec.loader import LoadedInstitution, LoadedManifest, project_root
+from govern.spec.errors import SpecInvalid
+from govern.spec.loader import LoadedManifest, project_root
 from govern.spec.models import Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.registry import get_task
@@ -135,21 +136,9 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         concurrency=request.concurrency,
     )
     used = set(role_models.values())
+    if isinstance(loaded, LoadedManifest):
+        _check_model_settings(loaded, used)
     problems = router.problems(used)
-    by_model = {
-        "system_prompt": manifest.models.system_prompt,
-        "endpoints": manifest.models.endpoints,
-    }
-    problems += [
-        _located(
-            loaded,
-            ("models", key, model),
-            f"models.{key} names '{model}', which no role uses (models: {', '.join(sorted(used))})",
-        )
-        for key, settings in by_model.items()
-        for model in settings
-        if model not in used
-    ]
     if problems:
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
@@ -229,14 +218,23 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     )
 
 
-def _located(
-    loaded: LoadedInstitution | LoadedManifest, path: tuple[str, ...], message: str
-) -> str:
-    """``message`` after the FILE:LINE:COL of ``path`` in the manifest's YAML."""
-    if not isinstance(loaded, LoadedManifest):
-        return message
-    error = loaded.source.error(path, message)
-    return f"{error.file}:{error.line}:{error.column}: {error.message}"
+def _check_model_settings(loaded: LoadedManifest, used: set[str]) -> None:
+    """Settings by model name must name a model the run uses (a typo would apply to nothing);
+    checked here, not by ``govern validate``, as --model and --role-model choose the models."""
+    choice = loaded.manifest.models
+    by_model = {"system_prompt": choice.system_prompt, "endpoints": choice.endpoints}
+    errors = [
+        loaded.source.error(
+            ("models", key, model),
+            f"models.{key} names '{model}', which no role uses in this run "
+            f"(models: {', '.join(sorted(used))})",
+        )
+        for key, settings in by_model.items()
+        for model in settings
+        if model not in used
+    ]
+    if errors:
+        raise SpecInvalid(errors)
 
 
 def _settled(request: RunRequest) -> RunRequest:
