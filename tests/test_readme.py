@@ -74,7 +74,7 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 
 def _concrete(words: list[str], parser: argparse.ArgumentParser) -> list[str]:
     """A synopsis as arguments that must parse: [optional] groups opened and the
-    metavar of a numeric option given a number (``--limit N`` -> ``--limit 1``)."""
+    metavar of a numeric option given a number (``--limit N`` -> ``--limit 1``), a URL one a URL."""
     options = {s: a for a in parser._actions for s in a.option_strings}
     out: list[str] = []
     for word in words:
@@ -82,8 +82,13 @@ def _concrete(words: list[str], parser: argparse.ArgumentParser) -> list[str]:
         if not word:
             continue
         previous = options.get(out[-1]) if out else None
-        numeric = getattr(getattr(previous, "type", None), "__name__", "") in NUMERIC_TYPES
-        out.append("1" if numeric and not word.startswith("-") and word.isupper() else word)
+        kind = getattr(getattr(previous, "type", None), "__name__", "")
+        placeholder = not word.startswith("-") and word.isupper()
+        if placeholder and kind in NUMERIC_TYPES:
+            word = "1"
+        elif placeholder and kind == "api_base":
+            word = "http://127.0.0.1:8080/v1"
+        out.append(word)
     return out
 
 
@@ -129,6 +134,7 @@ def test_the_readme_says_how_to_call_govern_right_after_make_demo() -> None:
 def test_every_shell_command_is_govern_or_a_known_tool() -> None:
     """A new kind of command in the README gets a check here, or an explicit pass."""
     tools = {"govern", "make", "source", "export", ".venv/bin/python"}
+    tools |= {"pip", "python", "ollama", "vllm"}  # local servers: tests/test_local_servers.py
     assert {w[0] for w in _shell_commands()} <= tools
 
 
