@@ -122,3 +122,9 @@ def test_the_official_split_downloads_once_then_comes_from_the_cache(
     assert sha256_of(cached) == OFFICIAL_SHA256
     (folder / "test.jsonl").unlink()
     assert "cache" in TASK.load(None).source
+
+
+def test_a_long_number_is_kept_whole_not_rounded_to_28_digits() -> None:
+    long = "42.012345678900000000000000000123"
+    assert normalise(long) == long
+    assert GSM8K().parse_answer(f"So:\n#### {long}") == long

@@ -353,6 +353,7 @@ def test_a_call_that_fails_after_its_retries_is_counted_with_its_attempts(
     assert record["outcome"] == "error" and len(server.raw) == 3
     assert (record["calls"], record["failed_attempts"]) == (1, 3)
     assert (summary.calls_per_item, summary.failed_attempts) == (1.0, 3)
+    assert record["cost"] is None and summary.cost is None  # spent, at a price unknown
 
 
 def test_each_failed_seat_of_a_body_is_counted_once(

@@ -45,16 +45,23 @@ def merge_system_into_user(messages: list[Message]) -> list[Message]:
     return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
 
 
-def candidate_section(candidate: Candidate | None, task: Task) -> list[Section]:
+def candidate_section(
+    candidate: Candidate | None, task: Task, institution: Institution
+) -> list[Section]:
     """The answer on the table, for whoever works on it; its answer lines as a report."""
     if candidate is None:
         return []
-    return [
-        (
-            f"Candidate answer (from {candidate['stage']}, by {candidate['agent']})",
-            as_report(candidate["text"], task),
-        )
-    ]
+    stage, agent = candidate["stage"], candidate["agent"]
+    if _merged(candidate, institution):
+        title = f"Candidate answer (the one most members of {stage} gave; their reports follow)"
+    else:
+        title = f"Candidate answer (from {stage}, by {agent})"
+    return [(title, as_report(candidate["text"], task))]
+
+
+def _merged(candidate: Candidate, institution: Institution) -> bool:
+    """Whether the candidate is a body's merged answer, its text every member's report."""
+    return institution.stage(candidate["stage"]).kind == "cluster"
 
 
 def motion_sections(
@@ -65,7 +72,7 @@ def motion_sections(
     if candidate is None:
         return []
     answer, stage, agent = candidate["answer"], candidate["stage"], candidate["agent"]
-    if institution.stage(stage).kind == "cluster":
+    if _merged(candidate, institution):
         motion = f"The answer most members of {stage} gave is {answer} (first given by {agent})."
         behind = "Their reports (for reference)"
     else:

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import urllib.request
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 
 import structlog
@@ -64,7 +64,9 @@ def normalise(number: str) -> str | None:
         value = Decimal(cleaned)
     except InvalidOperation:
         return None
-    text = format(value.normalize(), "f")
+    with localcontext() as exact:  # normalize() rounds to the context's 28 digits otherwise
+        exact.prec = max(28, len(cleaned))
+        text = format(value.normalize(), "f")
     return text if text != "-0" else "0"
 
 

@@ -24,9 +24,9 @@ def build(stage: ClusterStage) -> StageNodes:
     async def work(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         seen = {**payload, "candidate": None} if stage.independent else payload
-        sections = candidate_section(seen.get("candidate"), ctx.task) + feedback_section(
-            seen.get("feedback")
-        )
+        sections = candidate_section(
+            seen.get("candidate"), ctx.task, ctx.institution
+        ) + feedback_section(seen.get("feedback"))
         act = "revise" if seen.get("candidate") else "solve"
         asked = await ask_seat(
             ctx,

@@ -187,8 +187,8 @@ def failed(
 
 def failed_call(error: Exception) -> Update:
     """A call that failed after its retries still was a call, and its attempts were spent
-    (their tokens are unknown: a provider reports usage only with an answer)."""
-    return {"calls": 1, "failed_attempts": getattr(error, "attempts", 1)}
+    (their tokens and cost are unknown: a provider reports usage only with an answer)."""
+    return {"calls": 1, "failed_attempts": getattr(error, "attempts", 1), "unknown_cost_calls": 1}
 
 
 def nobody_may_act(ctx: RunContext, state: dict, stage_id: str, pending: Update) -> Update:

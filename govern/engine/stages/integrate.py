@@ -21,9 +21,9 @@ def latest_outputs(state: dict, stages: list[str] | None) -> list[dict]:
 def build(stage: IntegrateStage) -> StageNodes:
     def sections(ctx: RunContext, state: dict):
         inputs = latest_outputs(state, stage.inputs)
-        return candidate_section(state.get("candidate"), ctx.task) + reports_section(
-            "Inputs", inputs, ctx.task
-        )
+        return candidate_section(
+            state.get("candidate"), ctx.task, ctx.institution
+        ) + reports_section("Inputs", inputs, ctx.task)
 
     def input_answers(ctx: RunContext, state: dict) -> tuple[str, ...]:
         return tuple(r["answer"] for r in latest_outputs(state, stage.inputs) if r.get("answer"))

@@ -195,9 +195,9 @@ def build_answering(stage: SoloStage) -> StageNodes:
     """A stage whose agent answers with the candidate and any reasons it was sent back."""
 
     def sections(ctx: RunContext, state: dict) -> list[Section]:
-        return candidate_section(state.get("candidate"), ctx.task) + feedback_section(
-            state.get("feedback")
-        )
+        return candidate_section(
+            state.get("candidate"), ctx.task, ctx.institution
+        ) + feedback_section(state.get("feedback"))
 
     node = answering_node(stage, solve_or_revise, sections)
     return StageNodes(entry=stage.id, exit=stage.id, nodes={stage.id: node})
