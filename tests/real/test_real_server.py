@@ -1,6 +1,8 @@
 """govern against a real inference server: llama.cpp's server (llama-cpp-python) serving
 SmolLM2-135M-Instruct (Q4_1) on the loopback interface, through a proxy that records what
 govern sent, so the checks compare each run's records with the requests the server got.
+A second server serves Gemma-3-270M (Q4_K_M), whose chat format has no system role, for a
+run that sends each model to its own server (models.endpoints, one call at a time each).
 
 Run by `make test-real`, which builds the server's venv once (outside the clone) and names
 its python in GOVERN_REAL_PYTHON; `make test` never collects this folder.
@@ -21,11 +23,13 @@ import yaml
 
 from tests.conftest import ROOT, TEST_KEYS, clean_environment
 from tests.real.llama_server import (
+    GEMMA,
     MODEL,
     MODEL_ALIAS,
     N_CTX,
     PYTHON_ENV,
     LlamaServer,
+    Recording,
     free_port,
     govern,
     gsm8k_data,
@@ -67,6 +71,15 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     assert PYTHON is not None
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with llama_server(PYTHON, log) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A second server, with Gemma-3-270M (told its chat format: the GGUF holds none)."""
+    assert PYTHON is not None
+    log = tmp_path_factory.mktemp("gemma") / "server.log"
+    with llama_server(PYTHON, log, GEMMA) as server:
         yield server
 
 
@@ -357,3 +370,133 @@ def test_a_server_that_answers_500_is_reported_on_the_console(
     _, (record,) = read_run(tmp_path / "run")
     assert len(sent) == record["failed_attempts"] == 4  # the first try and three retries
     assert record["calls"] == 1 and record["turns"] == []
+
+
+# --- (f) two servers: SmolLM2 for the consul and the tribune, Gemma for the senators ----------
+
+MIXED_ITEMS = 2  # two items at once, so two consuls could reach the first server together
+MIXED_SAMPLING = {
+    "temperature": 0.7,
+    "top_p": 0.9,
+    "max_tokens": 96,  # Gemma-3-270M here seldom ends an answer of its own accord
+    "stages": {"division": {"max_tokens": 32}},
+}
+SENATOR_SYSTEM = "You are the Senator in Senate of the Roman Republic"
+
+
+@dataclass
+class MixedRun:
+    run: Run
+    smollm2: Recording  # what the first server's proxy saw
+    gemma: Recording  # and the second's
+
+
+def mixed_senate(folder: Path, name: str, smollm2_url: str, gemma_url: str) -> Path:
+    """The senate with its senators on Gemma, each model on its own single-slot server."""
+    models = {
+        "default": MODEL,
+        "roles": {"consul": MODEL, "tribune": MODEL, "senator": GEMMA.model},
+        "endpoints": {
+            MODEL: {"api_base": smollm2_url, "concurrency": 1},
+            GEMMA.model: {"api_base": gemma_url, "concurrency": 1},
+        },
+        "system_prompt": {GEMMA.model: "merge_into_user"},
+    }
+    base = Path("../..") / "manifests" / "senate.yaml"
+    text = {
+        "extends": str(base),
+        "id": name,
+        "parsing": "flexible",
+        "sampling": MIXED_SAMPLING,
+        "models": models,
+    }
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(text, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed_run(
+    llama: LlamaServer,
+    gemma: LlamaServer,
+    manifests: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> MixedRun:
+    out = tmp_path_factory.mktemp("mixed") / "run"
+    with recording_proxy(llama.url) as first, recording_proxy(gemma.url) as second:
+        manifest = mixed_senate(manifests, "senate_mixed", first.url, second.url)
+        process = govern(
+            "run", str(manifest), "--task", "gsm8k", "--limit", str(MIXED_ITEMS),
+            "--concurrency", "4", "--out", str(out),
+            env=environment(),
+        )  # fmt: skip
+    assert process.returncode == 0, process.stderr
+    summary, records = read_run(out)
+    bodies = first.chat_bodies + second.chat_bodies
+    return MixedRun(Run(manifest, out, process, bodies, summary, records), first, second)
+
+
+def test_each_server_gets_only_its_own_models_calls_one_at_a_time(mixed_run: MixedRun) -> None:
+    first, second = mixed_run.smollm2.chat_bodies, mixed_run.gemma.chat_bodies
+    assert first and second
+    assert {b["model"] for b in first} == {MODEL_ALIAS}
+    assert {b["model"] for b in second} == {GEMMA.alias}
+    # --concurrency 4 would let two items' consuls, or five senators, go out together: each
+    # endpoint's `concurrency: 1` held them back in govern.
+    assert mixed_run.smollm2.max_in_flight == 1
+    assert mixed_run.gemma.max_in_flight == 1
+
+
+def test_gemma_is_sent_the_system_prompt_in_the_first_user_message(mixed_run: MixedRun) -> None:
+    for body in mixed_run.gemma.chat_bodies:
+        roles = [m["role"] for m in body["messages"]]
+        assert "system" not in roles and roles[0] == "user", roles
+        first = body["messages"][0]["content"]
+        assert first.startswith(SENATOR_SYSTEM), first[:200]
+        assert "\n\n## Task\n" in first  # the user's prompt follows the system text
+    for body in mixed_run.smollm2.chat_bodies:  # SmolLM2 keeps its own system message
+        system, user = body["messages"][:2]
+        assert system["role"] == "system" and system["content"].startswith("You are the ")
+        assert user["role"] == "user" and user["content"].startswith("## Task\n")
+
+
+def test_every_turn_of_the_two_server_run_is_recorded_and_matches_a_request(
+    mixed_run: MixedRun,
+) -> None:
+    run = mixed_run.run
+    summary = run.summary
+    assert summary["simulated"] is False and summary["simulated_calls"] == 0
+    assert summary["complete"] is True and summary["n"] == MIXED_ITEMS
+    assert summary["failures"] == {} and "error" not in summary["outcomes"]
+    assert summary["models"] == {"consul": MODEL, "senator": GEMMA.model, "tribune": MODEL}
+    turns = run.turns
+    assert {t["agent"].split("#")[0] for t in turns} >= {"consul", "senator"}
+    attempts = sum(t["attempts"] for t in turns)
+    failed = sum(r.get("failed_attempts", 0) for r in run.records)
+    assert len(run.bodies) == attempts + failed
+    for turn, body in matched(run):
+        senator = turn["agent"].startswith("senator#")
+        assert turn["model"] == (GEMMA.model if senator else MODEL)
+        assert body["model"] == (GEMMA.alias if senator else MODEL_ALIAS)
+        assert body["messages"] == turn["messages"]
+        assert isinstance(turn["text"], str) and turn["text"].strip(), turn
+        assert turn["prompt_tokens"] > 0 and turn["completion_tokens"] > 0
+        assert turn["completion_tokens"] <= body["max_tokens"]
+
+
+def test_the_two_server_runs_ledger_verifies_and_records_the_endpoints(
+    mixed_run: MixedRun,
+) -> None:
+    run = mixed_run.run
+    checked = govern("audit", str(run.folder), env=environment())
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    entries = [json.loads(line) for line in (run.folder / "ledger.jsonl").open()]
+    config = entries[0]["body"]["config"]
+    assert config["endpoints"] == {
+        MODEL: {"api_base": mixed_run.smollm2.url, "concurrency": 1},
+        GEMMA.model: {"api_base": mixed_run.gemma.url, "concurrency": 1},
+    }
+    assert config["system_prompt"] == {GEMMA.model: "merge_into_user"}
+    assert config["api_base"] is None  # no run-wide server: each model has its own
+    logged = Counter(e["body"]["seed"] for e in entries if e["kind"] == "turn")
+    assert logged == Counter(t["seed"] for t in run.turns)
