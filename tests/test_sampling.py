@@ -306,9 +306,13 @@ def test_a_system_prompt_setting_for_a_model_no_role_uses_is_refused(tmp_path: P
 
 def test_the_readmes_system_prompt_example_is_a_valid_models_section() -> None:
     readme = (ROOT / "README.md").read_text()
-    example = next(b for b in readme.split("```yaml\n")[1:] if "system_prompt:" in b)
-    models = ModelChoice.model_validate(yaml.safe_load(example.split("```", 1)[0])["models"])
-    assert set(models.system_prompt.values()) == {"merge_into_user"}
+    examples = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    chosen = [
+        ModelChoice.model_validate(yaml.safe_load(e)["models"]).system_prompt
+        for e in examples
+        if "system_prompt:" in e
+    ]
+    assert chosen and all(set(c.values()) == {"merge_into_user"} for c in chosen)
 
 
 def test_without_max_tokens_each_kind_of_act_has_a_default_so_outputs_end(

@@ -78,16 +78,22 @@ def parse_ballot(text: str, mode: ParsingMode = "strict") -> str | None:
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """What an output must end with. The prompt ends on ``instruction`` and a one-line
-    example, given with the case it would fit (``if your answer were 42``) so that it reads
-    as a form to follow, not a line to copy; a re-ask names ``line``, the form missing."""
+    """What an output must end with. The prompt ends on ``instruction`` and, where it helps,
+    a one-line example given with the case it fits (``to vote for the motion``); a re-ask
+    names ``line``, the form that was missing.
+
+    An answer's format has no example: a small model copies the example's number instead of
+    its own (``benchmarks/real_format_example.py`` measures it), so the form alone is given.
+    """
 
     instruction: str
     line: str  # the required last line's form, e.g. "`#### <number>`"
-    example: str  # one such line, e.g. "#### 42"
-    example_case: str  # when the example would be right, e.g. "if your answer were 42"
+    example: str | None = None  # one such line, e.g. "VOTE: yes"
+    example_case: str | None = None  # when the example would be right
 
     def prompt(self) -> str:
+        if self.example is None:
+            return self.instruction
         return (
             f"{self.instruction}\nFor example, {self.example_case}, the last line would be: "
             f"{self.example}"
@@ -95,10 +101,10 @@ class OutputFormat:
 
     def reask(self, reply: str) -> str:
         """What to say to a ``reply`` that did not parse."""
+        example = f" (for example, {self.example_case}: {self.example})" if self.example else ""
         return (
             f"Your reply did not end with a line of the form {self.line}, so it could not be "
-            f"read. Reply again, ending with that line (for example, {self.example_case}: "
-            f"{self.example})."
+            f"read. Reply again, ending with that line{example}."
         )
 
 

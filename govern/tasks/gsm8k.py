@@ -118,8 +118,6 @@ class GSM8K:
         "Reason step by step, then give the final answer as a number on a last line of the "
         "form `#### <number>`.",
         "`#### <number>`",
-        "#### 42",
-        "if your answer were 42",
     )
 
     def load(self, data: Path | None, *, allow_download: bool = False) -> TaskData:
