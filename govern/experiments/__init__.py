@@ -1,0 +1,1 @@
+"""Batch experiments: grids of runs, their results store, statistics and report."""
