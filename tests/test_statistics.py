@@ -464,3 +464,11 @@ def test_results_are_frozen_and_strict() -> None:
         result.n = 3  # type: ignore[misc]
     with pytest.raises(Exception, match="extra"):
         Accuracy(**result.model_dump(), surprise=1)
+
+
+@given(st.integers(1, 5000), st.data())
+def test_a_wilson_interval_always_contains_its_estimate(n: int, data: st.DataObject) -> None:
+    successes = data.draw(st.integers(0, n))
+    interval = wilson(successes, n)
+    assert interval.low <= successes / n <= interval.high
+    assert interval.low >= 0.0 and interval.high <= 1.0

@@ -151,16 +151,11 @@ def per_item(records: Sequence[Mapping[str, Any]], measure: Measure) -> dict[Any
 
 
 def _wilson_bounds(successes: int, n: int, z: float) -> tuple[float, float]:
-    """govern.run.stats.wilson's interval for n >= 1 (its None is only for n = 0).
-
-    At 0 or n successes wilson's bounds can miss the estimate by rounding (low 5.6e-17 for
-    0 of 3, high 1 - 1e-16 for n of n), so the bounds are widened to include it.
-    """
+    """govern.run.stats.wilson's interval for n >= 1 (its None is only for n = 0)."""
     interval = wilson(successes, n, z=z)
     if interval.low is None or interval.high is None:
         raise ValueError("no items: a proportion needs at least one item")
-    p = successes / n
-    return min(interval.low, p), max(interval.high, p)
+    return interval.low, interval.high
 
 
 class Accuracy(_Result):
