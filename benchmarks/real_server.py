@@ -101,6 +101,7 @@ def main() -> int:
     data = gsm8k_data()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.pop("GOVERN_GSM8K", None)
+    env["GOVERN_CACHE"] = "off"  # every row measures the model, never the response cache
     if data is not None:
         env["GOVERN_GSM8K"] = str(data)
     (ROOT / "runs").mkdir(exist_ok=True)

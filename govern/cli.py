@@ -403,6 +403,35 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    from govern.models.cache import ENV, ResponseCache, default_cache_path
+
+    path = default_cache_path()
+    if path is None:
+        print(f"the response cache is off ({ENV}=off)", file=sys.stderr)
+        return 0
+    if not path.exists():
+        print(f"{path}: no responses kept yet")
+        return 0
+    try:
+        cache = ResponseCache(path)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        if args.action == "clear":
+            print(f"{path}: {cache.clear()} responses forgotten")
+        else:
+            kept = cache.stats()
+            print(f"{path}: {sum(kept.values())} responses kept")
+            for model, count in sorted(kept.items()):
+                print(f"  {count:>8}  {model}")
+    finally:
+        cache.close()
+    return 0
+
+
 def _public_key_text(value: str) -> str:
     """A public key given as hex, or as a file holding it."""
     from govern.files import read_regular
@@ -501,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="key file (default: GOVERN_KEY_FILE, then ~/.config/govern/ledger-keys.json)",
     )
+
+    p = command("cache", cmd_cache, "Show or clear the real models' response cache.")
+    p.add_argument("action", choices=("stats", "clear"))
 
     p = command("run", cmd_run, "Run a manifest on a task (offline on sim/ models by default).")
     p.add_argument("manifest", metavar="MANIFEST", nargs="?")

@@ -58,9 +58,12 @@ TEST_KEYS = {"GOVERN_LEDGER_KEY": TEST_KEY, "GOVERN_SIGNING_KEY": TEST_SEAL_KEY}
 
 @pytest.fixture(autouse=True)
 def ledger_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process runs sign their ledgers with the test keys, never a user's key file."""
+    """In-process runs sign their ledgers with the test keys, never a user's key file; and
+    no test is answered from a response cache another test filled (tests of the cache set
+    GOVERN_CACHE to a file of their own)."""
     for name, value in TEST_KEYS.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GOVERN_CACHE", "off")
 
 
 @pytest.fixture

@@ -54,6 +54,7 @@ class ModelResponse:
     attempts: int = 1
     simulated: bool = False
     finish_reason: str | None = None  # as the provider said: "stop", "length" (cut), ...
+    cached: bool = False  # answered from the response cache: no call made, nothing paid
 
 
 @dataclass

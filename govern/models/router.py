@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager, nullcontext
 
 from govern.models.base import ModelClient, ModelRequest, ModelResponse
+from govern.models.cache import ResponseCache, request_key
 from govern.models.sim.client import SimClient
 from govern.models.sim.params import is_simulated, resolve_sim_params
 from govern.spec.models import Endpoint, SimOverride
@@ -39,6 +40,7 @@ class ModelRouter:
         backoff_max: float = 20.0,
         concurrency: int = 8,
         clients: dict[str, ModelClient] | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.simulator = simulator or {}
         self.api_base = api_base
@@ -50,6 +52,7 @@ class ModelRouter:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.concurrency = concurrency
+        self.cache = cache  # real models' responses, by what decides them
         self._clients: dict[str, ModelClient] = dict(clients or {})
         self._remote: dict[str | None, ModelClient] = {}  # api_base -> its client
         self._slots: asyncio.Semaphore | None = None
@@ -96,8 +99,16 @@ class ModelRouter:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         client = self.client(request.model)
+        key = None
+        if self.cache is not None and not is_simulated(request.model):
+            key = request_key(request, self.base_of(request.model))
+            if (kept := self.cache.get(key)) is not None:
+                return kept
         async with self._endpoint_slot(request.model), self._slots:  # this order, always
-            return await client.complete(request)
+            response = await client.complete(request)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, response)
+        return response
 
     def _endpoint_slot(self, model: str) -> AbstractAsyncContextManager[None]:
         """A slot of ``model``'s endpoint, if its concurrency is limited."""

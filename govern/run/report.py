@@ -68,6 +68,7 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
         ("outcomes", ", ".join(f"{k} {v}" for k, v in sorted(summary.outcomes.items()))),
         ("unparsable decisions", str(summary.unparsable_outputs)),
         ("unparsed model outputs", str(summary.unparsed_turns)),
+        *([("answered from the cache", str(summary.cached_calls))] if summary.cached_calls else []),
         *(
             [("re-asks for the format", f"{summary.reasks} ({summary.reasks_answered} answered)")]
             if summary.reasks

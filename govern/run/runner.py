@@ -12,10 +12,11 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from govern.ledger.keys import (
     load_keyring,
 )
 from govern.ledger.writer import LedgerBusy, LedgerWriter
+from govern.models.cache import ResponseCache, default_cache_path
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_simulated
 from govern.run.records import ResultsWriter, failed_record, item_record
@@ -134,6 +136,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         timeout=request.timeout or manifest.models.timeout,
         deadline=request.deadline or manifest.models.deadline,
         concurrency=request.concurrency,
+        cache=_response_cache(role_models.values()),
     )
     used = set(role_models.values())
     if isinstance(loaded, LoadedManifest):
@@ -216,6 +219,17 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         notices=notices,
         finished=previous.finished if previous else {},
     )
+
+
+def _response_cache(models: Iterable[str]) -> ResponseCache | None:
+    """The response cache, for a run with a real model (unless GOVERN_CACHE=off)."""
+    path = None if all(map(is_simulated, models)) else default_cache_path()
+    if path is None:
+        return None
+    try:
+        return ResponseCache(path)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise RunSetupError(str(exc)) from None
 
 
 def _check_model_settings(loaded: LoadedManifest, used: set[str]) -> None:

@@ -46,6 +46,7 @@ class Summary(BaseModel):
     reasks: int  # calls that asked an unparsable output again, quoting the format
     reasks_answered: int  # re-asks whose reply parsed
     simulated_calls: float | None  # the share of model calls that went to the simulator
+    cached_calls: int  # calls answered from the response cache: no call made, nothing paid
     outcomes: dict[str, int]
     items_with_errors: int
     failures: dict[str, int]  # why items failed (outcome "error"): reason -> items, most first
@@ -72,6 +73,7 @@ def summarise(records: list[dict[str, Any]], **fields: Any) -> Summary:
         reasks=sum(r.get("reasks", 0) for r in records),
         reasks_answered=sum(bool(t.get("reask")) and t["parsed"] for t in turns),
         simulated_calls=None if share is None else round(share, 4),
+        cached_calls=sum(bool(t.get("cached")) for t in turns),
         n=n,
         accuracy_strict=wilson(sum(r["correct_strict"] for r in records), n),
         accuracy_flexible=wilson(sum(r["correct_flexible"] for r in records), n),

@@ -118,6 +118,7 @@ def _one_turn(
                 "latency": round(response.latency, 6),
                 "attempts": response.attempts,
                 "finish_reason": response.finish_reason,
+                **({"cached": True} if response.cached else {}),
                 **({"reask": asked.reask} if asked.reask else {}),
                 **asked.settings.as_record(),
                 **fields,
