@@ -7,7 +7,7 @@ from pathlib import Path
 
 from govern.spec.checks import load_checked
 from govern.spec.errors import SpecInvalid, display_path, escape_controls, quoted
-from govern.spec.loader import LoadedInstitution
+from govern.spec.loader import LoadedInstitution, LoadedManifest
 from govern.tasks.registry import TASKS
 
 
@@ -50,6 +50,9 @@ def _describe(path: Path) -> Found:
     if isinstance(loaded, LoadedInstitution):
         inst = loaded.institution
         return Found("institution", shown, f"{inst.id} ({inst.pattern}): {inst.name}")
+    if not isinstance(loaded, LoadedManifest):
+        exp = loaded.experiment
+        return Found("experiment", shown, f"{exp.id}: {len(loaded.cells)} cells")
     manifest = loaded.manifest
     inst = manifest.institution
     task = f", task {manifest.task.name}" if manifest.task else ""

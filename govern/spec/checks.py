@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.graph import stage_edges, terminal_ids, unbounded_cycles
 from govern.spec.loader import LoadedInstitution, LoadedManifest, load_spec
+
+if TYPE_CHECKING:
+    from govern.experiments.spec import LoadedExperiment
 from govern.spec.models import (
     GATE_KINDS,
     UNPARSABLE,
@@ -351,19 +355,35 @@ def _check_pattern(loaded: LoadedInstitution) -> list[SpecError]:
     return []
 
 
-def load_checked(path: Path) -> LoadedInstitution | LoadedManifest:
+def load_checked(path: Path) -> LoadedInstitution | LoadedManifest | LoadedExperiment:
     """Load a spec and run every static check; raise SpecInvalid with all errors found."""
     loaded = load_spec(path)
     if isinstance(loaded, LoadedManifest):
         errors = check_manifest(loaded)
-    else:
+    elif isinstance(loaded, LoadedInstitution):
         errors = check_institution(loaded)
+    else:
+        from govern.experiments.spec import check_experiment
+
+        errors = check_experiment(loaded)
     if errors:
         raise SpecInvalid(errors)
     return loaded
 
 
-def checked_institution(loaded: LoadedInstitution | LoadedManifest) -> Institution:
+def checked_institution(
+    loaded: LoadedInstitution | LoadedManifest | LoadedExperiment,
+) -> Institution:
+    if not isinstance(loaded, LoadedInstitution | LoadedManifest):
+        raise SpecInvalid(
+            [
+                loaded.source.error(
+                    ("kind",),
+                    "an experiment is a grid of institutions, not one: give one of the "
+                    "institution files or manifests it lists",
+                )
+            ]
+        )
     return (
         loaded.institution.institution if isinstance(loaded, LoadedManifest) else loaded.institution
     )

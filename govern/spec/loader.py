@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.models import Institution, Manifest
-from govern.spec.validation import validate_data
+from govern.spec.validation import suggest, validate_data
 from govern.spec.yaml_source import YamlPath, YamlSource, read_yaml
+
+if TYPE_CHECKING:
+    from govern.experiments.spec import LoadedExperiment
 
 PROJECT_MARKERS = ("pyproject.toml", ".git", "govern.toml")
 MAX_EXTENDS = 16  # bases a manifest may stand on, one on another
@@ -64,8 +67,24 @@ def _exists(path: Path) -> bool:
 
 
 def spec_kind(source: YamlSource) -> str:
-    """'institution' or 'manifest', judged by the top-level keys."""
+    """'experiment' (it says ``kind: experiment``), else 'institution' or 'manifest', judged
+    by the top-level keys."""
     data = source.data
+    if "kind" in data:
+        kind = data["kind"]
+        if kind == "experiment":
+            return "experiment"
+        raise SpecInvalid(
+            [
+                source.error(
+                    ("kind",),
+                    f"unknown kind '{quoted(kind)}'{suggest(str(kind), ['experiment'])}: a spec "
+                    "names its kind only to be an experiment (kind: experiment); institutions "
+                    "and manifests have no kind",
+                    at_value=True,
+                )
+            ]
+        )
     if "stages" in data:
         return "institution"
     if "institution" in data or "extends" in data:
@@ -79,19 +98,25 @@ def spec_kind(source: YamlSource) -> str:
     )
 
 
-def load_spec(path: Path) -> LoadedInstitution | LoadedManifest:
-    """Load either kind of spec file."""
+def load_spec(path: Path) -> LoadedInstitution | LoadedManifest | LoadedExperiment:
+    """Load any kind of spec file."""
     source = read_yaml(path)
-    if spec_kind(source) == "institution":
+    kind = spec_kind(source)
+    if kind == "institution":
         return _institution_from(source)
+    if kind == "experiment":
+        from govern.experiments.spec import load_experiment
+
+        return load_experiment(source, path)
     return _manifest_from(source, path)
 
 
 def load_institution(path: Path) -> LoadedInstitution:
     source = read_yaml(path)
-    if spec_kind(source) != "institution":
+    kind = spec_kind(source)
+    if kind != "institution":
         raise SpecInvalid(
-            [source.error((), "expected an institution (with 'stages'), found a manifest")]
+            [source.error((), f"expected an institution (with 'stages'), found {_a(kind)}")]
         )
     return _institution_from(source)
 
@@ -163,17 +188,22 @@ def _resolve_extends(
             [source.error(("extends",), f"manifests extend each other in a loop: {loop}")]
         )
     base = read_yaml(base_path)
-    if spec_kind(base) != "manifest":
+    base_kind = spec_kind(base)
+    if base_kind != "manifest":
         raise SpecInvalid(
             [
                 source.error(
                     ("extends",),
-                    f"'{quoted(base_ref)}' is an institution; 'extends' takes a base manifest",
+                    f"'{quoted(base_ref)}' is {_a(base_kind)}; 'extends' takes a base manifest",
                 )
             ]
         )
     base = _resolve_extends(base, base_path, root, (*chain, base_path))
     return _merge(base, source)
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def _reference(source: YamlSource, at: YamlPath, reference: str, root: Path) -> Path:

@@ -12,9 +12,12 @@ SCHEMA_ID = "https://govern.invalid/schemas/govern.schema.json"
 
 
 def spec_json_schema() -> dict[str, Any]:
-    """One schema accepting either an institution or a manifest file."""
+    """One schema accepting an institution, a manifest or an experiment file."""
+    from govern.experiments.spec import Experiment
+
     _, top = models_json_schema(
-        [(Institution, "validation"), (Manifest, "validation")], ref_template="#/$defs/{model}"
+        [(Institution, "validation"), (Manifest, "validation"), (Experiment, "validation")],
+        ref_template="#/$defs/{model}",
     )
     defs = top["$defs"]
     # In YAML these accept shorthands the loader expands before validation.
@@ -36,7 +39,11 @@ def spec_json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
-        "title": "govern institution or manifest",
-        "anyOf": [{"$ref": "#/$defs/Institution"}, {"$ref": "#/$defs/Manifest"}],
+        "title": "govern institution, manifest or experiment",
+        "anyOf": [
+            {"$ref": "#/$defs/Institution"},
+            {"$ref": "#/$defs/Manifest"},
+            {"$ref": "#/$defs/Experiment"},
+        ],
         "$defs": defs,
     }
