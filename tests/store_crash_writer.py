@@ -1,14 +1,15 @@
 """Record a grid's items in a results store, so that tests/test_experiment_store.py can
 SIGKILL it part-way, run it again to resume, and compare with a writer never interrupted.
 
-    python tests/store_crash_writer.py STORE [--items N] [--every K] [--hold SECONDS]
+    python tests/store_crash_writer.py STORE [--items N] [--every K] [--pace S] [--hold SECONDS]
 
 The grid is CELLS x SEEDS x N items, recorded in a fixed order; items already finished are
 skipped (the resume path). Every record is a function of (cell, seed, item) alone, about
 2 KB, with one in thirteen an error. After each K-th item committed it prints
 ``CELL SEED ITEM COMMITTED`` (flushed), so the test knows which items were committed before
-the kill. With ``--hold`` it instead takes the store's write lock and holds it that long,
-printing ``locked`` once it has it.
+the kill; ``--pace`` waits that long after each item, so that a loaded machine's test still
+kills it part-way rather than after it has finished. With ``--hold`` it instead takes the
+store's write lock and holds it that long, printing ``locked`` once it has it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("store")
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--every", type=int, default=50)
+    parser.add_argument("--pace", type=float, default=0.0)
     parser.add_argument("--hold", type=float, default=None)
     args = parser.parse_args()
     with ResultsStore.open(args.store, EXPERIMENT, DIGEST, cells=CELLS) as store:
@@ -83,6 +85,8 @@ def main() -> None:
             committed += 1
             if committed % args.every == 0:
                 print(cell, seed, item, committed, flush=True)
+            if args.pace:
+                time.sleep(args.pace)
 
 
 if __name__ == "__main__":

@@ -132,10 +132,10 @@ def test_models_on_one_server_share_its_smallest_limit() -> None:
     )
     assert router.base_of("openai/a") == router.base_of("openai/d") == base
     assert router.base_of("openai/c") == "http://127.0.0.1:10/v1"
-    slots = [router._endpoint_slot(m) for m in ("openai/a", "openai/b", "openai/d")]
-    assert slots[0] is slots[1] is slots[2] and isinstance(slots[0], asyncio.Semaphore)
-    assert slots[0]._value == 2
-    assert not isinstance(router._endpoint_slot("openai/c"), asyncio.Semaphore)
+    limits = [router._limit(m) for m in ("openai/a", "openai/b", "openai/d")]
+    assert limits[0] is limits[1] is limits[2] and limits[0].ceiling == 2
+    other = router._limit("openai/c")  # a server of its own, bounded by the run's concurrency
+    assert other is not limits[0] and other.ceiling == router.concurrency
 
 
 def test_credentials_are_checked_against_each_models_own_server(

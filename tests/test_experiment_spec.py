@@ -242,3 +242,9 @@ def test_the_readme_experiment_example_validates(project: Path) -> None:
     example = next(b for b in blocks if "kind: experiment" in b)
     write(project / "institutions", "tang.yaml", (ROOT / "institutions" / "tang.yaml").read_text())
     assert spec_errors(write(project / "manifests", "regimes.yaml", example)) == []
+
+
+def test_running_an_experiment_is_refused_plainly_until_it_is_built() -> None:
+    done = govern("run", "manifests/compare_institutions.yaml", "--limit", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is an experiment (81 cells): running experiments is not built yet" in done.stderr

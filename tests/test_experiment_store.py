@@ -75,7 +75,7 @@ def _lines(process: subprocess.Popen[str]) -> queue.Queue[str | None]:
 def _run_and_kill(path: Path, after: int) -> list[tuple[str, int, str]]:
     """Start the writer and SIGKILL it at a random moment once it has committed AFTER items
     more; the items it said were committed."""
-    process = _writer(path, "--items", str(ITEMS), "--every", "25")
+    process = _writer(path, "--items", str(ITEMS), "--every", "25", "--pace", "0.001")
     lines = _lines(process)
     said: list[tuple[str, int, str]] = []
     deadline = time.monotonic() + TIMEOUT

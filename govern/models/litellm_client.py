@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from govern.models.base import ModelError, ModelRequest, ModelResponse
+from govern.models.limits import UNLIMITED, AdaptiveLimit
 from govern.models.providers import missing_credentials, placeholder_key
 
 __all__ = ["LiteLLMClient", "missing_credentials"]
@@ -50,6 +51,7 @@ class _Failure:
     reason: str
     retryable: bool
     retry_after: float | None = None
+    rate_limited: bool = False
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -233,6 +235,7 @@ class LiteLLMClient:
         backoff_base: float = 0.5,
         backoff_max: float = 20.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        limit_for: Callable[[str], AdaptiveLimit] | None = None,
     ) -> None:
         if timeout <= 0 or deadline <= 0 or max_retries < 0:
             raise ValueError("timeout and deadline must be positive, max_retries at least 0")
@@ -244,42 +247,59 @@ class LiteLLMClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.sleep = sleep
+        unlimited = AdaptiveLimit(UNLIMITED)
+        self.limit_for = limit_for or (lambda model: unlimited)  # a slot for each attempt
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         litellm = _litellm()
         kwargs = self._call_kwargs(request)  # request.oracle is deliberately never read
-        started = time.perf_counter()
+        limit = self.limit_for(request.model)
+        started: float | None = None  # the deadline runs from the first attempt sent
         attempts = 0
         while True:
             attempts += 1
-            left = self.deadline - (time.perf_counter() - started)
-            budget = min(self.timeout, left)
-            clock = asyncio.timeout(budget)
-            try:
-                async with clock:
-                    response = await litellm.acompletion(**kwargs, timeout=budget)
-                text = _reply_text(response)
-            except Exception as exc:
-                cut_by_deadline = clock.expired() and budget < self.timeout
-                if cut_by_deadline:
-                    failure = _Failure(
-                        f"no reply within the call's {self.deadline:g} s deadline", True
-                    )
-                else:
-                    failure = self._classify(exc, request.model, budget)
+            async with limit:
+                started = started if started is not None else time.perf_counter()
                 left = self.deadline - (time.perf_counter() - started)
-                delay = self._delay(attempts - 1, failure.retry_after)
-                if not failure.retryable or attempts > self.max_retries or delay >= left:
-                    reason = failure.reason
-                    if failure.retryable and attempts <= self.max_retries and not cut_by_deadline:
-                        reason += f"; no time left before the call's {self.deadline:g} s deadline"
-                    raise ModelError(
-                        model=request.model,
-                        reason=reason,
-                        attempts=attempts,
-                        retryable=failure.retryable,
-                    ) from exc
-                await self.sleep(delay)
+                budget = min(self.timeout, left)
+                clock = asyncio.timeout(budget)
+                try:
+                    async with clock:
+                        response = await litellm.acompletion(**kwargs, timeout=budget)
+                    text = _reply_text(response)
+                except Exception as exc:
+                    cut_by_deadline = clock.expired() and budget < self.timeout
+                    if cut_by_deadline:
+                        failure = _Failure(
+                            f"no reply within the call's {self.deadline:g} s deadline", True
+                        )
+                    else:
+                        failure = self._classify(exc, request.model, budget)
+                    if failure.rate_limited:
+                        limit.rate_limited()
+                    left = self.deadline - (time.perf_counter() - started)
+                    delay = self._delay(attempts - 1, failure.retry_after)
+                    if not failure.retryable or attempts > self.max_retries or delay >= left:
+                        reason = failure.reason
+                        if (
+                            failure.retryable
+                            and attempts <= self.max_retries
+                            and not cut_by_deadline
+                        ):
+                            reason += (
+                                f"; no time left before the call's {self.deadline:g} s deadline"
+                            )
+                        raise ModelError(
+                            model=request.model,
+                            reason=reason,
+                            attempts=attempts,
+                            retryable=failure.retryable,
+                        ) from exc
+                else:
+                    limit.succeeded()
+                    delay = None
+            if delay is not None:
+                await self.sleep(delay)  # the slot is free while backing off
                 continue
             return ModelResponse(
                 text=text,
@@ -356,7 +376,7 @@ class LiteLLMClient:
         if not isinstance(status, int):
             return _Failure(f"{type(exc).__name__}: {_detail(exc)}", False)
         if status == 429:
-            return _Failure("rate limited (HTTP 429)", True, _retry_after(chain))
+            return _Failure("rate limited (HTTP 429)", True, _retry_after(chain), rate_limited=True)
         if status == 408:
             return _Failure("timed out (HTTP 408)", True)
         if status >= 500:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager, nullcontext
 
 from govern.models.base import ModelClient, ModelRequest, ModelResponse
 from govern.models.cache import ResponseCache, request_key
+from govern.models.limits import AdaptiveLimit
 from govern.models.sim.client import SimClient
 from govern.models.sim.params import is_simulated, resolve_sim_params
 from govern.spec.models import Endpoint, SimOverride
@@ -56,12 +56,13 @@ class ModelRouter:
         self._clients: dict[str, ModelClient] = dict(clients or {})
         self._remote: dict[str | None, ModelClient] = {}  # api_base -> its client
         self._slots: asyncio.Semaphore | None = None
-        limits: dict[EndpointKey, int] = {}
+        self._ceilings: dict[EndpointKey, int] = {}
         for model, endpoint in self.endpoints.items():
             if endpoint.concurrency is not None:
                 key = self._endpoint(model)
-                limits[key] = min(endpoint.concurrency, limits.get(key, endpoint.concurrency))
-        self._endpoint_slots = {key: asyncio.Semaphore(limit) for key, limit in limits.items()}
+                ceiling = min(endpoint.concurrency, self._ceilings.get(key, endpoint.concurrency))
+                self._ceilings[key] = ceiling
+        self.limits: dict[EndpointKey, AdaptiveLimit] = {}  # made on first use
 
     def base_of(self, model: str) -> str | None:
         """The server a real model's calls go to: its endpoint's api_base, else the run's."""
@@ -92,6 +93,7 @@ class ModelRouter:
                 max_retries=self.max_retries,
                 backoff_base=self.backoff_base,
                 backoff_max=self.backoff_max,
+                limit_for=self._limit,
             )
         return self._remote[api_base]
 
@@ -104,16 +106,19 @@ class ModelRouter:
             key = request_key(request, self.base_of(request.model))
             if (kept := self.cache.get(key)) is not None:
                 return kept
-        async with self._endpoint_slot(request.model), self._slots:  # this order, always
+        async with self._slots:  # a real model's client also takes its endpoint's, per attempt
             response = await client.complete(request)
         if key is not None and self.cache is not None:
             self.cache.put(key, response)
         return response
 
-    def _endpoint_slot(self, model: str) -> AbstractAsyncContextManager[None]:
-        """A slot of ``model``'s endpoint, if its concurrency is limited."""
-        slots = self._endpoint_slots.get(self._endpoint(model))
-        return nullcontext() if slots is None else slots
+    def _limit(self, model: str) -> AdaptiveLimit:
+        """The in-flight limit of a real model's endpoint: its ceiling is the endpoint's
+        concurrency, or the run's; rate limits lower it for a while."""
+        key = self._endpoint(model)
+        if key not in self.limits:
+            self.limits[key] = AdaptiveLimit(self._ceilings.get(key, self.concurrency))
+        return self.limits[key]
 
     def problems(self, models: Iterable[str]) -> list[str]:
         """What stops these models from running, before any call is made.

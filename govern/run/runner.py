@@ -28,6 +28,7 @@ import structlog
 from govern import __version__
 from govern.engine.context import RunContext, assign_models
 from govern.engine.state import initial_state
+from govern.experiments.spec import LoadedExperiment
 from govern.files import write_atomic
 from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
@@ -101,6 +102,12 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     request = _settled(request)
     resume = request.resume
     loaded = load_checked(request.manifest)
+    if isinstance(loaded, LoadedExperiment):
+        raise RunSetupError(
+            f"{printable(request.manifest)} is an experiment ({len(loaded.cells)} cells): "
+            "running experiments is not built yet; run one of its manifests, or validate it "
+            "with `govern validate`"
+        )
     if isinstance(loaded, LoadedManifest):
         manifest, files = loaded.manifest, loaded.files
     else:  # an institution alone runs under a default manifest
