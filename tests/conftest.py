@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,14 +108,26 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`govern ARGS` in a subprocess, as a user runs it; with ``home``, as a user whose HOME
     and XDG_CONFIG_HOME are there (no key file unless the test makes one)."""
+    return govern_process(*args, env=user_environment(home, **env), cwd=cwd)
+
+
+def govern_process(
+    *args: str,
+    env: dict[str, str] | None,
+    cwd: Path = ROOT,
+    timeout: float = 300,
+    **popen: Any,
+) -> subprocess.CompletedProcess[str]:
+    """`govern ARGS` in a subprocess of this Python with exactly ``env``, its output kept."""
     return subprocess.run(
         [sys.executable, "-m", "govern.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
-        env=user_environment(home, **env),
+        timeout=timeout,
+        env=env,
         check=False,
+        **popen,
     )
 
 

@@ -23,7 +23,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +41,7 @@ from tests.conftest import (
     TEST_KEY,
     TEST_KEYS,
     TEST_SEAL_KEY,
+    govern_process,
     signalled_run,
     user_environment,
     write_key_file,
@@ -67,15 +67,8 @@ def govern(
 ) -> subprocess.CompletedProcess[str]:
     """`govern ARGS` in a subprocess, as a user whose home is ``home`` (no key file), with
     exactly the keys given in ``env``, a timeout and a cap on memory."""
-    return subprocess.run(
-        [sys.executable, "-m", "govern.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=user_environment(home, **env),
-        check=False,
-        preexec_fn=_limit_memory,
+    return govern_process(
+        *args, env=user_environment(home, **env), timeout=timeout, preexec_fn=_limit_memory
     )
 
 

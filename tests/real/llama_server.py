@@ -16,7 +16,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from tests.conftest import govern_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_ENV = "GOVERN_REAL_PYTHON"  # the server venv's python, set by `make test-real`
@@ -294,15 +295,7 @@ def govern(
     *args: str, env: dict[str, str] | None = None, timeout: float = 1200.0
 ) -> subprocess.CompletedProcess[str]:
     """`govern ARGS` in a subprocess of this Python (the project's .venv), from the project."""
-    return subprocess.run(
-        [sys.executable, "-m", "govern.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    return govern_process(*args, env=env, timeout=timeout)
 
 
 def read_run(folder: Path) -> tuple[dict, list[dict]]:
