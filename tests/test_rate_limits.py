@@ -120,3 +120,64 @@ def test_a_run_against_a_crowded_server_completes_without_failures(
 def test_a_limit_below_one_is_refused(ceiling: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         AdaptiveLimit(ceiling)
+
+
+def test_a_call_backing_off_holds_no_slot_of_the_run(
+    server: FakeServer,  # noqa: F811
+) -> None:
+    """One server refusing with a Retry-After does not hold up another server's calls."""
+    from govern.models.base import ModelRequest, Oracle
+    from govern.models.router import ModelRouter
+    from govern.spec.models import Endpoint
+    from tests.test_litellm_client import server as start_server
+
+    slow_refusal = Reply(
+        429, error("Rate limit reached", "rate_limit_exceeded"), (("Retry-After", "2"),)
+    )
+    server.script = [slow_refusal] * 8
+    serving = start_server.__wrapped__()
+    other = next(serving)
+    router = ModelRouter(
+        api_key="test-key",
+        concurrency=2,
+        endpoints={
+            "openai/a": Endpoint(api_base=server.url),
+            "openai/b": Endpoint(api_base=other.url),
+        },
+        max_retries=1,
+    )
+
+    def request(model: str) -> ModelRequest:
+        oracle = Oracle("i", None, "solve", "s", "x#1", 1)
+        return ModelRequest(model, [{"role": "user", "content": "1+1?"}], oracle, max_tokens=8)
+
+    async def scenario() -> float:
+        refused = [asyncio.create_task(router.complete(request("openai/a"))) for _ in range(2)]
+        await asyncio.sleep(0.5)  # both calls to A are backing off now
+        started = time.perf_counter()
+        await router.complete(request("openai/b"))
+        took = time.perf_counter() - started
+        await asyncio.gather(*refused, return_exceptions=True)
+        return took
+
+    try:
+        assert asyncio.run(scenario()) < 1.5  # not behind A's 2 s backoff
+    finally:
+        next(serving, None)  # stops the second server
+
+
+def test_a_retry_after_past_the_backoff_limit_fails_at_once_saying_so(
+    server: FakeServer,  # noqa: F811
+) -> None:
+    from govern.models.base import ModelError, ModelRequest, Oracle
+    from govern.models.router import ModelRouter
+
+    server.script = [
+        Reply(429, error("Rate limit reached", "rate_limit_exceeded"), (("Retry-After", "3600"),))
+    ] * 4
+    router = ModelRouter(api_base=server.url, api_key="test-key")
+    oracle = Oracle("i", None, "solve", "s", "x#1", 1)
+    request = ModelRequest("openai/a", [{"role": "user", "content": "1+1?"}], oracle)
+    with pytest.raises(ModelError, match="asks to wait 3600 s, longer than govern's 20 s"):
+        asyncio.run(router.complete(request))
+    assert len(server.raw) == 1

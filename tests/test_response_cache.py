@@ -135,3 +135,45 @@ def test_govern_cache_shows_and_clears_what_is_kept(tmp_path: Path) -> None:
     damaged = run_cli("cache", "stats", GOVERN_CACHE=str(path))
     assert damaged.returncode == 2 and "cannot be used" in damaged.stderr
     assert "Traceback" not in damaged.stderr
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "app.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE responses (key TEXT, body TEXT)")
+    db.execute("INSERT INTO responses VALUES ('a', 'b')")
+    db.commit()
+    db.close()
+    before = other.read_bytes()
+    with pytest.raises(sqlite3.DatabaseError, match="not govern's response cache"):
+        ResponseCache(other)
+    assert other.read_bytes() == before
+
+
+def test_a_reply_that_cannot_be_kept_or_read_back_is_still_an_answer(tmp_path: Path) -> None:
+    from govern.models.base import ModelResponse
+
+    cache = ResponseCache(tmp_path / "c.sqlite")
+    cache._db.execute("UPDATE responses SET response = 'x'")  # nothing yet: a no-op
+    cache.put("k", ModelResponse("#### 42", "openai/m", 3, 2, None, 0.5))
+    cache._db.execute('UPDATE responses SET response = \'{"text": 1, "bogus": 2}\'')
+    assert cache.get("k") is None  # unreadable: a miss, never a crash
+    cache._db.execute("PRAGMA query_only = ON")  # as a file that cannot be written
+    cache.put("j", ModelResponse("#### 7", "openai/m", 3, 2, None, 0.5))  # warns, no raise
+    cache.close()
+
+
+def test_a_cached_turn_says_so_in_the_ledger(
+    tmp_path: Path,
+    server: FakeServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GOVERN_CACHE", str(tmp_path / "responses.sqlite"))
+    run_bare(server, tmp_path / "first")
+    run_bare(server, tmp_path / "second")
+    ledger = (tmp_path / "second" / "run" / "ledger.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in ledger]
+    kept = [e["body"] for e in entries if e["kind"] == "turn"]
+    assert kept and all(body.get("cached") for body in kept)

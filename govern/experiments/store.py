@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -389,7 +390,7 @@ class ResultsStore:
                     f"{SCHEMA_VERSION} this govern ({__version__}) reads: it was written by a "
                     "newer govern. Upgrade govern to resume it; it was left untouched."
                 )
-            mode = store._execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _journal_mode_wal(db, timeout)
             if mode.lower() != "wal":
                 raise StoreError(f"the results store {path} cannot use WAL mode ({mode})")
             db.execute(f"PRAGMA synchronous={'FULL' if sync == 'full' else 'NORMAL'}")
@@ -683,3 +684,18 @@ class ResultsStore:
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.path)!r}{', closed' if self.closed else ''})"
+
+
+def _journal_mode_wal(db: sqlite3.Connection, timeout: float) -> str:
+    """Switch to WAL mode. Two processes creating one store at once race for it, and SQLite
+    answers the loser 'locked' at once, without its busy wait: so wait here, up to
+    ``timeout``, as for any other lock."""
+    waited = 0.0
+    while True:
+        try:
+            return str(db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or waited >= timeout:
+                raise
+            time.sleep(0.05)
+            waited += 0.05

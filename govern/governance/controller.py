@@ -156,6 +156,7 @@ class Controller:
         seed: int | None = None,
         reask: int = 0,
         weighed: bool = True,
+        cached: bool = False,
     ) -> None:
         """Record one model call by digest (the seed it was sent, and whether it asked an
         unparsable output again), then let the evidence move the agent's state. A reply that
@@ -177,6 +178,7 @@ class Controller:
                 "completion_tokens": tokens[1],
                 "seed": seed,
                 **({"reask": reask} if reask else {}),
+                **({"cached": True} if cached else {}),
             },
         )
         if agent not in self.agents or not weighed:

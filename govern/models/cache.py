@@ -21,9 +21,13 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import structlog
+
 from govern.models.base import ModelRequest, ModelResponse
 
 ENV = "GOVERN_CACHE"
+APPLICATION_ID = 0x676F7663  # "govc": marks a SQLite file as govern's response cache
+log = structlog.get_logger()
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -49,7 +53,7 @@ def request_key(request: ModelRequest, api_base: str | None) -> str:
     """The digest of what decides a reply (never the oracle, which no real model sees)."""
     decisive = {
         "model": request.model,
-        "api_base": api_base,
+        "api_base": api_base.rstrip("/") if api_base else None,
         "messages": request.messages,
         "seed": request.seed,
         "max_tokens": request.max_tokens,
@@ -62,36 +66,69 @@ def request_key(request: ModelRequest, api_base: str | None) -> str:
 
 
 class ResponseCache:
-    """get and put by key; a damaged or unreadable cache is an error when opened, never a
-    silently wrong answer."""
+    """get and put by key. Only govern's own cache file is opened (its SQLite
+    ``application_id`` says so); anything else is refused and left as it was. A reply that
+    cannot be read back is a miss, and a reply that cannot be kept is still returned."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() and not path.is_file():
+                raise sqlite3.DatabaseError("not a regular file")
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise sqlite3.DatabaseError(self._unusable(exc)) from None
+        try:
+            self._claim()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise sqlite3.DatabaseError(self._unusable(exc)) from None
+
+    def _unusable(self, why: object) -> str:
+        return (
+            f"the response cache {self.path} cannot be used ({why}); it holds only cached "
+            f"replies: move it aside or delete it, point {ENV} elsewhere, or set {ENV}=off"
+        )
+
+    def _claim(self) -> None:
+        """Make a new file govern's cache; refuse a file that is something else."""
+        owner = self._db.execute("PRAGMA application_id").fetchone()[0]
+        tables = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+        if owner != APPLICATION_ID and (owner != 0 or tables):
+            raise sqlite3.DatabaseError("not govern's response cache")
+        if owner == 0:
+            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise sqlite3.DatabaseError(
-                f"the response cache {path} cannot be used ({exc}); move it aside, run "
-                f"`govern cache clear`, or set {ENV}=off"
-            ) from None
 
     def get(self, key: str) -> ModelResponse | None:
-        row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
-        if row is None:
+        try:
+            row = self._db.execute(
+                "SELECT response FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+            stored = ModelResponse(**json.loads(row[0])) if row is not None else None
+        except (sqlite3.Error, ValueError, TypeError) as exc:  # unreadable: ask the model
+            log.warning(
+                "response cache: a kept reply cannot be read", path=str(self.path), error=str(exc)
+            )
             return None
-        stored = ModelResponse(**json.loads(row[0]))
+        if stored is None:
+            return None
         return replace(stored, cost=0.0, latency=0.0, attempts=0, cached=True)
 
     def put(self, key: str, response: ModelResponse) -> None:
         record = json.dumps(asdict(replace(response, cached=False)), ensure_ascii=False)
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses (key, model, stored, response) VALUES (?, ?, ?, ?)",
-            (key, response.model, time.time(), record),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, model, stored, response) "
+                "VALUES (?, ?, ?, ?)",
+                (key, response.model, time.time(), record),
+            )
+        except sqlite3.Error as exc:  # the reply is already paid for: keep it, warn
+            log.warning(
+                "response cache: a reply cannot be kept", path=str(self.path), error=str(exc)
+            )
 
     def stats(self) -> dict[str, int]:
         """Responses kept per model."""
@@ -99,9 +136,10 @@ class ResponseCache:
         return {model: count for model, count in rows}
 
     def clear(self) -> int:
-        """Forget every response; returns how many there were."""
+        """Forget every response, and give back the space; returns how many there were."""
         count = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
         self._db.execute("DELETE FROM responses")
+        self._db.execute("VACUUM")
         return int(count)
 
     def close(self) -> None:

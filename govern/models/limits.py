@@ -17,9 +17,10 @@ UNLIMITED = 1 << 30  # the ceiling of a client no router limits
 
 
 class AdaptiveLimit:
-    def __init__(self, ceiling: int) -> None:
+    def __init__(self, ceiling: int, run_slots: asyncio.Semaphore | None = None) -> None:
         if ceiling < 1:
             raise ValueError("a concurrency limit is at least 1")
+        self.run_slots = run_slots  # the run's own bound, taken after this one, per attempt
         self.ceiling = ceiling
         self.limit = ceiling
         self.in_flight = 0
@@ -37,6 +38,12 @@ class AdaptiveLimit:
         async with self._changed:
             await self._changed.wait_for(lambda: self.in_flight < self.limit)
             self.in_flight += 1
+        if self.run_slots is not None:
+            try:
+                await self.run_slots.acquire()
+            except BaseException:
+                await self._release()
+                raise
         return self
 
     def succeeded(self) -> None:
@@ -52,6 +59,11 @@ class AdaptiveLimit:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        if self.run_slots is not None:
+            self.run_slots.release()
+        await self._release()
+
+    async def _release(self) -> None:
         async with self._changed:
             self.in_flight -= 1
             self._changed.notify_all()

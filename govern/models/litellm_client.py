@@ -279,12 +279,24 @@ class LiteLLMClient:
                         limit.rate_limited()
                     left = self.deadline - (time.perf_counter() - started)
                     delay = self._delay(attempts - 1, failure.retry_after)
-                    if not failure.retryable or attempts > self.max_retries or delay >= left:
+                    waits_too_long = (failure.retry_after or 0) > self.backoff_max
+                    if (
+                        not failure.retryable
+                        or attempts > self.max_retries
+                        or delay >= left
+                        or waits_too_long
+                    ):
                         reason = failure.reason
+                        if waits_too_long:
+                            reason += (
+                                f"; the server asks to wait {failure.retry_after:g} s, longer "
+                                f"than govern's {self.backoff_max:g} s backoff limit"
+                            )
                         if (
                             failure.retryable
                             and attempts <= self.max_retries
                             and not cut_by_deadline
+                            and not waits_too_long
                         ):
                             reason += (
                                 f"; no time left before the call's {self.deadline:g} s deadline"

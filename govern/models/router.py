@@ -22,8 +22,9 @@ class ModelRouter:
 
     ``concurrency`` bounds the calls in flight in all; an endpoint's ``concurrency`` bounds
     those sent to its server, which models with the same base URL share. A call takes its
-    endpoint's slot first, then a global one (always in that order, so no two calls can each
-    hold what the other waits for), and only then starts its timeout and deadline.
+    endpoint's slot first, then a global one, for each attempt (always in that order, so no
+    two calls can each hold what the other waits for; and none while backing off, so a
+    rate-limited server does not hold up another's calls), and only then starts its timeout.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class ModelRouter:
         self.concurrency = concurrency
         self.cache = cache  # real models' responses, by what decides them
         self._clients: dict[str, ModelClient] = dict(clients or {})
+        self._given = frozenset(self._clients)  # clients given whole: the run's slot is theirs
         self._remote: dict[str | None, ModelClient] = {}  # api_base -> its client
         self._slots: asyncio.Semaphore | None = None
         self._ceilings: dict[EndpointKey, int] = {}
@@ -97,16 +99,23 @@ class ModelRouter:
             )
         return self._remote[api_base]
 
-    async def complete(self, request: ModelRequest) -> ModelResponse:
+    def _run_slots(self) -> asyncio.Semaphore:
+        """The run's bound on calls in flight (made in the event loop that uses it)."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
+        return self._slots
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
         client = self.client(request.model)
         key = None
         if self.cache is not None and not is_simulated(request.model):
             key = request_key(request, self.base_of(request.model))
             if (kept := self.cache.get(key)) is not None:
                 return kept
-        async with self._slots:  # a real model's client also takes its endpoint's, per attempt
+        if is_simulated(request.model) or request.model in self._given:
+            async with self._run_slots():
+                response = await client.complete(request)
+        else:  # a real model's client takes its endpoint's slot, then the run's, per attempt
             response = await client.complete(request)
         if key is not None and self.cache is not None:
             self.cache.put(key, response)
@@ -117,7 +126,8 @@ class ModelRouter:
         concurrency, or the run's; rate limits lower it for a while."""
         key = self._endpoint(model)
         if key not in self.limits:
-            self.limits[key] = AdaptiveLimit(self._ceilings.get(key, self.concurrency))
+            ceiling = self._ceilings.get(key, self.concurrency)
+            self.limits[key] = AdaptiveLimit(ceiling, self._run_slots())
         return self.limits[key]
 
     def problems(self, models: Iterable[str]) -> list[str]:

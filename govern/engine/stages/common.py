@@ -96,6 +96,7 @@ def _one_turn(
         seed=asked.settings.seed,
         reask=asked.reask,
         weighed=weighed,
+        cached=response.cached,
     )
     return {
         "calls": 1,
