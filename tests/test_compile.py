@@ -21,11 +21,16 @@ def test_compiled_graphs_are_cached_by_digest() -> None:
 
 def test_every_decision_has_an_explicit_path_map_entry() -> None:
     compiled = compile_institution(institution_at("manifests/senate.yaml"))
-    branches = compiled.graph.builder.branches
-    division = next(iter(branches["division.tally"].values())).ends
+    division = compiled.routes["division.tally"]
     assert division["pass->intercession"] == "intercession"
     assert division["no_quorum->abandoned"] == "abandoned"  # the exhausted route
     assert division["__stop__"] == "__end__"
+    assert division["__retry__"] == "division"
+    # the graph declares the same destinations (routing is by Command: no branch functions)
+    nodes = compiled.graph.builder.nodes
+    assert set(nodes["division.tally"].ends) == set(division.values())
+    assert set(nodes["division"].ends) == {"division.ballot", "__end__"}
+    assert not compiled.graph.builder.branches
 
 
 def test_the_final_state_is_plain_json() -> None:

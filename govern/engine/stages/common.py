@@ -20,15 +20,14 @@ class StageNodes:
     """The LangGraph nodes that make up one stage.
 
     ``entry`` is where arrivals land and ``exit`` decides the next stage. A stage
-    with parallel agents also names its ``worker`` node and a ``fan_out`` function
-    returning one ``Send`` per agent; ``exit`` then joins their results.
+    with parallel agents also names its ``worker`` node, to which ``entry`` sends one
+    ``Send`` per agent; ``exit`` then joins their results.
     """
 
     entry: str
     exit: str
     nodes: dict[str, Any]
     worker: str | None = None
-    fan_out: Any = None
     deferred: frozenset[str] = field(default_factory=frozenset)
 
 

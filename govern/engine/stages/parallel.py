@@ -1,8 +1,9 @@
 """Fan a stage out to every seat of its roles with ``Send``, and find its results again.
 
 The opening node asks the Controller who sits in each seat (a barred agent's
-seat is vacant or held by a stand-in) and stores that roster; the fan-out then
-sends one worker per seat on the roster.
+seat is vacant or held by a stand-in), stores that roster and sends one worker
+per seat on it (a ``Command`` whose ``goto`` is the ``Send``s, so no routing
+function runs between the two).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 from langgraph.graph import END
 from langgraph.runtime import Runtime
-from langgraph.types import Send
+from langgraph.types import Command, Send
 
 from govern.engine.context import RunContext
 from govern.engine.formats import OutputFormat
@@ -28,39 +29,31 @@ from govern.engine.stages.solo import Reader, consult
 from govern.engine.state import combine
 from govern.models.base import ModelError
 
-
-def opening_node(stage_id: str, roles: list[str], voting: bool) -> Callable:
-    async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
-        ctx = runtime.context
-        arrival = arrive(state, stage_id)[1]
-        roster = ctx.controller.seat_actors(state["item_id"], stage_id, roles, voting=voting)
-        if not roster:
-            return nobody_may_act(ctx, state, stage_id, arrival)
-        return combine(arrival, {"roster": [list(pair) for pair in roster]})
-
-    return node
-
-
 # what a seat's worker gets of the item's state: the question and candidate, and the item's
 # spending so far (re-asks must leave the per-item budgets room)
 SEAT_SEES = ("item_id", "question", "candidate", "feedback", "calls", "prompt_tokens",
              "completion_tokens")  # fmt: skip
 
 
-def fan_out(stage_id: str, worker: str) -> Callable:
-    """One Send per seat on the roster, carrying what the worker needs of the state."""
+def opening_node(stage_id: str, roles: list[str], worker: str, voting: bool) -> Callable:
+    """Seat the stage and send one worker per seat on the roster, each carrying what it
+    needs of the state; with nobody to seat, the item stops here."""
 
-    def send(state: dict) -> list[Send] | str:
-        if state.get("outcome"):
-            return END
-        visit = state["visits"][stage_id]
+    async def node(state: dict, runtime: Runtime[RunContext]) -> Command:
+        ctx = runtime.context
+        visit, arrival = arrive(state, stage_id)
+        roster = ctx.controller.seat_actors(state["item_id"], stage_id, roles, voting=voting)
+        if not roster:
+            return Command(update=nobody_may_act(ctx, state, stage_id, arrival), goto=END)
         shared = {key: state.get(key) for key in SEAT_SEES}
-        return [
+        sends = [
             Send(worker, {**shared, "seat": seat, "agent": agent, "visit": visit, "sample": i})
-            for i, (seat, agent) in enumerate(state["roster"])
+            for i, (seat, agent) in enumerate(roster)
         ]
+        update = combine(arrival, {"roster": [list(pair) for pair in roster]})
+        return Command(update=update, goto=sends)
 
-    return send
+    return node
 
 
 async def ask_seat(
@@ -121,8 +114,7 @@ def parallel_stage(
     return StageNodes(
         entry=stage_id,
         exit=joined,
-        nodes={stage_id: opening_node(stage_id, roles, voting), worker: work, joined: join},
+        nodes={stage_id: opening_node(stage_id, roles, worker, voting), worker: work, joined: join},
         worker=worker,
-        fan_out=fan_out(stage_id, worker),
         deferred=frozenset({joined}),
     )
