@@ -26,6 +26,7 @@ PATTERNS = ("pipeline", "gated_pipeline", "autonomous_cluster", "consensus")
 EXIT_OK = 0
 EXIT_INVALID = 1  # invalid specs; for `govern audit`, a damaged ledger
 EXIT_USAGE = 2  # a mistake in the command or in the files and folders it names
+EXIT_STOPPED = 3  # an experiment stopped by its budget: raise it and run again to resume
 EXIT_INTERNAL = 70  # a bug in govern (EX_SOFTWARE): the message asks for a report
 EXIT_INTERRUPTED = 130  # Ctrl-C
 EXIT_TERMINATED = 143  # SIGTERM
@@ -34,6 +35,10 @@ EXIT_BROKEN_PIPE = 141  # the reader of standard output went away
 
 class UsageError(Exception):
     """A mistake in how the command was called: exit 2 with the message."""
+
+
+class ResultsUnusable(Exception):
+    """Results that cannot be compared or reported (damaged, hostile, empty): exit 1."""
 
 
 def _yaml_files(paths: Sequence[str]) -> list[Path]:
@@ -257,6 +262,17 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def dollars(text: str) -> float:
+    """argparse type: a positive, finite amount of US dollars (--max-dollars)."""
+    try:
+        amount = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an amount of dollars, got '{text}'") from None
+    if not 0 < amount < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected an amount of dollars above 0, got {text}")
+    return amount
+
+
 def api_base(text: str) -> str:
     """argparse type: a server's base URL (--api-base)."""
     from govern.spec.models import server_url
@@ -284,6 +300,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     from govern.run.runner import RunRequest, RunSetupError, execute, prepare
 
     configure_logging()
+    experiment_flags = [
+        flag
+        for flag, given in (
+            ("--workers", args.workers is not None),
+            ("--executor", args.executor is not None),
+            ("--ray-address", args.ray_address is not None),
+            ("--retry-failed", args.retry_failed),
+            ("--force-new", args.force_new),
+            ("--max-calls", args.max_calls is not None),
+            ("--max-tokens", args.max_tokens is not None),
+            ("--max-dollars", args.max_dollars is not None),
+        )
+        if given
+    ]
+    if args.manifest is not None and args.resume is None:
+        from govern.experiments.runner import is_experiment
+
+        if is_experiment(Path(args.manifest)):
+            return run_experiment_command(args)
+    if experiment_flags:
+        raise UsageError(
+            f"{', '.join(experiment_flags)}: only for an experiment (kind: experiment)"
+        )
     if (args.manifest is None) == (args.resume is None):
         raise UsageError("give a MANIFEST to run, or --resume DIR to continue a run (not both)")
     fixed = ("task", "limit", "model", "role_model", "seed", "out", "data", "download", "api_base")
@@ -336,6 +375,77 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_TERMINATED if signal_name == "SIGTERM" else EXIT_INTERRUPTED
     print_summary(summary, run.folder, run.data.notice)
     return report_failures(summary)  # 1 when every item failed
+
+
+def run_experiment_command(args: argparse.Namespace) -> int:
+    """`govern run EXPERIMENT.yaml`: every cell, in worker processes, into one store."""
+    from govern.experiments.progress import experiment_progress, print_outcome
+    from govern.experiments.runner import ExperimentRequest, prepare_experiment, run_experiment
+    from govern.experiments.spec import Limits
+    from govern.run.request import RunSetupError
+
+    single = ("task", "limit", "model", "role_model", "seed")
+    given = [f"--{n.replace('_', '-')}" for n in single if getattr(args, n) not in (None, [])]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: an experiment sets these in its file (tasks, models, seeds); "
+            "edit the experiment, or run one of its manifests"
+        )
+    if args.ray_address is not None and args.executor != "ray":
+        raise UsageError("--ray-address is for --executor ray")
+    request = ExperimentRequest(
+        manifest=Path(args.manifest),
+        out=Path(args.out) if args.out else None,
+        workers=args.workers,
+        executor=args.executor or "process",
+        ray_address=args.ray_address,
+        concurrency=args.concurrency,
+        retry_failed=args.retry_failed,
+        force_new=args.force_new,
+        data=Path(args.data) if args.data else None,
+        download=args.download,
+        api_base=args.api_base,
+        key_file=Path(args.key_file) if args.key_file else None,
+        fsync=args.fsync,
+        timeout=args.timeout,
+        deadline=args.deadline,
+        limits=Limits(calls=args.max_calls, tokens=args.max_tokens, dollars=args.max_dollars),
+        command=" ".join(["govern", *map(printable, sys.argv[1:])]),
+    )
+    try:
+        prepared = prepare_experiment(request)
+        executor = _executor(request)
+    except RunSetupError as exc:
+        raise UsageError(str(exc)) from None
+    for notice in prepared.notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    try:
+        with experiment_progress(prepared) as on_outcome:
+            outcome = run_experiment(prepared, executor, on_outcome)
+    except KeyboardInterrupt:
+        print(
+            f"govern: interrupted; every finished item is in {prepared.store_path}, and each "
+            f"cell's run folder is sealed; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print_outcome(prepared, outcome)
+    if outcome.budget is not None:
+        return EXIT_STOPPED
+    return EXIT_INVALID if outcome.failed else EXIT_OK
+
+
+def _executor(request):  # -> Executor; typed loosely to keep imports lazy
+    from govern.experiments.runner import default_workers
+
+    workers = request.workers or default_workers()
+    if request.executor == "ray":
+        from govern.experiments.ray_executor import RayExecutor
+
+        return RayExecutor(request.ray_address, workers)
+    from govern.experiments.executors import InlineExecutor, ProcessExecutor
+
+    return InlineExecutor() if workers == 1 else ProcessExecutor(workers)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -430,6 +540,69 @@ def cmd_cache(args: argparse.Namespace) -> int:
     finally:
         cache.close()
     return 0
+
+
+def _load_results(paths: Sequence[str]):  # -> ResultSet, typed loosely to keep imports lazy
+    from govern.experiments.results import ResultsError, load_results
+
+    try:
+        return load_results([Path(p) for p in paths])
+    except ResultsError as exc:
+        if exc.usage:
+            raise UsageError(str(exc)) from None
+        raise ResultsUnusable(str(exc)) from None
+
+
+def _compared(results, measure: str):  # -> Comparison
+    from govern.experiments.compare import compare
+    from govern.experiments.results import ResultsError
+
+    try:
+        return compare(results, measure)
+    except ResultsError as exc:
+        raise ResultsUnusable(str(exc)) from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from govern.experiments.compare import render_json, render_markdown, render_text
+
+    if args.json and args.markdown:
+        raise UsageError("give --json or --markdown, not both")
+    comparison = _compared(_load_results(args.sources), args.measure)
+    render = render_json if args.json else render_markdown if args.markdown else render_text
+    print(render(comparison), end="")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from govern.experiments.report import write_report
+    from govern.experiments.results import ResultsError, folder_kind
+
+    if args.out:
+        out = Path(args.out)
+    elif len(args.sources) == 1 and _quiet_kind(folder_kind, args.sources[0]) == "experiment":
+        out = Path(args.sources[0]) / "report"
+    else:
+        raise UsageError("give --out DIR: the report goes into an experiment's own folder only")
+    results = _load_results(args.sources)
+    comparison = _compared(results, args.measure)
+    try:
+        written = write_report(results, comparison, out)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    if results.label:
+        print(results.label, file=sys.stderr)
+    print(f"wrote {written.folder / 'report.html'} ({len(written.files)} files)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _quiet_kind(kind, path: str) -> str | None:
+    from govern.experiments.results import ResultsError
+
+    try:
+        return kind(Path(path))
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _public_key_text(value: str) -> str:
@@ -531,10 +704,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="key file (default: GOVERN_KEY_FILE, then ~/.config/govern/ledger-keys.json)",
     )
 
+    p = command("compare", cmd_compare, "Rank the configurations of experiments or runs.")
+    p.add_argument("sources", nargs="+", metavar="EXPERIMENT_OR_RUN")
+    p.add_argument(
+        "--measure",
+        choices=("strict", "flexible"),
+        default="strict",
+        help="the accuracy that ranks and is tested (default strict)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--markdown", action="store_true", help="the table as Markdown")
+
+    p = command("report", cmd_report, "Write an experiment's self-contained HTML report.")
+    p.add_argument("sources", nargs="+", metavar="EXPERIMENT")
+    p.add_argument("--out", metavar="DIR", help="report folder (default EXPERIMENT/report)")
+    p.add_argument(
+        "--measure",
+        choices=("strict", "flexible"),
+        default="strict",
+        help="the accuracy that ranks and is tested (default strict)",
+    )
+
     p = command("cache", cmd_cache, "Show or clear the real models' response cache.")
     p.add_argument("action", choices=("stats", "clear"))
 
-    p = command("run", cmd_run, "Run a manifest on a task (offline on sim/ models by default).")
+    p = command(
+        "run",
+        cmd_run,
+        "Run a manifest on a task, or every cell of an experiment (offline on sim/ models by "
+        "default).",
+    )
     p.add_argument("manifest", metavar="MANIFEST", nargs="?")
     p.add_argument(
         "--resume",
@@ -598,6 +797,43 @@ def build_parser() -> argparse.ArgumentParser:
         default="seal",
         help="when the ledger is forced to disk: never, at every seal (default), every entry",
     )
+    grid = p.add_argument_group("experiments (kind: experiment)")
+    grid.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="cells run at once, each in a worker process (default: one per core)",
+    )
+    grid.add_argument(
+        "--executor",
+        choices=("process", "ray"),
+        help="where cells run: local worker processes (default) or a Ray cluster",
+    )
+    grid.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster to join (default: start a local Ray instance)",
+    )
+    grid.add_argument(
+        "--retry-failed", action="store_true", help="run the recorded failed items again"
+    )
+    grid.add_argument(
+        "--force-new",
+        action="store_true",
+        help="start afresh although the experiment changed (the old results are kept aside)",
+    )
+    grid.add_argument(
+        "--max-calls", type=positive_int, metavar="N", help="the experiment's budget of calls"
+    )
+    grid.add_argument(
+        "--max-tokens", type=positive_int, metavar="N", help="the experiment's budget of tokens"
+    )
+    grid.add_argument(
+        "--max-dollars",
+        type=dollars,
+        metavar="USD",
+        help="the experiment's budget in US dollars (prices litellm knows, or a prices file)",
+    )
     return parser
 
 
@@ -626,6 +862,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
+        return EXIT_INVALID
+    except ResultsUnusable as exc:
+        print(f"govern: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:
         print("govern: interrupted", file=sys.stderr)

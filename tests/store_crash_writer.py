@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from typing import Any
 
 from govern.experiments.store import ResultsStore
+from govern.ledger.binding import line_digest
 
 EXPERIMENT = "crash"
 DIGEST = "sha256:" + "ab" * 32
@@ -49,6 +51,11 @@ def record(cell: str, seed: int, item: str) -> dict[str, Any]:
         "final_text": "#### " + str(h[2]) + " — ünïcödé ✓",
         "turns": [{"stage": "debate", "text": h.hex() * 8} for _ in range(3)],
     }
+
+
+def digest(cell: str, seed: int, item: str) -> str:
+    """The digest of the record's results.jsonl line, as the store keeps it."""
+    return line_digest(json.dumps(record(cell, seed, item), ensure_ascii=False).encode("utf-8"))
 
 
 def grid(items: int) -> list[tuple[str, int, str]]:

@@ -244,7 +244,13 @@ def test_the_readme_experiment_example_validates(project: Path) -> None:
     assert spec_errors(write(project / "manifests", "regimes.yaml", example)) == []
 
 
-def test_running_an_experiment_is_refused_plainly_until_it_is_built() -> None:
+def test_single_run_settings_on_an_experiment_are_refused_plainly() -> None:
     done = govern("run", "manifests/compare_institutions.yaml", "--limit", "1")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "is an experiment (81 cells): running experiments is not built yet" in done.stderr
+    assert "--limit: an experiment sets these in its file" in done.stderr
+
+
+def test_experiment_settings_on_a_single_run_are_refused_plainly() -> None:
+    done = govern("run", "manifests/senate.yaml", "--workers", "2", "--retry-failed")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--workers, --retry-failed: only for an experiment" in done.stderr

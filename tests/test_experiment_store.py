@@ -32,11 +32,17 @@ from govern.experiments.store import (
     StoreMismatch,
     StoreVersionError,
 )
+from govern.ledger.binding import line_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = Path(__file__).with_name("store_crash_writer.py")
 sys.path.insert(0, str(WRITER.parent))
 import store_crash_writer as crash  # noqa: E402
+
+
+def stored_form(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as the store keeps it: without its turns."""
+    return {k: v for k, v in record.items() if k != "turns"}
 
 ITEMS = 1000  # per (cell, seed): 4,000 items in all
 TIMEOUT = 30.0
@@ -114,6 +120,7 @@ def _contents(path: Path) -> dict[tuple[str, int, str], dict[str, Any]]:
             key = (row.cell, row.seed, row.item)
             assert key not in seen, f"{key} stored twice"
             seen[key] = row.record
+            assert row.line_sha256 == crash.digest(*key)
     return seen
 
 
@@ -170,7 +177,7 @@ def test_two_writers_at_once_store_each_item_once(tmp_path: Path) -> None:
     assert _integrity(path) == "ok"
     stored = _contents(path)
     assert set(stored) == set(crash.grid(400))
-    assert all(stored[key] == crash.record(*key) for key in stored)
+    assert all(stored[key] == stored_form(crash.record(*key)) for key in stored)
 
 
 @pytest.fixture
@@ -401,15 +408,34 @@ def test_cells_status_folder_and_ledger_heads(tmp_path: Path) -> None:
         store.finished("c", 0)
 
 
-def test_the_stored_record_is_the_results_line(tmp_path: Path) -> None:
-    """The record is kept as results.jsonl writes it, so the ledger's line digest holds."""
+def test_the_store_keeps_the_results_lines_digest_and_the_record_without_turns(
+    tmp_path: Path,
+) -> None:
+    """The digest is the one the ledger binds for results.jsonl's line; the turns stay there."""
     record = crash.record("senate--sim-weak", 0, "gsm8k/test/0001")
+    assert record["turns"]
     with ResultsStore.open(tmp_path / "r.sqlite", "e", "d", cells={"c": "x"}) as store:
         store.record_item("c", 0, record)
-    db = sqlite3.connect(tmp_path / "r.sqlite")
-    (text,) = db.execute("SELECT record FROM items").fetchone()
-    db.close()
-    assert text == json.dumps(record, ensure_ascii=False)
+        (row,) = store.records()
+    line = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    assert row.line_sha256 == line_digest(line)
+    assert row.record == stored_form(record)
+
+
+def test_the_totals_follow_every_insert_and_deletion(tmp_path: Path) -> None:
+    records = [crash.record("c", 0, f"i{n}") for n in range(60)]
+    with ResultsStore.open(tmp_path / "r.sqlite", "e", "d", cells={"c": "x"}) as store:
+        for record in records:
+            store.record_item("c", 0, record)
+        store.record_item("c", 0, records[0])  # a duplicate counts once
+        cleared = store.clear_failed("c", 0)
+        spend = store.spend()
+    kept = [r for r in records if r["id"] not in cleared]
+    assert cleared and spend.items == len(kept)
+    assert spend.calls == sum(r["calls"] for r in kept)
+    assert spend.tokens == sum(r["prompt_tokens"] + r["completion_tokens"] for r in kept)
+    assert spend.cost == pytest.approx(sum(r["cost"] or 0 for r in kept))
+    assert spend.unknown_cost == sum(r["cost"] is None for r in kept)
 
 
 @pytest.mark.parametrize(
@@ -437,7 +463,7 @@ JSON = st.recursive(
     max_leaves=20,
 )
 KEYS = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 2), st.sampled_from("pqrst"))
-SCALARS = {"calls", "prompt_tokens", "completion_tokens", "cost", "latency", "outcome"}
+SCALARS = {"calls", "prompt_tokens", "completion_tokens", "cost", "latency", "outcome", "turns"}
 OUTCOMES = st.sampled_from(["completed", "error", "no_answer"])
 
 

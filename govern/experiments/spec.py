@@ -166,6 +166,18 @@ class Overlay(SpecModel):
     )
 
 
+class Limits(SpecModel):
+    """The whole experiment's budget: when one is spent, no further item starts."""
+
+    calls: int | None = Field(None, ge=1, strict=True, description="model calls, every cell")
+    tokens: int | None = Field(
+        None, ge=1, strict=True, description="prompt and completion tokens, every cell"
+    )
+    dollars: float | None = Field(
+        None, gt=0, description="US dollars at the prices litellm knows (and the prices file)"
+    )
+
+
 class Experiment(SpecModel):
     """A grid of runs: institutions x models x tasks x seeds (x overlays)."""
 
@@ -203,6 +215,11 @@ class Experiment(SpecModel):
     )
     sampling: SamplingPolicy | None = Field(None, description="replaces every cell's sampling")
     budgets: Budgets | None = Field(None, description="replaces every cell's budgets")
+    limits: Limits | None = Field(
+        None,
+        description="the whole experiment's budget of calls, tokens and dollars; changing it "
+        "changes no result, so an experiment stopped by it resumes once it is raised",
+    )
 
 
 def model_label(model: str) -> str:

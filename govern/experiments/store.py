@@ -23,9 +23,15 @@ Decisions, made once here:
   redoing an item it had finished, two writers racing) must not silently change a number the
   ledger vouches for. Redoing an item is explicit: `clear_failed` deletes recorded failures
   so that ``--retry-failed`` can record them again.
-- The record is stored as the very line results.jsonl holds (``json.dumps(record,
-  ensure_ascii=False)``), so its digest is the one the ledger binds; the scalar fields are
-  copied into columns for queries. A cost of NULL means unknown, as in the record.
+- The store is the experiment's index, not a second copy of its transcripts: the record is
+  kept without its ``turns`` (the prompts and replies stay in the cell's results.jsonl),
+  with the SHA-256 of the full line results.jsonl holds (``json.dumps(record,
+  ensure_ascii=False)``), which is the digest the cell's ledger binds: so an audit can tie
+  every stored number to the ledger. The scalar fields are copied into columns for
+  queries. A cost of NULL means unknown, as in the record.
+- The running totals (items, calls, tokens, known cost) are kept by triggers in the same
+  transaction as each item, so every process sharing the store sees one exact spend: the
+  experiment's budgets are checked against it.
 - A store whose manifest digest (or a cell's) differs from the one given is refused with
   both digests, unless ``force_new``: then the old file is renamed aside, never deleted.
 - Several processes may open one store: SQLite serialises their writes, and a writer that
@@ -37,6 +43,7 @@ Decisions, made once here:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -69,7 +76,8 @@ CREATE TABLE cells (
     cell TEXT PRIMARY KEY,
     digest TEXT NOT NULL,
     folder TEXT,
-    status TEXT NOT NULL DEFAULT 'pending'
+    status TEXT NOT NULL DEFAULT 'pending',
+    reason TEXT
 );
 CREATE TABLE items (
     cell TEXT NOT NULL REFERENCES cells (cell),
@@ -85,6 +93,7 @@ CREATE TABLE items (
     latency REAL,
     simulated INTEGER NOT NULL,
     failure TEXT,
+    line_sha256 TEXT NOT NULL,
     record TEXT NOT NULL,
     recorded TEXT NOT NULL,
     -- the key (cell, item, seed), ordered so that its index answers finished(cell, seed)
@@ -96,14 +105,32 @@ CREATE TABLE ledger_heads (
     recorded TEXT NOT NULL
 );
 CREATE INDEX ledger_heads_by_cell ON ledger_heads (cell);
+CREATE TABLE totals (
+    items INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    unknown_cost INTEGER NOT NULL
+);
+INSERT INTO totals VALUES (0, 0, 0, 0.0, 0);
+CREATE TRIGGER totals_on_insert AFTER INSERT ON items BEGIN
+    UPDATE totals SET items = items + 1, calls = calls + new.calls,
+        tokens = tokens + new.prompt_tokens + new.completion_tokens,
+        cost = cost + coalesce(new.cost, 0.0), unknown_cost = unknown_cost + (new.cost IS NULL);
+END;
+CREATE TRIGGER totals_on_delete AFTER DELETE ON items BEGIN
+    UPDATE totals SET items = items - 1, calls = calls - old.calls,
+        tokens = tokens - old.prompt_tokens - old.completion_tokens,
+        cost = cost - coalesce(old.cost, 0.0), unknown_cost = unknown_cost - (old.cost IS NULL);
+END;
 """
 
 _COLUMNS = (
     "cell, item, seed, outcome, correct_strict, correct_flexible, calls, prompt_tokens, "
-    "completion_tokens, cost, latency, simulated, failure, record"
+    "completion_tokens, cost, latency, simulated, failure, line_sha256, record"
 )
 _INSERT = (
-    f"INSERT INTO items ({_COLUMNS}, recorded) VALUES ({', '.join('?' * 15)}) "
+    f"INSERT INTO items ({_COLUMNS}, recorded) VALUES ({', '.join('?' * 16)}) "
     "ON CONFLICT (cell, seed, item) DO NOTHING"
 )
 
@@ -142,6 +169,18 @@ class Cell:
     digest: str
     folder: Path | None
     status: str
+    reason: str | None  # why a cell failed or stopped
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """What the stored items used, summed over every cell: the experiment's budgets."""
+
+    items: int
+    calls: int
+    tokens: int
+    cost: float  # the known costs' sum
+    unknown_cost: int  # items whose cost is unknown (a price litellm does not know)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +200,18 @@ class StoredItem:
     latency: float | None
     simulated: bool
     failure: str | None  # the errors of an item whose outcome is "error"
-    record: dict[str, Any]
+    line_sha256: str  # the digest of its results.jsonl line, which the cell's ledger binds
+    record: dict[str, Any]  # the record without its turns
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The script's statements, one at a time (a trigger's body holds ``;`` of its own)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
 
 
 def _now() -> str:
@@ -185,7 +235,8 @@ def _number(record: Mapping[str, Any], key: str) -> float | None:
 
 
 def _row(cell: str, seed: int, record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The columns of one record, checked; the record's JSON is results.jsonl's line."""
+    """The columns of one record, checked: the digest of its results.jsonl line, and the
+    record without its turns."""
     item = record.get("id")
     if not isinstance(item, str):
         raise ValueError(f"a record needs a string 'id', not {item!r}")
@@ -212,7 +263,10 @@ def _row(cell: str, seed: int, record: Mapping[str, Any]) -> tuple[Any, ...]:
         _number(record, "latency"),
         bool(record.get("simulated", False)),
         failure,
-        json.dumps(record, ensure_ascii=False),
+        # binding.line_digest's digest, computed here so that the store needs no third-party
+        # package (tests/test_experiment_store.py checks that the two agree)
+        hashlib.sha256(json.dumps(record, ensure_ascii=False).encode("utf-8")).hexdigest(),
+        json.dumps({k: v for k, v in record.items() if k != "turns"}, ensure_ascii=False),
         _now(),
     )
 
@@ -232,7 +286,8 @@ def _stored(row: tuple[Any, ...]) -> StoredItem:
         latency=row[10],
         simulated=bool(row[11]),
         failure=row[12],
-        record=json.loads(row[13]),
+        line_sha256=row[13],
+        record=json.loads(row[14]),
     )
 
 
@@ -428,9 +483,8 @@ class ResultsStore:
                 db.execute("ROLLBACK")
                 return False
             # one statement at a time: executescript would commit the open transaction
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements(_SCHEMA):
+                db.execute(statement)
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             db.execute(
@@ -516,8 +570,12 @@ class ResultsStore:
         return Experiment(*row.fetchone())
 
     def cells(self) -> list[Cell]:
-        rows = self._execute("SELECT cell, digest, folder, status FROM cells ORDER BY cell")
-        return [Cell(c, d, Path(f) if f is not None else None, s) for c, d, f, s in rows]
+        rows = self._execute("SELECT cell, digest, folder, status, reason FROM cells ORDER BY cell")
+        return [Cell(c, d, Path(f) if f is not None else None, s, r) for c, d, f, s, r in rows]
+
+    def spend(self) -> Spend:
+        """The totals over every stored item, as committed (by any process)."""
+        return Spend(*self._execute("SELECT * FROM totals").fetchone())
 
     def add_cell(
         self, cell: str, digest: str, *, folder: str | os.PathLike[str] | None = None
@@ -539,14 +597,16 @@ class ResultsStore:
         status: CellStatus | None,
         *,
         folder: str | os.PathLike[str] | None = None,
+        reason: str | None = None,
     ) -> None:
-        """Set a cell's status (None keeps it) and, when given, its run folder."""
+        """Set a cell's status (None keeps it) and, when given, its run folder; a new status
+        replaces the reason (why it failed or stopped) with ``reason``."""
         if status is not None and status not in CELL_STATUSES:
             raise ValueError(f"cell status {status!r} is not one of {sorted(CELL_STATUSES)}")
         cursor = self._execute(
-            "UPDATE cells SET status = coalesce(?, status), folder = coalesce(?, folder) "
-            "WHERE cell = ?",
-            (status, os.fspath(folder) if folder is not None else None, cell),
+            "UPDATE cells SET status = coalesce(?, status), folder = coalesce(?, folder), "
+            "reason = CASE WHEN ? IS NULL THEN reason ELSE ? END WHERE cell = ?",
+            (status, os.fspath(folder) if folder is not None else None, status, reason, cell),
         )
         if cursor.rowcount == 0:
             raise KeyError(f"no cell {cell!r} in the results store {self.path}")
@@ -616,12 +676,42 @@ class ResultsStore:
             raise self._translate(error) from error
         return {item for (item,) in rows}
 
+    def replace_failed(self, cell: str, seed: int, record: Mapping[str, Any]) -> bool:
+        """Record a retried item in place of its recorded failure, in one transaction (a
+        retry of ``--retry-failed``); an item stored with another outcome is kept, and an
+        item not stored yet is recorded. False when nothing changed."""
+        row = _row(cell, seed, record)
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                "DELETE FROM items WHERE cell = ? AND seed = ? AND item = ? AND outcome = 'error'",
+                (cell, seed, row[1]),
+            )
+            inserted = db.execute(_INSERT, row).rowcount == 1
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(error, sqlite3.IntegrityError):
+                raise KeyError(f"no cell {cell!r} in the results store {self.path}") from error
+            raise self._translate(error) from error
+        return inserted
+
     def get(self, cell: str, seed: int, item: str) -> StoredItem | None:
         row = self._execute(
             f"SELECT {_COLUMNS} FROM items WHERE cell = ? AND seed = ? AND item = ?",
             (cell, seed, item),
         ).fetchone()
         return _stored(row) if row is not None else None
+
+    def counts(self) -> dict[str, int]:
+        """Stored items per cell (cells with none are left out)."""
+        return dict(self._execute("SELECT cell, count(*) FROM items GROUP BY cell").fetchall())
+
+    def count_failed(self) -> int:
+        """Stored items whose outcome is "error", in every cell."""
+        return self._execute("SELECT count(*) FROM items WHERE outcome = 'error'").fetchone()[0]
 
     def count(self, cell: str | None = None) -> int:
         if cell is None:

@@ -27,7 +27,9 @@ class RunSetupError(Exception):
 
 @dataclass
 class RunRequest:
-    manifest: Path  # a manifest, or an institution to run with default settings
+    manifest: Path  # a manifest, an institution to run with default settings, or an experiment
+    cell: str | None = None  # with an experiment: the id of the cell to run
+    items: tuple[str, ...] | None = None  # run only these items (an experiment's retries)
     task: str | None = None
     limit: int | None = None
     model: str | None = None
@@ -48,6 +50,8 @@ class RunRequest:
         """What a resumed run must repeat exactly, kept in manifest.json."""
         return {
             "manifest": str(self.manifest.resolve()),
+            "cell": self.cell,
+            "items": list(self.items) if self.items is not None else None,
             "task": self.task,
             "limit": self.limit,
             "model": self.model,
@@ -64,6 +68,8 @@ class RunRequest:
         try:
             return RunRequest(
                 manifest=Path(recorded["manifest"]),
+                cell=recorded.get("cell"),
+                items=tuple(recorded["items"]) if recorded.get("items") is not None else None,
                 task=recorded["task"],
                 limit=recorded["limit"],
                 model=recorded["model"],

@@ -40,6 +40,7 @@ class PreviousRun:
     dropped: int = 0  # results lines not vouched for by the ledger
     snapshot: dict[str, Any] | None = None  # the Controller at the last finished item
     ended_as: str = "unsealed"  # how the previous session ended
+    complete: bool = False  # sealed as complete (read with complete_ok)
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -47,7 +48,7 @@ def is_run_folder(folder: Path) -> bool:
 
 
 # The recorded request's fields and the types they must have.
-_OPTIONAL_TEXT = ("task", "model", "data", "api_base")
+_OPTIONAL_TEXT = ("cell", "task", "model", "data", "api_base")
 _OPTIONAL_COUNTS = {"limit": 1, "seed": 0, "concurrency": 1}  # field -> its least value
 
 
@@ -80,6 +81,11 @@ def _request_problem(request: Any) -> str | None:
             not isinstance(value, int) or isinstance(value, bool) or value < least
         ):
             return f"'request.{name}' is not a whole number of at least {least}"
+    items = request.get("items")
+    if items is not None and not (
+        isinstance(items, list) and all(isinstance(item, str) for item in items)
+    ):
+        return "'request.items' is not a list of item ids"
     roles = request.get("role_models")
     if not isinstance(roles, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in roles.items()
@@ -90,6 +96,12 @@ def _request_problem(request: Any) -> str | None:
 
 def read_previous(folder: Path, keyring: Keyring) -> PreviousRun:
     """The finished work of the run in ``folder``; raises when it cannot or need not resume."""
+    return read_run(folder, keyring, complete_ok=False)
+
+
+def read_run(folder: Path, keyring: Keyring, *, complete_ok: bool) -> PreviousRun:
+    """The results of the run in ``folder`` that its ledger vouches for; a complete run
+    raises `AlreadyComplete` unless ``complete_ok`` (an experiment reads its cells' results)."""
     previous = PreviousRun(folder, read_request(folder))
     ledger = folder / "ledger.jsonl"
     if not ledger.is_file() or ledger.stat().st_size == 0:
@@ -101,12 +113,13 @@ def read_previous(folder: Path, keyring: Keyring) -> PreviousRun:
         raise ResumeError(
             f"cannot read the run in {folder}: {exc.filename}: {exc.strerror}"
         ) from None
-    if report.complete:
+    if report.complete and not complete_ok:
         raise AlreadyComplete(f"the run in {folder} is complete; nothing to resume")
     if report.damage is not None and report.damage.kind not in ("torn", "unsealed"):
         raise ResumeError(
             f"the ledger in {folder} is damaged, so it cannot go on: {report.summary()}"
         )
+    previous.complete = report.complete
     previous.ended_as = report.closed_as or (report.damage.kind if report.damage else "unsealed")
     ends: dict[str, dict[str, Any]] = {}
     for line in report.lines[: report.entries]:

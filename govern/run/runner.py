@@ -28,7 +28,7 @@ import structlog
 from govern import __version__
 from govern.engine.context import RunContext, assign_models
 from govern.engine.state import initial_state
-from govern.experiments.spec import LoadedExperiment
+from govern.experiments.spec import Cell, LoadedExperiment, TaskSample
 from govern.files import write_atomic
 from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
@@ -62,7 +62,7 @@ from govern.run.resume import (
     read_previous,
     rewrite_results,
 )
-from govern.run.summary import Summary, summarise
+from govern.run.summary import Summary, Tally
 from govern.spec.checks import load_checked
 from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
@@ -93,7 +93,7 @@ class PreparedRun:
     request: RunRequest
     notices: list[str] = field(default_factory=list)
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed: done before
-    stopped_by: str | None = None  # the signal that interrupted the run
+    stopped_by: str | None = None  # the signal (or spent budget) that interrupted the run
 
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
@@ -102,12 +102,12 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     request = _settled(request)
     resume = request.resume
     loaded = load_checked(request.manifest)
+    sample: TaskSample | None = None
     if isinstance(loaded, LoadedExperiment):
-        raise RunSetupError(
-            f"{printable(request.manifest)} is an experiment ({len(loaded.cells)} cells): "
-            "running experiments is not built yet; run one of its manifests, or validate it "
-            "with `govern validate`"
-        )
+        cell = _cell_of(loaded, request)
+        loaded, sample = cell.loaded, cell.task.sample
+    elif request.cell is not None:
+        raise RunSetupError(f"{printable(request.manifest)} is not an experiment: it has no cells")
     if isinstance(loaded, LoadedManifest):
         manifest, files = loaded.manifest, loaded.files
     else:  # an institution alone runs under a default manifest
@@ -122,8 +122,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         data = task.load(request.data, allow_download=request.download)
     except (KeyError, TaskDataError) as exc:
         raise RunSetupError(str(exc.args[0])) from None
-    limit = request.limit or (manifest.task.limit if manifest.task else None)
-    items = data.items[:limit] if limit else data.items
+    items = select_items(data.items, request, manifest, sample)
     data = TaskData(items, data.source, data.benchmark, data.notice)
     unknown_roles = set(request.role_models) - {r.id for r in institution.roles}
     if unknown_roles:
@@ -152,7 +151,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     if problems:
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
-    keyring, key_notice = _keyring(request.key_file)
+    keyring, key_notice = ledger_keyring(request.key_file)
     folder = resume or _new_folder(request, manifest.id, task_name)  # before the slow import
     from govern.engine.compile import compile_institution
 
@@ -169,7 +168,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         "config": {
             "task": task_name,
             "items": len(items),
-            "items_sha256": _items_digest(items),
+            "items_sha256": items_digest(items),
             "data_source": data.source,
             "seed": seed,
             "models": role_models,
@@ -226,6 +225,37 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         notices=notices,
         finished=previous.finished if previous else {},
     )
+
+
+def _cell_of(loaded: LoadedExperiment, request: RunRequest) -> Cell:
+    """The experiment's cell that the request names (experiments run cell by cell)."""
+    if request.cell is None:
+        raise RunSetupError(
+            f"{printable(request.manifest)} is an experiment ({len(loaded.cells)} cells): "
+            "run it with `govern run` on the experiment file itself"
+        )
+    cell = next((c for c in loaded.cells if c.id == request.cell), None)
+    if cell is None:
+        raise RunSetupError(
+            f"{printable(request.manifest)} has no cell {printable(request.cell)!r}: it changed "
+            "since the experiment started"
+        )
+    return cell
+
+
+def select_items(
+    items: list[TaskItem], request: RunRequest, manifest: Manifest, sample: TaskSample | None
+) -> list[TaskItem]:
+    """The items the run takes: a limit, a seeded sample, and (retries) a list of ids."""
+    limit = request.limit or (manifest.task.limit if manifest.task else None)
+    if sample is not None:
+        items = [items[i] for i in sample.indices(len(items))]
+    elif limit:
+        items = items[:limit]
+    if request.items is not None:
+        wanted = set(request.items)
+        items = [item for item in items if item.id in wanted]
+    return items
 
 
 def _response_cache(models: Iterable[str]) -> ResponseCache | None:
@@ -303,7 +333,7 @@ def _changed_since(header: dict[str, Any], before: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _items_digest(items: list[TaskItem]) -> str:
+def items_digest(items: list[TaskItem]) -> str:
     """Ties the ledger to the exact items: a resumed run must have the same ones."""
     text = json.dumps([[i.id, i.question, i.gold] for i in items], ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -367,7 +397,7 @@ def _reopen_ledger(
     return ledger, previous
 
 
-def _keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
+def ledger_keyring(key_file: Path | None) -> tuple[Keyring, str | None]:
     """The ledger keys; on a machine with none at all yet, a new key file (said aloud, never
     shown). A key that is given but unusable is an error, never silently replaced."""
     default = default_key_file()
@@ -435,23 +465,38 @@ def _new_folder(request: RunRequest, manifest_id: str, task: str) -> Path:
 
 
 async def execute(
-    run: PreparedRun, on_item: Callable[[dict[str, Any]], None] | None = None
+    run: PreparedRun,
+    on_item: Callable[[dict[str, Any]], None] | None = None,
+    stop: Callable[[], str | None] | None = None,
 ) -> Summary:
     """Run every unfinished item. However this ends, the summary is written, the folder's
     files are bound into the ledger and a closing seal says why it ended: complete,
-    interrupted (Ctrl-C, SIGTERM), halted (the manifest changed) or crashed."""
+    interrupted (Ctrl-C, SIGTERM, or ``stop``), halted (the manifest changed) or crashed.
+
+    ``stop`` is asked before each item starts; when it gives a reason (an experiment's
+    budget is spent), no further item starts, those in flight finish, and the run ends
+    interrupted, to be resumed later."""
     _write_inputs(run)
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    records: list[dict[str, Any]] = list(run.finished.values())
+    tally = Tally()  # the summary's figures: no record is kept once it is written
+    for record in run.finished.values():
+        tally.add(record)
     writer = ResultsWriter(run.folder / RESULTS)
+    run.ledger.hold()  # entries are written at each item's end (see _run_item), not one by one
     in_flight = asyncio.Semaphore(run.concurrency)  # --concurrency 1: one item at a time
     reason = "crashed"
 
     async def one(item: TaskItem) -> None:
-        async with in_flight:
+        try:  # the slot was taken for it before it started
+            if run.stopped_by is None and stop is not None:
+                run.stopped_by = stop()
+            if run.stopped_by is not None:
+                return
             record = await _run_item(run, item, writer)
-        records.append(record)
+        finally:
+            in_flight.release()
+        tally.add(record)
         if on_item is not None:
             on_item(record)
 
@@ -468,11 +513,12 @@ async def execute(
             async with asyncio.TaskGroup() as group:
                 for item in run.data.items:
                     if item.id not in run.finished:
+                        await in_flight.acquire()  # a task per item in flight, not per item
                         group.create_task(one(item))
         except* ManifestChanged as halted:
             reason = "halted"
             raise halted.exceptions[0] from None
-        reason = "complete"
+        reason = "complete" if run.stopped_by is None else "interrupted"
     except (asyncio.CancelledError, KeyboardInterrupt):
         reason = "interrupted"
         raise
@@ -480,9 +526,7 @@ async def execute(
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGTERM)
         writer.close()
-        summary = _summarise(
-            run, records, reason == "complete", started, time.perf_counter() - clock
-        )
+        summary = _summarise(run, tally, reason == "complete", started, time.perf_counter() - clock)
         write_atomic(run.folder / "summary.json", summary.model_dump_json(indent=2) + "\n")
         run.ledger.append("files", "govern", {"files": folder_digests(run.folder)})
         run.ledger.close(reason)
@@ -510,6 +554,7 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
         outcome = state.get("outcome")
         record = item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
     controller.end_item(item.id, outcome, writer.write(record))
+    run.ledger.flush()  # the end entry, and every entry before it, on disk before going on
     return record
 
 
@@ -531,11 +576,10 @@ def _write_inputs(run: PreparedRun) -> None:
 
 
 def _summarise(
-    run: PreparedRun, records: list[dict[str, Any]], complete: bool, started: datetime, wall: float
+    run: PreparedRun, tally: Tally, complete: bool, started: datetime, wall: float
 ) -> Summary:
     institution = run.manifest.institution
-    return summarise(
-        records,
+    return tally.summary(
         simulated=run.simulated,
         complete=complete,
         manifest=run.manifest.id,

@@ -1,0 +1,578 @@
+"""Run an experiment: every cell through the single-run path, into one results store.
+
+The experiment folder (``--out``, default ``runs/<experiment id>``, so that re-running the
+same command finds it and resumes)::
+
+    experiment.json   the experiment: its file, digests, command, versions and cells
+    results.sqlite    the results store: one row per finished item, committed as it finishes
+    cells/<CELL>/     each cell's own run folder, exactly as `govern run --out` writes one
+    retries/<CELL>/<N>/  runs of --retry-failed: a cell's failed items, run again
+
+A cell is an ordinary run of an ordinary manifest (`govern.run.runner.prepare` takes the
+experiment file and the cell's id), so a cell resumes as a single run does: its ledger
+vouches for its finished items, and the rest run. The store is the experiment's index:
+every finished item is recorded there as its run writes it, and a cell whose run folder
+holds items the store lacks (a kill between the two writes) has them recorded again
+before it goes on, so the store ends with every (cell, item, seed) exactly once.
+
+Cells run in worker processes (`govern.experiments.executors`); the store's own totals
+are the experiment's spend, checked against its limits before every item starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from govern import __version__
+from govern.experiments.spec import Cell, Limits, LoadedExperiment
+from govern.experiments.store import (
+    ResultsStore,
+    Spend,
+    StoreError,
+)
+from govern.files import write_atomic
+from govern.ledger.binding import RESULTS
+from govern.ledger.keys import LedgerKeyError, load_keyring
+from govern.ledger.proofs import ProofError, read_head
+from govern.ledger.writer import FsyncPolicy, head_path
+from govern.models.sim.params import is_simulated
+from govern.run.request import DEFAULT_CONCURRENCY, RunRequest, RunSetupError
+from govern.run.resume import AlreadyComplete, ResumeError, is_run_folder, read_run
+from govern.spec.checks import load_checked
+from govern.spec.digest import canonical_json, semantic_digest
+from govern.spec.errors import SpecInvalid
+from govern.spec.loader import project_root
+from govern.tasks.base import TaskDataError, TaskItem
+from govern.tasks.registry import get_task
+from govern.text import printable
+
+EXPERIMENT_FILE = "experiment.json"
+STORE_FILE = "results.sqlite"
+CELLS_FOLDER = "cells"
+RETRIES_FOLDER = "retries"
+
+CellEnd = Literal["finished", "failed", "stopped", "interrupted"]
+
+
+@dataclass(frozen=True)
+class ExperimentRequest:
+    """What `govern run EXPERIMENT.yaml` is asked to do."""
+
+    manifest: Path
+    out: Path | None = None
+    workers: int | None = None  # worker processes; None: one per core
+    executor: Literal["process", "ray"] = "process"
+    ray_address: str | None = None
+    concurrency: int | None = None  # items and calls in flight within each cell
+    retry_failed: bool = False
+    force_new: bool = False
+    data: Path | None = None
+    download: bool = False
+    api_base: str | None = None
+    key_file: Path | None = None
+    fsync: FsyncPolicy = "seal"
+    timeout: float | None = None
+    deadline: float | None = None
+    limits: Limits = field(default_factory=Limits)  # given on the command line: they win
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """One cell's run, as a worker process (or a Ray task) receives it: plain data only."""
+
+    experiment: Path
+    home: Path  # the experiment folder
+    experiment_id: str
+    digest: str
+    store: Path
+    cell: str
+    seed: int
+    folder: Path
+    retry: bool = False  # items: the cell's recorded failures, run again
+    items: tuple[str, ...] | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    data: Path | None = None
+    download: bool = False
+    api_base: str | None = None
+    key_file: Path | None = None
+    fsync: FsyncPolicy = "seal"
+    timeout: float | None = None
+    deadline: float | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def request(self) -> RunRequest:
+        return RunRequest(
+            manifest=self.experiment,
+            cell=self.cell,
+            items=self.items,
+            concurrency=self.concurrency,
+            out=self.folder,
+            data=self.data,
+            download=self.download,
+            api_base=self.api_base,
+            key_file=self.key_file,
+            fsync=self.fsync,
+            timeout=self.timeout,
+            deadline=self.deadline,
+        )
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    cell: str
+    end: CellEnd
+    reason: str | None = None  # why it failed or stopped
+    recorded: int = 0  # items this job added to the store
+
+
+@dataclass
+class PreparedExperiment:
+    request: ExperimentRequest
+    loaded: LoadedExperiment
+    folder: Path
+    digest: str
+    planned: dict[str, int]  # cell id -> items it runs
+    jobs: list[CellJob]
+    limits: Limits
+    simulated: bool
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def store_path(self) -> Path:
+        return self.folder / STORE_FILE
+
+
+@dataclass
+class ExperimentOutcome:
+    ends: dict[str, CellOutcome]
+    spend: Spend
+    stored: int
+    planned: int
+    failed_items: int  # stored items whose outcome is "error"
+    budget: str | None = None  # the spent budget that stopped the experiment
+
+    @property
+    def failed(self) -> list[CellOutcome]:
+        return [o for o in self.ends.values() if o.end == "failed"]
+
+
+# -- preparing ---------------------------------------------------------------------------
+
+
+def is_experiment(path: Path) -> bool:
+    """Whether the spec at ``path`` is an experiment (a spec that cannot be read is not)."""
+    from govern.spec.loader import spec_kind
+    from govern.spec.yaml_source import read_yaml
+
+    try:
+        return spec_kind(read_yaml(path)) == "experiment"
+    except (SpecInvalid, OSError, ValueError):
+        return False
+
+
+def prepare_experiment(request: ExperimentRequest) -> PreparedExperiment:
+    """Check the experiment and everything its cells need, open (or resume) its store and
+    plan the cells still to run; nothing is run and no model is called."""
+    loaded = load_checked(request.manifest)
+    if not isinstance(loaded, LoadedExperiment):
+        raise RunSetupError(f"{printable(request.manifest)} is not an experiment")
+    if request.concurrency is not None and request.concurrency < 1:
+        raise RunSetupError("concurrency must be at least 1")
+    if request.workers is not None and request.workers < 1:
+        raise RunSetupError("--workers must be at least 1")
+    exp = loaded.experiment
+    _check_keys(request.key_file)
+    items = _task_items(loaded, request)
+    planned: dict[str, int] = {}
+    digests: dict[str, str] = {}
+    for cell in loaded.cells:
+        selected = _cell_items(cell, items[cell.task.name])
+        planned[cell.id] = len(selected)
+        digests[cell.id] = _cell_digest(cell, selected)
+    digest = hashlib.sha256(
+        canonical_json({"experiment": exp.id, "cells": digests}).encode()
+    ).hexdigest()
+    folder = request.out or project_root(Path.cwd()) / "runs" / exp.id
+    notices = _make_folder(folder, request.force_new)
+    try:
+        with ResultsStore.open(
+            folder / STORE_FILE, exp.id, digest, cells=digests, force_new=request.force_new
+        ) as store:
+            if store.replaced is not None:
+                notices.append(f"the earlier results store was kept as {store.replaced}")
+            jobs = _plan(request, loaded, folder, digest, planned, store)
+    except StoreError as exc:
+        raise RunSetupError(str(exc)) from None
+    limits = _limits(exp.limits, request.limits)
+    simulated = all(is_simulated(m) for c in loaded.cells for m in _models_of(c))
+    prepared = PreparedExperiment(
+        request, loaded, folder, digest, planned, jobs, limits, simulated, notices
+    )
+    write_atomic(folder / EXPERIMENT_FILE, json.dumps(_description(prepared), indent=2) + "\n")
+    return prepared
+
+
+def _check_keys(key_file: Path | None) -> None:
+    """The ledger keys, found (or created, said aloud) once, before any worker starts."""
+    from govern.run.runner import ledger_keyring
+
+    ledger_keyring(key_file)
+
+
+def _task_items(loaded: LoadedExperiment, request: ExperimentRequest) -> dict[str, list[TaskItem]]:
+    found: dict[str, list[TaskItem]] = {}
+    for entry in loaded.experiment.tasks:
+        try:
+            task = get_task(entry.name)
+            found[entry.name] = task.load(request.data, allow_download=request.download).items
+        except (KeyError, TaskDataError) as exc:
+            raise RunSetupError(str(exc.args[0])) from None
+    return found
+
+
+def _cell_items(cell: Cell, items: list[TaskItem]) -> list[TaskItem]:
+    from govern.run.runner import select_items
+
+    return select_items(items, RunRequest(manifest=Path()), cell.manifest, cell.task.sample)
+
+
+def _cell_digest(cell: Cell, items: list[TaskItem]) -> str:
+    """What a cell's results depend on: its manifest, its items and its seed."""
+    from govern.run.runner import items_digest
+
+    text = canonical_json(
+        {
+            "manifest": semantic_digest(cell.manifest),
+            "items": items_digest(items),
+            "seed": cell.seed,
+        }
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _models_of(cell: Cell) -> set[str]:
+    from govern.engine.context import assign_models
+
+    manifest = cell.manifest
+    return set(
+        assign_models(
+            manifest.institution, manifest.models.default, manifest.models.roles, {}
+        ).values()
+    )
+
+
+def _make_folder(folder: Path, force_new: bool) -> list[str]:
+    """The experiment folder; with --force-new, an earlier experiment's cells are moved
+    aside (never deleted), as its store is."""
+    if folder.exists() and not folder.is_dir():
+        raise RunSetupError(f"{folder} exists and is not a folder; choose another --out")
+    notices = []
+    if folder.is_dir() and not (folder / STORE_FILE).exists() and any(folder.iterdir()):
+        raise RunSetupError(
+            f"{folder} is not empty and holds no experiment; choose another --out folder"
+        )
+    if force_new:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for name in (CELLS_FOLDER, RETRIES_FOLDER):
+            if (folder / name).exists():
+                aside = folder / f"{name}.replaced-{stamp}"
+                (folder / name).rename(aside)
+                notices.append(f"the earlier experiment's {name} were moved to {aside}")
+    try:
+        (folder / CELLS_FOLDER).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunSetupError(
+            f"cannot create the experiment folder {folder}: {exc.strerror}"
+        ) from None
+    return notices
+
+
+def _limits(given: Limits | None, overrides: Limits) -> Limits:
+    merged = (given or Limits()).model_dump()
+    merged.update({k: v for k, v in overrides.model_dump().items() if v is not None})
+    return Limits(**merged)
+
+
+def _plan(
+    request: ExperimentRequest,
+    loaded: LoadedExperiment,
+    folder: Path,
+    digest: str,
+    planned: dict[str, int],
+    store: ResultsStore,
+) -> list[CellJob]:
+    """The cells still to run: unfinished ones, and with --retry-failed those with failures."""
+    status = {c.id: c.status for c in store.cells()}
+    stored = store.counts()
+    limits = _limits(loaded.experiment.limits, request.limits)
+    common = dict(
+        experiment=request.manifest.resolve(),
+        home=folder.resolve(),
+        experiment_id=loaded.experiment.id,
+        digest=digest,
+        store=(folder / STORE_FILE).resolve(),
+        concurrency=request.concurrency or DEFAULT_CONCURRENCY,
+        data=request.data.resolve() if request.data else None,
+        download=request.download,
+        api_base=request.api_base,
+        key_file=request.key_file.resolve() if request.key_file else None,
+        fsync=request.fsync,
+        timeout=request.timeout,
+        deadline=request.deadline,
+        limits=limits,
+    )
+    jobs = []
+    for cell in loaded.cells:
+        done = status.get(cell.id) == "finished" and stored.get(cell.id, 0) >= planned[cell.id]
+        main = folder / CELLS_FOLDER / cell.id
+        if not done:
+            jobs.append(CellJob(cell=cell.id, seed=cell.seed, folder=main.resolve(), **common))  # type: ignore[arg-type]
+        failed = store.failed(cell.id, cell.seed)
+        if request.retry_failed and failed:
+            jobs.append(
+                CellJob(
+                    cell=cell.id,
+                    seed=cell.seed,
+                    folder=_retry_folder(folder, cell.id).resolve(),
+                    retry=True,
+                    items=tuple(sorted(failed)),
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+    return jobs
+
+
+def _retry_folder(folder: Path, cell: str) -> Path:
+    """The cell's unfinished retry run, to resume, or the next one's folder."""
+    base = folder / RETRIES_FOLDER / cell
+    n = 1
+    while (base / str(n)).exists():
+        if is_run_folder(base / str(n)) and not _complete(base / str(n)):
+            break
+        n += 1
+    return base / str(n)
+
+
+def _complete(folder: Path) -> bool:
+    try:
+        return bool(read_head(head_path(folder / "ledger.jsonl")).get("reason") == "complete")
+    except ProofError:
+        return False
+
+
+def _description(prepared: PreparedExperiment) -> dict[str, Any]:
+    """experiment.json: what the report and `govern audit` read besides the store."""
+    loaded, request = prepared.loaded, prepared.request
+    from govern.governance.guard import file_digests
+
+    return {
+        "experiment": loaded.experiment.id,
+        "description": loaded.experiment.description,
+        "manifest": str(request.manifest.resolve()),
+        "digest": prepared.digest,
+        "files": {printable(str(k)): v for k, v in file_digests(loaded.files).items()},
+        "command": request.command,
+        "govern_version": __version__,
+        "python": platform.python_version(),
+        "simulated": prepared.simulated,
+        "limits": prepared.limits.model_dump(),
+        "cells": [
+            {
+                "id": cell.id,
+                "institution": cell.institution,
+                "model": cell.model,
+                "task": cell.task.name,
+                "seed": cell.seed,
+                "overlay": cell.overlay,
+                "items": prepared.planned[cell.id],
+                "folder": f"{CELLS_FOLDER}/{cell.id}",
+                "models": sorted(_models_of(cell)),
+            }
+            for cell in loaded.cells
+        ],
+    }
+
+
+# -- one cell, in a worker -----------------------------------------------------------------
+
+
+def spent(spend: Spend, limits: Limits) -> str | None:
+    """Which budget the spend has reached, said for the user; None while all are left."""
+    if limits.calls is not None and spend.calls >= limits.calls:
+        return f"the experiment's call budget is spent: {spend.calls:,} of {limits.calls:,} calls"
+    if limits.tokens is not None and spend.tokens >= limits.tokens:
+        return (
+            f"the experiment's token budget is spent: {spend.tokens:,} of {limits.tokens:,} tokens"
+        )
+    if limits.dollars is not None and spend.cost >= limits.dollars:
+        return (
+            f"the experiment's dollar budget is spent: ${spend.cost:,.4f} of ${limits.dollars:,.4f}"
+        )
+    return None
+
+
+def run_cell(job: CellJob) -> CellOutcome:
+    """Run (or resume) one cell, recording each finished item in the store as it finishes.
+    A worker's whole task: everything it needs is in the job."""
+    with ResultsStore.open(job.store, job.experiment_id, job.digest) as store:
+        return _run_cell(job, store)
+
+
+def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
+    from govern.run.runner import execute, prepare
+
+    record = store.replace_failed if job.retry else store.record_item
+    recorded = _reconcile(job, store)
+
+    def keep(item: dict[str, Any]) -> None:
+        nonlocal recorded
+        recorded += record(job.cell, job.seed, item)
+
+    budget = spent(store.spend(), job.limits)
+    if budget is not None:
+        store.set_cell_status(job.cell, "stopped", reason=budget)
+        return CellOutcome(job.cell, "stopped", budget, recorded)
+    if not job.retry:
+        store.set_cell_status(job.cell, "running", folder=job.folder)
+    try:
+        run = prepare(job.request())
+    except AlreadyComplete:  # finished, and its results reconciled above
+        return _finished(job, store, recorded)
+    except (RunSetupError, SpecInvalid) as exc:
+        reason = str(exc) if isinstance(exc, RunSetupError) else "\n".join(map(str, exc.errors))
+        store.set_cell_status(job.cell, "failed", reason=reason)
+        return CellOutcome(job.cell, "failed", reason, recorded)
+    for item in run.finished.values():
+        keep(item)
+    try:
+        summary = asyncio.run(
+            execute(run, on_item=keep, stop=lambda: spent(store.spend(), job.limits))
+        )
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        _record_head(job, store)
+        store.set_cell_status(job.cell, "stopped", reason="interrupted")
+        raise
+    _record_head(job, store)
+    if summary.complete:
+        return _finished(job, store, recorded)
+    reason = run.stopped_by or "interrupted"
+    store.set_cell_status(job.cell, "stopped", reason=reason)
+    return CellOutcome(job.cell, "stopped", reason, recorded)
+
+
+def _finished(job: CellJob, store: ResultsStore, recorded: int) -> CellOutcome:
+    if not job.retry:
+        store.set_cell_status(job.cell, "finished", folder=job.folder)
+    heads = store.ledger_heads(job.cell)
+    if not any(h.get("run") == _head_of(job.folder).get("run") and h.get("closing") for h in heads):
+        _record_head(job, store)
+    return CellOutcome(job.cell, "finished", None, recorded)
+
+
+def _head_of(folder: Path) -> dict[str, Any]:
+    try:
+        return read_head(head_path(folder / "ledger.jsonl"))
+    except ProofError:
+        return {}
+
+
+def _record_head(job: CellJob, store: ResultsStore) -> None:
+    head = _head_of(job.folder)
+    if head:
+        store.record_ledger_head(job.cell, {**head, "folder": str(job.folder)})
+
+
+def _reconcile(job: CellJob, store: ResultsStore) -> int:
+    """Record what the cell's finished runs hold and the store lacks (a kill between a
+    result's line and its row): the main run first, then each retry in turn, whose results
+    replace the failures they ran again."""
+    retries = job.home / RETRIES_FOLDER / job.cell
+    numbered = sorted(
+        (p for p in retries.iterdir() if p.name.isdigit()) if retries.is_dir() else [],
+        key=lambda p: int(p.name),
+    )
+    added = 0
+    for index, folder in enumerate([job.home / CELLS_FOLDER / job.cell, *numbered]):
+        if not (folder / RESULTS).exists() or not _complete(folder):
+            continue  # an unfinished run's results are recorded as it resumes
+        try:
+            previous = read_run(folder, load_keyring(job.key_file), complete_ok=True)
+        except (ResumeError, LedgerKeyError, OSError):
+            continue  # the run itself says what is wrong when it is resumed
+        record = store.record_item if index == 0 else store.replace_failed
+        for item in previous.finished.values():
+            added += record(job.cell, job.seed, item)
+    return added
+
+
+# -- the whole experiment ------------------------------------------------------------------
+
+
+def run_experiment(
+    prepared: PreparedExperiment,
+    executor: Any,
+    on_outcome: Callable[[CellOutcome], None] | None = None,
+) -> ExperimentOutcome:
+    """Run the planned cells with the executor; stop dispatching once a budget is spent."""
+    ends: dict[str, CellOutcome] = {}
+    budget: str | None = None
+    with ResultsStore.open(
+        prepared.store_path, prepared.loaded.experiment.id, prepared.digest
+    ) as store:
+        budget = spent(store.spend(), prepared.limits)
+        if budget is None and prepared.jobs:
+
+            def done(outcome: CellOutcome) -> bool:
+                nonlocal budget
+                ends[outcome.cell] = outcome
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                if outcome.end == "stopped" and outcome.reason != "interrupted":
+                    budget = outcome.reason
+                return budget is None
+
+            executor.run(prepared.jobs, done)
+        spend = store.spend()
+        stored = store.count()
+        failed_items = store.count_failed()
+        if budget is not None:
+            for cell in store.cells():
+                if cell.status in ("pending", "running"):
+                    store.set_cell_status(cell.id, "stopped", reason=budget)
+    planned = sum(prepared.planned.values())
+    return ExperimentOutcome(ends, spend, stored, planned, failed_items, budget)
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def worker_setup() -> None:
+    """In each worker process: die with the parent (a parent killed with SIGKILL must not
+    leave workers writing to the cells it will resume), and log as the CLI does."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    from govern.logs import configure_logging
+
+    configure_logging()
