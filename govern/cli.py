@@ -449,8 +449,11 @@ def _executor(request):  # -> Executor; typed loosely to keep imports lazy
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from govern.experiments.audit import is_experiment_folder
     from govern.ledger.audit import AuditUsageError, audit
 
+    if is_experiment_folder(Path(args.target)):
+        return _audit_experiment(args)
     try:
         result = audit(
             Path(args.target),
@@ -474,6 +477,38 @@ def cmd_audit(args: argparse.Namespace) -> int:
         print(report, file=sys.stderr)
     else:
         print(report)
+    return 0 if result.intact else 1
+
+
+def _audit_experiment(args: argparse.Namespace) -> int:
+    from govern.experiments.audit import audit_experiment
+    from govern.ledger.audit import AuditUsageError
+
+    only_runs = [
+        flag
+        for flag, given in (
+            ("--explain", args.explain),
+            ("--prove", args.prove is not None),
+            ("--since", args.since is not None),
+            ("--write-head", args.write_head is not None),
+        )
+        if given
+    ]
+    if only_runs:
+        raise UsageError(
+            f"{', '.join(only_runs)}: for one run's ledger; give a cell's folder "
+            f"({args.target}/cells/CELL) instead of the experiment"
+        )
+    try:
+        result = audit_experiment(
+            Path(args.target),
+            key_file=Path(args.key_file) if args.key_file else None,
+            public_keys=tuple(Path(p) for p in args.public_key),
+            trusted_file=Path(args.trusted_keys) if args.trusted_keys else None,
+        )
+    except AuditUsageError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(result.as_dict(), indent=2) if args.json else "\n".join(result.text()))
     return 0 if result.intact else 1
 
 

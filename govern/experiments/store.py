@@ -125,12 +125,12 @@ CREATE TRIGGER totals_on_delete AFTER DELETE ON items BEGIN
 END;
 """
 
-_COLUMNS = (
+ITEM_COLUMNS = (
     "cell, item, seed, outcome, correct_strict, correct_flexible, calls, prompt_tokens, "
     "completion_tokens, cost, latency, simulated, failure, line_sha256, record"
 )
 _INSERT = (
-    f"INSERT INTO items ({_COLUMNS}, recorded) VALUES ({', '.join('?' * 16)}) "
+    f"INSERT INTO items ({ITEM_COLUMNS}, recorded) VALUES ({', '.join('?' * 16)}) "
     "ON CONFLICT (cell, seed, item) DO NOTHING"
 )
 
@@ -234,7 +234,7 @@ def _number(record: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
-def _row(cell: str, seed: int, record: Mapping[str, Any]) -> tuple[Any, ...]:
+def columns_of(cell: str, seed: int, record: Mapping[str, Any]) -> tuple[Any, ...]:
     """The columns of one record, checked: the digest of its results.jsonl line, and the
     record without its turns."""
     item = record.get("id")
@@ -292,21 +292,30 @@ def _stored(row: tuple[Any, ...]) -> StoredItem:
 
 
 def _check_file(path: Path) -> None:
-    """Refuse, before SQLite opens it, a path that is a folder or a file that is not SQLite."""
+    """Refuse, before SQLite opens it, a path that is a folder.
+
+    The file itself is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, those of another store open on it included (the progress
+    thread's beside the runner's). A worker closing its store would then find no other
+    reader, checkpoint and delete the write-ahead log under them: "database disk image is
+    malformed", or commits that other processes never see. SQLite's own reads tell a file
+    that is not SQLite (`_not_sqlite`), writing nothing to it."""
     if path.is_dir():
         raise StoreError(f"{path} is a folder, not a results store")
+
+
+def _not_sqlite(path: Path) -> StoreError:
+    """A file SQLite found is not a database (no store of this process can hold a lock on
+    it, so reading its beginning here is safe)."""
     try:
         with path.open("rb") as handle:
             head = handle.read(len(SQLITE_MAGIC))
-    except FileNotFoundError:
-        return
     except OSError as error:
-        raise StoreError(f"cannot read the results store {path}: {error.strerror}") from error
-    if head and head != SQLITE_MAGIC:
-        raise StoreCorrupt(
-            f"{path} is not an SQLite database (it begins {head[:16]!r}), so not a govern "
-            "results store; it was left untouched. Move it away or give another path."
-        )
+        return StoreError(f"cannot read the results store {path}: {error.strerror}")
+    return StoreCorrupt(
+        f"{path} is not an SQLite database (it begins {head[:16]!r}), so not a govern "
+        "results store; it was left untouched. Move it away or give another path."
+    )
 
 
 def _writable(path: Path) -> None:
@@ -452,6 +461,8 @@ class ResultsStore:
             db.execute("PRAGMA foreign_keys=ON")
         except sqlite3.DatabaseError as error:
             db.close()
+            if getattr(error, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise _not_sqlite(path) from error
             raise store._translate(error) from error
         except BaseException:
             db.close()
@@ -636,7 +647,7 @@ class ResultsStore:
     def record_item(self, cell: str, seed: int, record: Mapping[str, Any]) -> bool:
         """Commit one finished item; False when (cell, item, seed) was already stored (the
         stored record is kept: see the module's docstring)."""
-        row = _row(cell, seed, record)
+        row = columns_of(cell, seed, record)
         try:
             cursor = self._execute(_INSERT, row)
         except sqlite3.IntegrityError as error:
@@ -680,7 +691,7 @@ class ResultsStore:
         """Record a retried item in place of its recorded failure, in one transaction (a
         retry of ``--retry-failed``); an item stored with another outcome is kept, and an
         item not stored yet is recorded. False when nothing changed."""
-        row = _row(cell, seed, record)
+        row = columns_of(cell, seed, record)
         db = self._conn()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -700,7 +711,7 @@ class ResultsStore:
 
     def get(self, cell: str, seed: int, item: str) -> StoredItem | None:
         row = self._execute(
-            f"SELECT {_COLUMNS} FROM items WHERE cell = ? AND seed = ? AND item = ?",
+            f"SELECT {ITEM_COLUMNS} FROM items WHERE cell = ? AND seed = ? AND item = ?",
             (cell, seed, item),
         ).fetchone()
         return _stored(row) if row is not None else None
@@ -735,10 +746,10 @@ class ResultsStore:
             reader.execute("PRAGMA query_only=ON")
             reader.execute("BEGIN")
             if cell is None:
-                rows = reader.execute(f"SELECT {_COLUMNS} FROM items ORDER BY rowid")
+                rows = reader.execute(f"SELECT {ITEM_COLUMNS} FROM items ORDER BY rowid")
             else:
                 rows = reader.execute(
-                    f"SELECT {_COLUMNS} FROM items WHERE cell = ? ORDER BY rowid", (cell,)
+                    f"SELECT {ITEM_COLUMNS} FROM items WHERE cell = ? ORDER BY rowid", (cell,)
                 )
             for row in rows:
                 yield _stored(row)

@@ -53,6 +53,7 @@ class AuditResult:
     report: dict[str, Any]
     text: list[str] = field(default_factory=list)
     head: dict[str, Any] | None = None  # the latest verified head, for witnessing
+    verified: list[bytes] = field(default_factory=list)  # the entries the keys verified
 
 
 def ledger_path(target: Path) -> Path:
@@ -151,6 +152,7 @@ def audit(
     except OSError as exc:
         raise AuditUsageError(f"cannot read {path}: {exc.strerror}") from None
     result = AuditResult(report.complete, {"ledger": report.as_dict()}, [report.summary()])
+    result.verified = report.lines[: report.entries]
     result.text += [f"note: {note}" for note in report.notes]
     lines = report.lines
     if report.intact or report.damage.kind in ("torn", "unsealed"):
