@@ -16,8 +16,8 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from govern.experiments.runner import CELLS_FOLDER, EXPERIMENT_FILE, RETRIES_FOLDER, STORE_FILE
 from govern.experiments.store import ITEM_COLUMNS, columns_of
