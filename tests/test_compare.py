@@ -3,6 +3,7 @@ what it does with results it must not trust."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -230,6 +231,23 @@ def test_flexible_measure_ranks_by_flexible():
     )
     assert comparison.rows[0].institution == "f" and comparison.measure == "flexible"
     assert comparison.rows[0].accuracy_other == 0.0
+
+
+def test_overlays_are_configurations_of_their_own():
+    strict = dataclasses.replace(
+        cell("tang", GOOD), id="tang.sim-medium.gsm8k.s0.strict", overlay="strict"
+    )
+    loose = dataclasses.replace(
+        cell("tang", POOR), id="tang.sim-medium.gsm8k.s0.loose", overlay="loose"
+    )
+    comparison = compare(result_set(strict, loose))
+    assert [r.configuration for r in comparison.rows] == [
+        "tang.sim-medium.gsm8k.strict",
+        "tang.sim-medium.gsm8k.loose",
+    ]
+    assert comparison.rows[1].vs_best.marker == "***"
+    header = render_text(comparison).splitlines()[1].split()
+    assert "overlay" in header
 
 
 # --------------------------------------------------------------------------- labels and formats

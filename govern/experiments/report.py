@@ -185,7 +185,10 @@ def _comparison_table(comparison: Comparison, anchors: dict[str, str]) -> str:
             f'<td class="n">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
             for i, c in enumerate(cells)
         )
-        links = " ".join(f'<a href="#{anchors[c]}">s{_e(_seed(c))}</a>' for c in row.cells)
+        links = " ".join(
+            f'<a href="#{anchors[c]}">s{seed}</a>'
+            for c, seed in zip(row.cells, row.seeds, strict=True)
+        )
         css = ' class="best"' if row.best else ""
         rows.append(f"<tr{css}>{tds}<td>{links}</td></tr>")
     notes = "".join(f"<li>{_e(line)}</li>" for line in footer(comparison))
@@ -193,10 +196,6 @@ def _comparison_table(comparison: Comparison, anchors: dict[str, str]) -> str:
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<ul class="notes">{notes}</ul>'
     )
-
-
-def _seed(cell: str) -> str:
-    return cell.rsplit(".s", 1)[-1].split(".")[0] if ".s" in cell else cell
 
 
 def _figure(chart: Chart, anchors: dict[str, str]) -> str:
