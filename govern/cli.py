@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from govern import __version__
@@ -379,6 +379,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_experiment_command(args: argparse.Namespace) -> int:
     """`govern run EXPERIMENT.yaml`: every cell, in worker processes, into one store."""
+    import asyncio
+
     from govern.experiments.progress import experiment_progress, print_outcome
     from govern.experiments.runner import ExperimentRequest, prepare_experiment, run_experiment
     from govern.experiments.spec import Limits
@@ -414,25 +416,55 @@ def run_experiment_command(args: argparse.Namespace) -> int:
     )
     try:
         prepared = prepare_experiment(request)
-        executor = _executor(request)
     except RunSetupError as exc:
         raise UsageError(str(exc)) from None
-    for notice in prepared.notices:
-        print(f"notice: {notice}", file=sys.stderr)
     try:
-        with experiment_progress(prepared) as on_outcome:
+        executor = _executor(request)
+        for notice in prepared.notices:
+            print(f"notice: {notice}", file=sys.stderr)
+        with _sigterm_interrupts(), experiment_progress(prepared) as on_outcome:
             outcome = run_experiment(prepared, executor, on_outcome)
-    except KeyboardInterrupt:
+    except RunSetupError as exc:
+        raise UsageError(str(exc)) from None
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        # a cell run in this process (--workers 1) ends on SIGTERM with its run cancelled
+        terminated = isinstance(exc, _Terminated | asyncio.CancelledError)
         print(
-            f"govern: interrupted; every finished item is in {prepared.store_path}, and each "
-            f"cell's run folder is sealed; run the same command again to resume",
+            f"govern: interrupted by {'SIGTERM' if terminated else 'SIGINT'}; every finished "
+            f"item is in {prepared.store_path}, and each cell's run folder is sealed; run the "
+            "same command again to resume",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    finally:
+        prepared.release()
     print_outcome(prepared, outcome)
     if outcome.budget is not None:
         return EXIT_STOPPED
     return EXIT_INVALID if outcome.failed else EXIT_OK
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is, so that an experiment stops the same way: its workers
+    asked to stop, their ledgers sealed as interrupted, exit 143."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    import signal
+
+    def terminated(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not in the main thread: SIGTERM is left as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _executor(request):  # -> Executor; typed loosely to keep imports lazy

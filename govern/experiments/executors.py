@@ -37,12 +37,17 @@ class InlineExecutor:
 
     def run(self, jobs: Sequence[CellJob], done: Done) -> None:
         for job in jobs:
+            on_sigterm = signal.getsignal(signal.SIGTERM)
             try:
                 outcome = run_cell(job)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as error:
                 outcome = crashed(job, error)
+            finally:  # a cell's event loop leaves SIGTERM at its default, which kills at once
+                if on_sigterm is not None:
+                    with contextlib.suppress(ValueError):  # not in the main thread
+                        signal.signal(signal.SIGTERM, on_sigterm)
             if not done(outcome):
                 return
 

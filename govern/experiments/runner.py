@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -148,10 +149,17 @@ class PreparedExperiment:
     limits: Limits
     simulated: bool
     notices: list[str] = field(default_factory=list)
+    lock: int | None = None  # the experiment folder, held while this process runs it
 
     @property
     def store_path(self) -> Path:
         return self.folder / STORE_FILE
+
+    def release(self) -> None:
+        """Let another `govern run` of this experiment start (exiting does it too)."""
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
 
 @dataclass
@@ -205,22 +213,25 @@ def prepare_experiment(request: ExperimentRequest) -> PreparedExperiment:
         canonical_json({"experiment": exp.id, "cells": digests}).encode()
     ).hexdigest()
     folder = request.out or project_root(Path.cwd()) / "runs" / exp.id
-    notices = _make_folder(folder, request.force_new)
+    notices, lock = _make_folder(folder, request.force_new)
     try:
         with ResultsStore.open(
             folder / STORE_FILE, exp.id, digest, cells=digests, force_new=request.force_new
         ) as store:
             if store.replaced is not None:
                 notices.append(f"the earlier results store was kept as {store.replaced}")
-            jobs = _plan(request, loaded, folder, digest, planned, store)
-    except StoreError as exc:
-        raise RunSetupError(str(exc)) from None
-    limits = _limits(exp.limits, request.limits)
-    simulated = all(is_simulated(m) for c in loaded.cells for m in _models_of(c))
-    prepared = PreparedExperiment(
-        request, loaded, folder, digest, planned, jobs, limits, simulated, notices
-    )
-    write_atomic(folder / EXPERIMENT_FILE, json.dumps(_description(prepared), indent=2) + "\n")
+            jobs = _plan(request, loaded, folder, digest, planned, store, notices)
+        limits = _limits(exp.limits, request.limits)
+        simulated = all(is_simulated(m) for c in loaded.cells for m in _models_of(c))
+        prepared = PreparedExperiment(
+            request, loaded, folder, digest, planned, jobs, limits, simulated, notices, lock
+        )
+        write_atomic(folder / EXPERIMENT_FILE, json.dumps(_description(prepared), indent=2) + "\n")
+    except BaseException as exc:
+        os.close(lock)
+        if isinstance(exc, StoreError):
+            raise RunSetupError(str(exc)) from None
+        raise
     return prepared
 
 
@@ -273,16 +284,48 @@ def _models_of(cell: Cell) -> set[str]:
     )
 
 
-def _make_folder(folder: Path, force_new: bool) -> list[str]:
-    """The experiment folder; with --force-new, an earlier experiment's cells are moved
-    aside (never deleted), as its store is."""
+def _make_folder(folder: Path, force_new: bool) -> tuple[list[str], int]:
+    """The experiment folder, held by this process (see `_hold`); with --force-new, an
+    earlier experiment's cells are moved aside (never deleted), as its store is."""
     if folder.exists() and not folder.is_dir():
         raise RunSetupError(f"{folder} exists and is not a folder; choose another --out")
     notices = []
     if folder.is_dir() and not (folder / STORE_FILE).exists() and any(folder.iterdir()):
+        what = "a single run" if is_run_folder(folder) else "no experiment"
+        raise RunSetupError(f"{folder} is not empty and holds {what}; choose another --out folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
         raise RunSetupError(
-            f"{folder} is not empty and holds no experiment; choose another --out folder"
-        )
+            f"cannot create the experiment folder {folder}: {exc.strerror}"
+        ) from None
+    lock = _hold(folder)
+    try:
+        notices += _set_aside(folder, force_new)
+    except BaseException:
+        os.close(lock)
+        raise
+    return notices, lock
+
+
+def _hold(folder: Path) -> int:
+    """Lock the experiment folder for this process (flock on the folder itself, released
+    when the process ends however it ends): a second `govern run` of the same experiment
+    at once would race the first for its cells' ledgers and statuses, so it is refused."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RunSetupError(
+            f"{folder} is being run by another `govern run` right now; wait for it to end (or "
+            "stop it), then run the same command again to resume"
+        ) from None
+    return fd
+
+
+def _set_aside(folder: Path, force_new: bool) -> list[str]:
+    notices = []
     if force_new:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         for name in (CELLS_FOLDER, RETRIES_FOLDER):
@@ -312,8 +355,23 @@ def _plan(
     digest: str,
     planned: dict[str, int],
     store: ResultsStore,
+    notices: list[str],
 ) -> list[CellJob]:
-    """The cells still to run: unfinished ones, and with --retry-failed those with failures."""
+    """The cells still to run: unfinished ones, and with --retry-failed those with failures.
+
+    A cell whose run folder is gone (deleted by hand) has stored items that no ledger
+    vouches for any more: they are dropped, with its retries, and the cell runs again."""
+    for cell in loaded.cells:
+        main = folder / CELLS_FOLDER / cell.id
+        if not is_run_folder(main) and (dropped := store.clear_cell(cell.id)):
+            notices.append(
+                f"cell {cell.id} has no run folder ({main}), so its {dropped} stored items are "
+                "vouched for by no ledger: they were dropped and the cell runs again"
+            )
+            retries = folder / RETRIES_FOLDER / cell.id
+            if retries.exists():
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+                retries.rename(retries.with_name(f"{cell.id}.replaced-{stamp}"))
     status = {c.id: c.status for c in store.cells()}
     stored = store.counts()
     limits = _limits(loaded.experiment.limits, request.limits)
@@ -543,7 +601,13 @@ def run_experiment(
                     budget = outcome.reason
                 return budget is None
 
-            executor.run(prepared.jobs, done)
+            try:
+                executor.run(prepared.jobs, done)
+            except BaseException:  # interrupted: no cell of this run is running any more
+                for cell in store.cells():
+                    if cell.status == "running":
+                        store.set_cell_status(cell.id, "stopped", reason="interrupted")
+                raise
         spend = store.spend()
         stored = store.count()
         failed_items = store.count_failed()
