@@ -33,7 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, RootModel, model_validator
 
 from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.loader import (
@@ -52,6 +52,7 @@ from govern.spec.models import (
     ModelChoice,
     Parsing,
     ParsingMode,
+    Price,
     SamplingPolicy,
     SpecModel,
     TaskDefaults,
@@ -215,6 +216,13 @@ class Experiment(SpecModel):
     )
     sampling: SamplingPolicy | None = Field(None, description="replaces every cell's sampling")
     budgets: Budgets | None = Field(None, description="replaces every cell's budgets")
+    prices: str | None = Field(
+        None,
+        min_length=1,
+        description="relative path to a prices file: a mapping of model name -> {input, "
+        "output} in US dollars per million tokens, for models whose price litellm does not "
+        "know; each cell takes the prices of its models",
+    )
     limits: Limits | None = Field(
         None,
         description="the whole experiment's budget of calls, tokens and dollars; changing it "
@@ -261,6 +269,8 @@ class LoadedExperiment:
     source: YamlSource
     bases: tuple[LoadedInstitution | LoadedManifest, ...]
     labels: tuple[str, ...]  # each base's label, in order
+    prices: dict[str, Price] = field(default_factory=dict)  # from the prices file
+    prices_file: Path | None = None
 
     @cached_property
     def cells(self) -> list[Cell]:
@@ -270,6 +280,8 @@ class LoadedExperiment:
     def files(self) -> list[Path]:
         """The experiment file and every file its cells are built from."""
         names = {Path(self.source.file).resolve()}
+        if self.prices_file is not None:
+            names.add(self.prices_file)
         for base in self.bases:
             if isinstance(base, LoadedManifest):
                 names |= set(base.files)
@@ -327,8 +339,11 @@ def _cell_manifest(
         manifest = Manifest(id=base.institution.id, institution=base.institution)
         inst = base
         values, keys, kept = {(): source.value_position(("institutions", index))}, {}, {}
+    models = choice.choice()
+    used = {models.default, *models.roles.values()}
+    prices = {m: price for m, price in loaded.prices.items() if m in used}
     update: dict[str, Any] = {
-        "models": choice.choice(),
+        "models": models.model_copy(update={"prices": {**prices, **models.prices}}),
         "task": TaskDefaults(name=task.name, limit=task.limit),
         "seed": seed,
     }
@@ -386,7 +401,23 @@ def load_experiment(source: YamlSource, path: Path) -> LoadedExperiment:
         for entry, base in zip(experiment.institutions, bases, strict=True)
     )
     _unique([(("institutions", i), label) for i, label in enumerate(labels)], "institution", source)
-    return LoadedExperiment(experiment, source, tuple(bases), labels)
+    prices, prices_file = _prices(source, experiment.prices, root)
+    return LoadedExperiment(experiment, source, tuple(bases), labels, prices, prices_file)
+
+
+class _PriceTable(RootModel[dict[str, Price]]):
+    """A prices file: model name -> {input, output}."""
+
+
+def _prices(
+    source: YamlSource, reference: str | None, root: Path
+) -> tuple[dict[str, Price], Path | None]:
+    """The prices file's prices, checked at the file's own lines."""
+    if reference is None:
+        return {}, None
+    target = _reference(source, ("prices",), reference, root)
+    table = read_yaml(target)
+    return validate_data(_PriceTable, table.data, table).root, target
 
 
 def _is_text(source: YamlSource, index: int) -> bool:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import replace
 
 from govern.models.base import ModelClient, ModelRequest, ModelResponse
 from govern.models.cache import ResponseCache, request_key
 from govern.models.limits import AdaptiveLimit
 from govern.models.sim.client import SimClient
 from govern.models.sim.params import is_simulated, resolve_sim_params
-from govern.spec.models import Endpoint, SimOverride
+from govern.spec.models import Endpoint, Price, SimOverride
 
 # Where calls go, for their concurrency limit: a server's base URL, or a model without one.
 EndpointKey = tuple[str, str]
@@ -42,6 +43,7 @@ class ModelRouter:
         concurrency: int = 8,
         clients: dict[str, ModelClient] | None = None,
         cache: ResponseCache | None = None,
+        prices: dict[str, Price] | None = None,
     ) -> None:
         self.simulator = simulator or {}
         self.api_base = api_base
@@ -54,6 +56,7 @@ class ModelRouter:
         self.backoff_max = backoff_max
         self.concurrency = concurrency
         self.cache = cache  # real models' responses, by what decides them
+        self.prices = prices or {}  # the user's prices, by model: they replace litellm's
         self._clients: dict[str, ModelClient] = dict(clients or {})
         self._given = frozenset(self._clients)  # clients given whole: the run's slot is theirs
         self._remote: dict[str | None, ModelClient] = {}  # api_base -> its client
@@ -117,6 +120,10 @@ class ModelRouter:
                 response = await client.complete(request)
         else:  # a real model's client takes its endpoint's slot, then the run's, per attempt
             response = await client.complete(request)
+        price = self.prices.get(request.model)
+        if price is not None and not response.simulated:
+            cost = price.cost(response.prompt_tokens, response.completion_tokens)
+            response = replace(response, cost=cost)
         if key is not None and self.cache is not None:
             self.cache.put(key, response)
         return response

@@ -143,6 +143,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         deadline=request.deadline or manifest.models.deadline,
         concurrency=request.concurrency,
         cache=_response_cache(role_models.values()),
+        prices=manifest.models.prices,
     )
     used = set(role_models.values())
     if isinstance(loaded, LoadedManifest):
@@ -182,6 +183,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "parsing": manifest.parsing.model_dump(),
             "budgets": manifest.budgets.model_dump(),
             "sampling": manifest.sampling.model_dump(exclude_defaults=True),
+            "prices": {m: p.model_dump() for m, p in manifest.models.prices.items()},
             "governance": manifest.governance is not None,
         },
     }
@@ -273,7 +275,11 @@ def _check_model_settings(loaded: LoadedManifest, used: set[str]) -> None:
     """Settings by model name must name a model the run uses (a typo would apply to nothing);
     checked here, not by ``govern validate``, as --model and --role-model choose the models."""
     choice = loaded.manifest.models
-    by_model = {"system_prompt": choice.system_prompt, "endpoints": choice.endpoints}
+    by_model = {
+        "system_prompt": choice.system_prompt,
+        "endpoints": choice.endpoints,
+        "prices": choice.prices,
+    }
     errors = [
         loaded.source.error(
             ("models", key, model),

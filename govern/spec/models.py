@@ -376,6 +376,21 @@ class Endpoint(SpecModel):
     )
 
 
+class Price(SpecModel):
+    """A real model's price, for models whose price litellm does not know (or to override
+    it): the cost of a call is prompt tokens x input + completion tokens x output."""
+
+    input: float = Field(
+        ge=0, allow_inf_nan=False, description="US dollars per million prompt tokens"
+    )
+    output: float = Field(
+        ge=0, allow_inf_nan=False, description="US dollars per million completion tokens"
+    )
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+
 class ModelChoice(SpecModel):
     default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
     roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
@@ -398,6 +413,11 @@ class ModelChoice(SpecModel):
         default_factory=dict,
         description="model name -> its own server and concurrency limit, to mix servers "
         "(e.g. two local ones) in one run",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="model name -> {input, output} in US dollars per million tokens: the "
+        "price of a model litellm does not know (it replaces litellm's price when both exist)",
     )
 
 
