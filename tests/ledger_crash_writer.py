@@ -1,11 +1,13 @@
 """Append ledger entries forever, so that tests/test_ledger_crash.py can SIGKILL it mid-write.
 
-    python tests/ledger_crash_writer.py LEDGER_PATH [chunked]
+    python tests/ledger_crash_writer.py LEDGER_PATH [chunked|held]
 
 Prints the seq of every 500th appended entry (flushed), so the test knows which entries
 were complete before the kill. The writer puts each line down in one write(2), which a
 kill almost never splits; with ``chunked`` each line goes down in 64-byte write(2)s, so
 that a kill often leaves a torn last line, as a crash on a slow or networked disk would.
+With ``held`` the writer holds its entries (as a run does) and flushes every 500th, as a
+run flushes at each item's end: the 500 go down in one write(2) of about a megabyte.
 """
 
 from __future__ import annotations
@@ -52,11 +54,14 @@ def main() -> None:
     )
     if sys.argv[2:] == ["chunked"]:
         writer._file = ChunkedFile(writer._file)  # type: ignore[assignment]
+    if sys.argv[2:] == ["held"]:
+        writer.hold()
     appended = 0
     while True:
         seq = writer.append("transition", "engine", {"n": appended, "padding": PADDING})
         appended += 1
         if appended % 500 == 0:
+            writer.flush()
             print(seq, flush=True)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
+from govern.governance import guard as guard_module
 from govern.governance.controller import Controller
-from govern.governance.guard import ManifestChanged
+from govern.governance.guard import ManifestChanged, ManifestGuard
 from govern.ledger.audit import audit
 from govern.ledger.memory import MemoryLedger
 from govern.models.sim.scripted import ScriptedClient
@@ -247,6 +250,34 @@ def test_changing_the_manifest_mid_run_halts_it(tmp_path: Path) -> None:
     verdict = audit(run.folder)  # halted: sealed and intact, but not a complete run
     assert verdict.report["ledger"]["intact"] and verdict.report["ledger"]["closed_as"] == "halted"
     assert not verdict.intact
+
+
+def test_the_guard_rehashes_only_a_file_whose_status_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard skips hashing a file whose status (inode, size, mtime, ctime) is as it was
+    once it has settled; an edit in place that keeps the size and puts the mtime back still
+    moves the ctime, so it is caught."""
+    path = write(tmp_path, "m.yaml", "a: 1\n")
+    guard, ledger = ManifestGuard([path]), MemoryLedger()
+    guard.check(ledger)
+    assert not guard._trusted  # just written: not settled, so hashed at every check
+    monkeypatch.setattr(guard_module, "SETTLED_NS", 0)
+    guard.check(ledger)
+    assert str(path) in guard._trusted
+    before = path.stat()
+    time.sleep(0.01)
+    path.write_text("a: 2\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(ManifestChanged):
+        guard.check(ledger)
+    assert ledger.of_kind("halt")
+
+    other = write(tmp_path, "n.yaml", "b: 1\n")
+    guard = ManifestGuard([other])
+    guard.check(ledger)
+    write(tmp_path, "n.yaml.new", "b: 1\n").replace(other)  # replaced by the same text
+    guard.check(ledger)
 
 
 OVERLAY_ERRORS = [

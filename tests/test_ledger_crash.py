@@ -66,9 +66,10 @@ def _run_and_kill(path: Path, mode: str) -> tuple[list[int], str]:
     return printed, process.stderr.read()
 
 
-@pytest.mark.parametrize("mode", ["buffered", "chunked"])
+@pytest.mark.parametrize("mode", ["buffered", "chunked", "held"])
 def test_sigkill_mid_write_loses_no_complete_entry(tmp_path: Path, mode: str) -> None:
-    """Whether or not the kill tore the last line (likelier when chunked), nothing is lost."""
+    """Whether or not the kill tore the last line (likelier when chunked), nothing is lost:
+    when held, nothing flushed (so nothing a run's item end vouched for)."""
     path = tmp_path / "ledger.jsonl"
     printed, stderr = _run_and_kill(path, mode)
     assert printed and printed[-1] >= ENOUGH, stderr
@@ -104,3 +105,70 @@ def test_sigkill_mid_write_loses_no_complete_entry(tmp_path: Path, mode: str) ->
     ):
         assert report.intact, report.summary()
         assert report.entries == len(after) and report.closed_as == "complete"
+
+
+def test_a_held_writer_writes_at_a_flush_a_seal_or_when_enough_wait(tmp_path: Path) -> None:
+    from govern.ledger import writer as ledger_writer
+
+    path = tmp_path / "ledger.jsonl"
+    writer = LedgerWriter.create(path, RING, "held", {"purpose": "test"}, seal_every=50)
+    on_disk = lambda: len(path.read_bytes().splitlines())  # noqa: E731
+    assert on_disk() == 1  # the header, written at once
+    writer.hold()
+    for n in range(10):
+        writer.append("transition", "engine", {"n": n})
+    assert on_disk() == 1
+    writer.flush()
+    assert on_disk() == 11
+    for n in range(40):  # the 50th entry brings a seal: it and all before it go down
+        writer.append("transition", "engine", {"n": n})
+    assert on_disk() == 51 and parse(path.read_bytes().splitlines()[-1])["kind"] == "seal"
+    writer.append("transition", "engine", {})
+    writer.close()
+    assert on_disk() == writer.seq == 54  # and the closing seal
+    assert verify(path, RING).intact
+
+    many = LedgerWriter.create(tmp_path / "many.jsonl", RING, "m", {}, seal_every=10**6)
+    many.hold()
+    for n in range(ledger_writer.HELD_AT_MOST):
+        assert len((tmp_path / "many.jsonl").read_bytes().splitlines()) == 1
+        many.append("transition", "engine", {"n": n})
+    assert len((tmp_path / "many.jsonl").read_bytes().splitlines()) == 1 + many.seq - 1
+    many.close()
+
+    always = LedgerWriter.create(tmp_path / "always.jsonl", RING, "a", {}, fsync="always")
+    always.hold()  # an entry synced at once is written at once
+    always.append("transition", "engine", {})
+    assert len((tmp_path / "always.jsonl").read_bytes().splitlines()) == 2
+    always.close()
+
+
+def test_a_run_puts_each_items_end_on_disk_before_the_next_item(tmp_path: Path) -> None:
+    """A run holds its ledger's entries, and flushes them at each item's end: the ledger on
+    disk then ends with that end entry, which vouches for the item's result line."""
+    import asyncio
+    import json
+
+    from govern.run.runner import RunRequest, execute, prepare
+
+    out = tmp_path / "run"
+    request = RunRequest(
+        ROOT / "institutions" / "mongol.yaml",
+        task="gsm8k",
+        data=ROOT / "tasks" / "gsm8k_sample.jsonl",
+        limit=5,
+        concurrency=1,
+        out=out,
+    )
+    seen: list[str] = []
+
+    def after(record: dict) -> None:
+        last = parse((out / "ledger.jsonl").read_bytes().splitlines()[-1])
+        assert last["kind"] == "item" and last["body"]["event"] == "end"
+        assert last["body"]["item"] == record["id"]
+        results = (out / "results.jsonl").read_text().splitlines()
+        assert json.loads(results[-1])["id"] == record["id"]
+        seen.append(record["id"])
+
+    asyncio.run(execute(prepare(request), on_item=after))
+    assert len(seen) == 5

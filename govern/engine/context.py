@@ -27,6 +27,7 @@ class CallSettings:
     seed: int
     sampling: Sampling
     sample: int = 0  # the seat's place on the roster of a stage of several seats
+    sent: dict[str, Any] | None = None  # the sampling as a turn records it (None: not yet)
 
     def as_record(self) -> dict[str, Any]:
         """What a turn records: the seed and the sampling actually sent (and the sample,
@@ -34,9 +35,15 @@ class CallSettings:
         return {
             **({"sample": self.sample} if self.sample else {}),
             "seed": self.seed,
-            **self.sampling.model_dump(exclude_none=True, exclude={"extra"}),
-            **({"extra": self.sampling.extra} if self.sampling.extra else {}),
+            **(self.sent if self.sent is not None else sampling_record(self.sampling)),
         }
+
+
+def sampling_record(sampling: Sampling) -> dict[str, Any]:
+    return {
+        **sampling.model_dump(exclude_none=True, exclude={"extra"}),
+        **({"extra": sampling.extra} if sampling.extra else {}),
+    }
 
 
 @dataclass
@@ -52,6 +59,11 @@ class RunContext:
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
     parsing: Parsing = field(default_factory=Parsing)
     system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
+    # (role, stage, sample, act) -> the sampling of such a call and its record: the manifest
+    # does not change during a run, so each is worked out once
+    _sampling: dict[tuple[str, str, int, str], tuple[Sampling, dict[str, Any]]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def merges_system_prompt(self, agent: str) -> bool:
         model = self.role_models[agent.split("#")[0]]
@@ -80,12 +92,16 @@ class RunContext:
                 self.seed, oracle.item_id, oracle.stage, agent, oracle.visit, sample, oracle.reask
             )
         )
-        sampling = self.sampling.for_call(role_id, oracle.stage, sample)
-        if sampling.max_tokens is None:  # a run-on output must end: a default per kind of act
-            sampling = sampling.model_copy(
-                update={"max_tokens": DEFAULT_MAX_TOKENS.get(oracle.act, 1024)}
-            )
-        return CallSettings(seed, sampling, sample)
+        key = (role_id, oracle.stage, sample, oracle.act)
+        if key not in self._sampling:
+            sampling = self.sampling.for_call(role_id, oracle.stage, sample)
+            if sampling.max_tokens is None:  # a run-on output must end: a default per act
+                sampling = sampling.model_copy(
+                    update={"max_tokens": DEFAULT_MAX_TOKENS.get(oracle.act, 1024)}
+                )
+            self._sampling[key] = (sampling, sampling_record(sampling))
+        sampling, sent = self._sampling[key]
+        return CallSettings(seed, sampling, sample, sent)
 
     async def call(
         self, agent: str, messages: list[Message], oracle: Oracle, settings: CallSettings

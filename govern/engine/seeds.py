@@ -15,6 +15,7 @@ import hashlib
 import json
 
 SEED_BITS = 31  # providers take a signed 32-bit seed; llama.cpp an unsigned one
+_IDENTITY = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps' text, made once
 
 
 def call_seed(
@@ -23,6 +24,6 @@ def call_seed(
     """The seed of one call, a whole number in [0, 2**31); a re-ask for the format has its
     own, so that it is not answered with the same text."""
     parts: list[object] = [run_seed, item, stage, agent, visit, sample]
-    identity = json.dumps([*parts, reask] if reask else parts, ensure_ascii=False)
+    identity = _IDENTITY([*parts, reask] if reask else parts)
     digest = hashlib.sha256(b"govern call seed\x00" + identity.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)

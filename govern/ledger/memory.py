@@ -17,5 +17,11 @@ class MemoryLedger:
         self.entries.append({"seq": len(self.entries), "kind": kind, "actor": actor, "body": body})
         return len(self.entries) - 1
 
+    def hold(self) -> None:
+        """As a file ledger's: nothing to hold back in memory."""
+
+    def flush(self) -> None:
+        """As a file ledger's: every entry is already where it is kept."""
+
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.entries if e["kind"] == kind]

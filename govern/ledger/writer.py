@@ -1,5 +1,6 @@
-"""Append entries to a run's ledger: one writer at a time, a line flushed per entry, seals
-every N entries and at close, and recovery from a torn last line after a crash."""
+"""Append entries to a run's ledger: one writer at a time, a line flushed per entry (or, once
+``hold`` is called, at each ``flush``), seals every N entries and at close, and recovery
+from a torn last line after a crash."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from govern.ledger.keys import Keyring
 from govern.ledger.merkle import MerkleFrontier, leaf_hash
 
 FsyncPolicy = Literal["never", "seal", "always"]
+HELD_AT_MOST = 512  # entries a held writer keeps in memory before it writes them anyway
 
 
 class LedgerBusy(Exception):
@@ -45,6 +47,7 @@ class LedgerWriter:
         self._key = keyring.active_key.id
         self._signer = keyring.active_signer  # a separate secret: the HMAC key cannot sign
         self.closed = False
+        self._held: list[bytes] | None = None  # lines not yet written, once hold() is called
 
     @classmethod
     def create(
@@ -140,15 +143,39 @@ class LedgerWriter:
         }
         secret = self.keyring.keys[self._key].secret
         line, mac = encode(entry, secret)
-        self._file.write(line + b"\n")
-        self._file.flush()
-        if self.fsync == "always":
-            os.fsync(self._file.fileno())
+        if self._held is None or self.fsync == "always":
+            self._file.write(line + b"\n")
+            self._file.flush()
+            if self.fsync == "always":
+                os.fsync(self._file.fileno())
+        else:
+            self._held.append(line + b"\n")
+            if kind == "seal" or len(self._held) >= HELD_AT_MOST:
+                self.flush()
         self._frontier.append(leaf_hash(line))
         seq, self.seq, self._prev = self.seq, self.seq + 1, mac
         if kind != "seal" and self.seq % self.seal_every == 0:
             self.seal()
         return seq
+
+    def hold(self) -> None:
+        """From now on keep entries in memory and write them, in order and in one write, at
+        the next ``flush``, seal or close, or once ``HELD_AT_MOST`` are waiting (with
+        ``fsync="always"`` every entry is still written and synced at once).
+
+        So a kill loses the entries appended since the last flush, and only those: what is
+        on disk is always the ledger up to some entry, never with a gap. A run flushes at
+        every item's end, so what a kill loses is entries of items still in flight, which
+        vouch for no result and which resume redoes."""
+        if self._held is None:
+            self._held = []
+
+    def flush(self) -> None:
+        """Write the held entries and flush them (a no-op for a writer that holds none)."""
+        if self._held:
+            self._file.write(b"".join(self._held))
+            self._held.clear()
+            self._file.flush()
 
     def seal(self, *, reason: str | None = None) -> int:
         """Sign the tree of every entry so far, and whether (and why) the ledger closes here;

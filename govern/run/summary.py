@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -59,36 +60,96 @@ class Summary(BaseModel):
     govern_version: str
 
 
-def summarise(records: list[dict[str, Any]], **fields: Any) -> Summary:
-    n = len(records)
-    costs = [r["cost"] for r in records]
-    turns = [t for r in records for t in r["turns"]]
-    share = sum(is_simulated(t["model"]) for t in turns) / len(turns) if turns else None
-    label = (
-        SIMULATED_LABEL if fields["simulated"] else partly_simulated_label(share) if share else None
-    )
-    return Summary(
-        label=label,
-        unparsed_turns=sum(not t["parsed"] for t in turns),
-        reasks=sum(r.get("reasks", 0) for r in records),
-        reasks_answered=sum(bool(t.get("reask")) and t["parsed"] for t in turns),
-        simulated_calls=None if share is None else round(share, 4),
-        cached_calls=sum(bool(t.get("cached")) for t in turns),
-        n=n,
-        accuracy_strict=wilson(sum(r["correct_strict"] for r in records), n),
-        accuracy_flexible=wilson(sum(r["correct_flexible"] for r in records), n),
-        calls_per_item=sum(r["calls"] for r in records) / n if n else None,
-        failed_attempts=sum(r.get("failed_attempts", 0) for r in records),
-        tokens_per_item=(
-            sum(r["prompt_tokens"] + r["completion_tokens"] for r in records) / n if n else None
-        ),
-        cost=None if any(c is None for c in costs) else round(sum(costs), 6),
-        unparsable_outputs=sum(r["unparsable"] for r in records),
-        outcomes=dict(Counter(r["outcome"] or "unknown" for r in records)),
-        items_with_errors=sum(bool(r["errors"]) for r in records),
-        failures=failures(records),
-        **fields,
-    )
+class Tally:
+    """The summary's figures, taken one record at a time as each item finishes, so that a
+    run keeps no record once it is written (a record holds every prompt: about 70 KB).
+    Sums are taken in the order records arrive, so they equal those over a list in that
+    order, floating point included."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.correct_strict = 0
+        self.correct_flexible = 0
+        self.calls = 0
+        self.failed_attempts = 0
+        self.tokens = 0
+        self.cost: Any = 0  # sum() starts from the int 0, and so does this
+        self.cost_unknown = False
+        self.unparsable = 0
+        self.reasks = 0
+        self.outcomes: Counter[str] = Counter()
+        self.items_with_errors = 0
+        self.failures: Counter[str] = Counter()
+        self.turns = 0
+        self.simulated_turns = 0
+        self.unparsed_turns = 0
+        self.reasks_answered = 0
+        self.cached_calls = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.n += 1
+        self.correct_strict += record["correct_strict"]
+        self.correct_flexible += record["correct_flexible"]
+        self.calls += record["calls"]
+        self.failed_attempts += record.get("failed_attempts", 0)
+        self.tokens += record["prompt_tokens"] + record["completion_tokens"]
+        cost = record["cost"]
+        if cost is None:
+            self.cost_unknown = True
+        else:
+            self.cost += cost
+        self.unparsable += record["unparsable"]
+        self.reasks += record.get("reasks", 0)
+        self.outcomes[record["outcome"] or "unknown"] += 1
+        self.items_with_errors += bool(record["errors"])
+        reason = failure_reason(record)
+        if reason is not None:
+            self.failures[reason] += 1
+        for turn in record["turns"]:
+            self.turns += 1
+            self.simulated_turns += is_simulated(turn["model"])
+            self.unparsed_turns += not turn["parsed"]
+            self.reasks_answered += bool(turn.get("reask")) and turn["parsed"]
+            self.cached_calls += bool(turn.get("cached"))
+
+    def summary(self, **fields: Any) -> Summary:
+        n = self.n
+        share = self.simulated_turns / self.turns if self.turns else None
+        label = (
+            SIMULATED_LABEL
+            if fields["simulated"]
+            else partly_simulated_label(share)
+            if share
+            else None
+        )
+        return Summary(
+            label=label,
+            unparsed_turns=self.unparsed_turns,
+            reasks=self.reasks,
+            reasks_answered=self.reasks_answered,
+            simulated_calls=None if share is None else round(share, 4),
+            cached_calls=self.cached_calls,
+            n=n,
+            accuracy_strict=wilson(self.correct_strict, n),
+            accuracy_flexible=wilson(self.correct_flexible, n),
+            calls_per_item=self.calls / n if n else None,
+            failed_attempts=self.failed_attempts,
+            tokens_per_item=self.tokens / n if n else None,
+            cost=None if self.cost_unknown else round(self.cost, 6),
+            unparsable_outputs=self.unparsable,
+            outcomes=dict(self.outcomes),
+            items_with_errors=self.items_with_errors,
+            failures=_most_first(self.failures),
+            **fields,
+        )
+
+
+def summarise(records: Iterable[dict[str, Any]], **fields: Any) -> Summary:
+    """The summary of these records, in this order (a run tallies them as items finish)."""
+    tally = Tally()
+    for record in records:
+        tally.add(record)
+    return tally.summary(**fields)
 
 
 # what varies from item to item or call to call in an error, never part of its reason
@@ -133,7 +194,10 @@ def normalise_reason(text: str, item_id: str = "") -> str:
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
 
 
-def failures(records: list[dict[str, Any]]) -> dict[str, int]:
+def failures(records: Iterable[dict[str, Any]]) -> dict[str, int]:
     """Failed items by reason, the most common first."""
-    counts = Counter(r for r in map(failure_reason, records) if r is not None)
+    return _most_first(Counter(r for r in map(failure_reason, records) if r is not None))
+
+
+def _most_first(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -99,7 +99,7 @@ async def consult(
             return replace(asked, earlier=tuple(earlier), reask_failure=exc)
         earlier.append(asked)
         asked = answer
-    return replace(asked, earlier=tuple(earlier))
+    return replace(asked, earlier=tuple(earlier)) if earlier else asked
 
 
 def _budget_spent(ctx: RunContext, state: dict, made: list[Consultation]) -> bool:
