@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
+import govern.experiments.statistics as sf  # `st` is hypothesis's strategies here
 from govern.experiments.statistics import (
     Accuracy,
     accuracy,
@@ -472,3 +473,36 @@ def test_a_wilson_interval_always_contains_its_estimate(n: int, data: st.DataObj
     interval = wilson(successes, n)
     assert interval.low <= successes / n <= interval.high
     assert interval.low >= 0.0 and interval.high <= 1.0
+
+
+# ------------------------------------------------------------------ whole-number sign flips
+
+
+def test_sign_flip_on_integers_equals_full_enumeration():
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 5, 12, 20):
+        for spread in (1, 2, 3):
+            d = rng.integers(-spread, spread + 1, size=n)
+            expected = sf.sign_flip_test([float(x) for x in d]).p_value
+            assert sf.sign_flip_test_integers(list(d)).p_value == pytest.approx(expected, abs=1e-12)
+
+
+def test_sign_flip_on_integers_is_exact_far_past_enumeration():
+    # 40 items all +1: only the all-plus and all-minus flips are as extreme
+    result = sf.sign_flip_test_integers([1] * 40)
+    assert result.p_value == pytest.approx(2 * 0.5**40, rel=1e-12)
+    assert result.exact and result.mean_difference == 1.0
+    # a long mixed sample agrees with a large Monte Carlo run
+    d = np.random.default_rng(3).integers(-1, 2, size=300)
+    d[:12] = 1
+    exact = sf.sign_flip_test_integers(list(d)).p_value
+    sampled = sf.sign_flip_test([float(x) for x in d], n_resamples=200_000, seed=1).p_value
+    assert exact == pytest.approx(sampled, abs=0.01)
+
+
+def test_sign_flip_on_integers_refuses_fractions_and_nothing():
+    assert sf.sign_flip_test_integers([0, 0, 0]).p_value == 1.0
+    with pytest.raises(ValueError):
+        sf.sign_flip_test_integers([0.5, 1])
+    with pytest.raises(ValueError):
+        sf.sign_flip_test_integers([])

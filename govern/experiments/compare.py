@@ -10,9 +10,10 @@ are repeated measures of the same items. Decisions, made once here:
 - Each configuration is compared with the best one of its task (highest accuracy; ties go
   to fewer tokens per item, then the name), paired on the items both finished: with one
   shared seed by exact McNemar (`statistics.compare_paired`); with several, each item's
-  accuracy is averaged over the shared seeds and the per-item differences are tested by a
-  paired sign-flip permutation test over items (`statistics.paired_permutation_test`), so
-  items stay the unit and seeds are averaged within them. This is the repeated-measures
+  accuracy is averaged over the shared seeds and the per-item differences are tested by an
+  exact paired sign-flip permutation test over items (`statistics.sign_flip_test_integers`:
+  no Monte Carlo floor under the p-values that Holm then multiplies), so items stay the
+  unit and seeds are averaged within them. This is the repeated-measures
   form of McNemar: with one seed the two tests give the same p-value. The seed-level
   comparison (`statistics.compare_seeds`) is reported beside it in JSON; with three seeds
   its smallest possible p is 0.25, so it cannot carry the markers.
@@ -244,9 +245,11 @@ def _versus(
             "cohens_h": paired.cohens_h,
             "seed_level": None,
         }, None
-    mean_best = {k: sum(f[k] for f in firsts) / len(seeds) for k in order}
-    mean_other = {k: sum(s[k] for s in seconds) / len(seeds) for k in order}
-    test = st.paired_permutation_test(mean_best, mean_other, seed=0)
+    right_best = {k: sum(f[k] for f in firsts) for k in order}  # seeds right, per item
+    right_other = {k: sum(s[k] for s in seconds) for k in order}
+    test = st.sign_flip_test_integers([right_best[k] - right_other[k] for k in order])
+    mean_best = {k: right_best[k] / len(seeds) for k in order}
+    mean_other = {k: right_other[k] / len(seeds) for k in order}
     differences = [mean_best[k] - mean_other[k] for k in order]
     low, high = st.bootstrap_mean_interval(differences, confidence=CONFIDENCE, seed=0)
     acc_best = sum(mean_best.values()) / len(order)
@@ -261,7 +264,7 @@ def _versus(
         "seeds": seeds,
         "n_items": len(order),
         "dropped_items": dropped,
-        "difference": test.mean_difference,
+        "difference": sum(differences) / len(order),
         "low": low,
         "high": high,
         "interval": "bootstrap_over_items",
@@ -411,9 +414,8 @@ def _notes(rows: list[Row], measure: Measure, family: int) -> list[str]:
             used.append("one shared seed: exact McNemar test")
         if "sign_flip_over_items" in tests:
             used.append(
-                "several shared seeds: each item's accuracy averaged over the seeds, then a "
-                "paired sign-flip permutation test over items (exact up to 20 items, else "
-                "9,999 seeded resamples)"
+                "several shared seeds: each item's accuracy averaged over the seeds, then an "
+                "exact paired sign-flip permutation test over items"
             )
         notes.append(
             "vs best: accuracy points behind the best configuration of the same task, paired on "
@@ -452,7 +454,8 @@ def _versus_text(row: Row) -> tuple[str, str, str]:
     if row.vs_best is None:
         return "not paired", "", ""
     v = row.vs_best
-    return f"{-100 * v.difference:+.1f} {v.marker}", f"{v.p_holm:.3g}", f"{v.cohens_h:.2f}"
+    behind = round(-100 * v.difference, 1) + 0.0  # + 0.0: never "-0.0"
+    return f"{behind:+.1f} {v.marker}", f"{v.p_holm:.3g}", f"{v.cohens_h + 0.0:.2f}"
 
 
 def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
