@@ -454,8 +454,9 @@ def _versus_text(row: Row) -> tuple[str, str, str]:
     if row.vs_best is None:
         return "not paired", "", ""
     v = row.vs_best
-    behind = round(-100 * v.difference, 1) + 0.0  # + 0.0: never "-0.0"
-    return f"{behind:+.1f} {v.marker}", f"{v.p_holm:.3g}", f"{v.cohens_h + 0.0:.2f}"
+    behind = round(-100 * v.difference, 1)
+    points = "0.0" if behind == 0 else f"{behind:+.1f}"  # never "-0.0"
+    return f"{points} {v.marker}", f"{v.p_holm:.3g}", f"{v.cohens_h + 0.0:.2f}"
 
 
 def table_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
