@@ -132,3 +132,25 @@ def test_an_institution_runs_under_a_default_manifest(tmp_path: Path) -> None:
     )
     assert run.manifest.id == "tang" and set(run.context.role_models.values()) == {"sim/medium"}
     assert asyncio.run(execute(run)).n == 2
+
+
+def test_a_run_puts_the_garbage_collectors_settings_back(tmp_path: Path) -> None:
+    """A run collects garbage less often while it goes on (govern/run/gc_policy.py); the
+    last run to end puts the thresholds back and unfreezes what it froze."""
+    import gc
+
+    from govern.run import gc_policy
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    asyncio.run(
+        execute(prepared(tmp_path, limit=2), on_item=lambda r: seen.append(gc.get_threshold()))
+    )
+    assert seen and all(t[0] >= gc_policy.THRESHOLDS[0] for t in seen)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc_policy.hold()
+    gc_policy.hold()  # two runs at once in one process
+    gc_policy.release()
+    assert gc.get_threshold()[0] >= gc_policy.THRESHOLDS[0]
+    gc_policy.release()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

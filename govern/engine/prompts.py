@@ -3,6 +3,7 @@ the context its stage needs (the candidate, the reasons it was sent back, the re
 
 from __future__ import annotations
 
+import functools
 import re
 
 from govern.engine.formats import parse_ballot
@@ -83,7 +84,22 @@ def motion_sections(
 
 def as_report(text: str, task: Task) -> str:
     """The text with each final-answer, decision or ballot line restated in words, so that
-    a model reading it is not shown a line in the form it must itself write."""
+    a model reading it is not shown a line in the form it must itself write.
+
+    The same text is reported to many agents (every voter and the later stages see the
+    candidate), so reports are kept for the texts seen last."""
+    try:
+        return _report(text, task)
+    except TypeError:  # a task that cannot be a cache key
+        return _restated(text, task)
+
+
+@functools.lru_cache(maxsize=2048)
+def _report(text: str, task: Task) -> str:
+    return _restated(text, task)
+
+
+def _restated(text: str, task: Task) -> str:
     lines = []
     for line in text.splitlines():
         answer = task.parse_answer(line, "strict") or (

@@ -47,6 +47,7 @@ from govern.ledger.writer import LedgerBusy, LedgerWriter
 from govern.models.cache import ResponseCache, default_cache_path
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_simulated
+from govern.run import gc_policy
 from govern.run.records import ResultsWriter, failed_record, item_record
 from govern.run.request import (
     DEFAULT_CONCURRENCY,
@@ -514,6 +515,7 @@ async def execute(
 
     with suppress(NotImplementedError, RuntimeError, ValueError):  # not in the main thread
         loop.add_signal_handler(signal.SIGTERM, terminate)
+    gc_policy.hold()  # fewer garbage collections while items are in flight
     try:
         try:
             async with asyncio.TaskGroup() as group:
@@ -529,6 +531,7 @@ async def execute(
         reason = "interrupted"
         raise
     finally:
+        gc_policy.release()
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGTERM)
         writer.close()
