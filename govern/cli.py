@@ -314,11 +314,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if given
     ]
-    if args.manifest is not None and args.resume is None:
-        from govern.experiments.runner import is_experiment
+    if args.manifest is not None or args.resume is not None:
+        from govern.experiments.runner import EXPERIMENT_FILE, STORE_FILE, is_experiment
 
-        if is_experiment(Path(args.manifest)):
+        experiment = args.manifest is not None and is_experiment(Path(args.manifest))
+        if experiment and args.resume is None:
             return run_experiment_command(args)
+        resume = Path(args.resume) if args.resume is not None else None
+        if experiment or (
+            resume and any((resume / f).is_file() for f in (EXPERIMENT_FILE, STORE_FILE))
+        ):
+            raise UsageError(
+                "--resume DIR continues a single run; an experiment resumes when the command "
+                "that started it is run again: govern run EXPERIMENT.yaml --out DIR"
+            )
     if experiment_flags:
         raise UsageError(
             f"{', '.join(experiment_flags)}: only for an experiment (kind: experiment)"
