@@ -651,7 +651,13 @@ def _a_store_replaced_by_garbage(out: Path) -> None:
     (out / "cells").mkdir()
 
 
+def _cells_a_file(out: Path) -> None:
+    write(out, "experiment.json", "{}\n")
+    write(out, "cells", "not a folder\n")
+
+
 HOSTILE_OUT: dict[str, tuple[Callable[[Path], None], str]] = {
+    "cells-a-file": (_cells_a_file, "cannot create the cells' folder"),
     "a-file": (_a_file, "exists and is not a folder"),
     "another-folder": (_a_folder_of_something_else, "is not empty and holds no experiment"),
     "a-single-run": (_a_single_run, "is not empty and holds a single run"),
@@ -762,24 +768,41 @@ def test_experiment_json_deleted_between_runs_is_written_again(
     assert json.loads((out / "experiment.json").read_text())["cells"] == described["cells"]
 
 
-def test_a_deleted_cell_folder_is_said_and_the_cell_runs_again(
-    small: Path, tmp_path: Path, experiment_cli: Any
+CELL = "bare.sim-weak.gsm8k.s0"
+
+
+@pytest.mark.parametrize("deleted", ["cell-folder", "cell-ledger", "store"])
+def test_a_deleted_part_of_a_finished_experiment_is_redone_or_rebuilt(
+    deleted: str, small: Path, tmp_path: Path, experiment_cli: Any
 ) -> None:
-    """A finished cell whose run folder is gone has stored numbers no ledger vouches for
-    any more: they are dropped, aloud, and the cell runs again, so that the experiment ends
-    complete and `govern audit` verifies it (it failed before: rows without a ledger)."""
+    """A finished cell whose run folder or ledger is gone has stored numbers no ledger
+    vouches for any more: they are dropped, aloud, what is left is moved aside, and the
+    cell runs again (before, the run said all was finished and `govern audit` failed). A
+    deleted store is rebuilt from the cells' run folders (before: "holds no experiment")."""
     out = tmp_path / "out"
     assert experiment_cli(small, "--out", str(out)).returncode == 0
     before = Store(out)
-    shutil.rmtree(out / "cells" / "bare.sim-weak.gsm8k.s0")
+    if deleted == "cell-folder":
+        shutil.rmtree(out / "cells" / CELL)
+    elif deleted == "cell-ledger":
+        (out / "cells" / CELL / "ledger.jsonl").unlink()
+    else:
+        for path in out.glob("results.sqlite*"):
+            path.unlink()
     again = experiment_cli(small, "--out", str(out))
     assert again.returncode == 0, said(again)
-    assert (
-        "cell bare.sim-weak.gsm8k.s0 has no run folder" in said(again)
-        and "3 stored items" in said(again)
-        and "the cell runs again" in said(again)
-    )
-    assert (out / "cells" / "bare.sim-weak.gsm8k.s0" / "ledger.jsonl").is_file()
+    if deleted == "store":
+        assert "no run folder" not in said(again)
+    else:
+        assert (
+            f"cell {CELL} has no run folder with a ledger" in said(again)
+            and "3 stored items are vouched for by no ledger" in said(again)
+            and "the cell runs again" in said(again)
+        )
+    if deleted == "cell-ledger":
+        (aside,) = out.glob(f"cells.replaced-*/{CELL}")
+        assert (aside / "results.jsonl").is_file()
+    assert (out / "cells" / CELL / "ledger.jsonl").is_file()
     same_results(Store(out), before)
     result = govern_process("audit", str(out), env=environment(), cwd=tmp_path)
     assert result.returncode == 0, said(result)

@@ -62,6 +62,7 @@ EXPERIMENT_FILE = "experiment.json"
 STORE_FILE = "results.sqlite"
 CELLS_FOLDER = "cells"
 RETRIES_FOLDER = "retries"
+LEDGER = "ledger.jsonl"
 
 CellEnd = Literal["finished", "failed", "stopped", "interrupted"]
 
@@ -290,7 +291,7 @@ def _make_folder(folder: Path, force_new: bool) -> tuple[list[str], int]:
     if folder.exists() and not folder.is_dir():
         raise RunSetupError(f"{folder} exists and is not a folder; choose another --out")
     notices = []
-    if folder.is_dir() and not (folder / STORE_FILE).exists() and any(folder.iterdir()):
+    if folder.is_dir() and not _an_experiment(folder):
         what = "a single run" if is_run_folder(folder) else "no experiment"
         raise RunSetupError(f"{folder} is not empty and holds {what}; choose another --out folder")
     try:
@@ -306,6 +307,15 @@ def _make_folder(folder: Path, force_new: bool) -> tuple[list[str], int]:
         os.close(lock)
         raise
     return notices, lock
+
+
+def _an_experiment(folder: Path) -> bool:
+    """An experiment's folder (its store may have been deleted: the cells' run folders
+    rebuild it), or one a run killed at once left with nothing in it yet."""
+    entries = list(folder.iterdir())
+    if any((folder / name).exists() for name in (STORE_FILE, EXPERIMENT_FILE)):
+        return True
+    return all(p.name == CELLS_FOLDER and p.is_dir() and not any(p.iterdir()) for p in entries)
 
 
 def _hold(folder: Path) -> int:
@@ -337,7 +347,7 @@ def _set_aside(folder: Path, force_new: bool) -> list[str]:
         (folder / CELLS_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunSetupError(
-            f"cannot create the experiment folder {folder}: {exc.strerror}"
+            f"cannot create the cells' folder {folder / CELLS_FOLDER}: {exc.strerror}"
         ) from None
     return notices
 
@@ -359,19 +369,30 @@ def _plan(
 ) -> list[CellJob]:
     """The cells still to run: unfinished ones, and with --retry-failed those with failures.
 
-    A cell whose run folder is gone (deleted by hand) has stored items that no ledger
-    vouches for any more: they are dropped, with its retries, and the cell runs again."""
+    A cell with stored items whose run folder or ledger is gone (deleted by hand) has
+    numbers that no ledger vouches for any more: they are dropped, what is left of its run
+    folder and its retries are moved aside (never deleted), and the cell runs again."""
+    counts = store.counts()
     for cell in loaded.cells:
         main = folder / CELLS_FOLDER / cell.id
-        if not is_run_folder(main) and (dropped := store.clear_cell(cell.id)):
-            notices.append(
-                f"cell {cell.id} has no run folder ({main}), so its {dropped} stored items are "
-                "vouched for by no ledger: they were dropped and the cell runs again"
-            )
-            retries = folder / RETRIES_FOLDER / cell.id
-            if retries.exists():
-                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-                retries.rename(retries.with_name(f"{cell.id}.replaced-{stamp}"))
+        if not counts.get(cell.id) or (is_run_folder(main) and (main / LEDGER).is_file()):
+            continue
+        dropped = store.clear_cell(cell.id)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for gone, aside in [
+            (main, folder / f"{CELLS_FOLDER}.replaced-{stamp}" / cell.id),
+            (
+                folder / RETRIES_FOLDER / cell.id,
+                folder / f"{RETRIES_FOLDER}.replaced-{stamp}" / cell.id,
+            ),
+        ]:
+            if gone.exists() or gone.is_symlink():
+                aside.parent.mkdir(exist_ok=True)
+                gone.rename(aside)
+        notices.append(
+            f"cell {cell.id} has no run folder with a ledger ({main}), so its {dropped} stored "
+            "items are vouched for by no ledger: they were dropped and the cell runs again"
+        )
     status = {c.id: c.status for c in store.cells()}
     stored = store.counts()
     limits = _limits(loaded.experiment.limits, request.limits)
