@@ -424,11 +424,11 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         command=" ".join(["govern", *map(printable, sys.argv[1:])]),
     )
     try:
+        executor = _executor(request)  # a missing Ray is refused before any folder is made
         prepared = prepare_experiment(request)
     except RunSetupError as exc:
         raise UsageError(str(exc)) from None
     try:
-        executor = _executor(request)
         for notice in prepared.notices:
             print(f"notice: {notice}", file=sys.stderr)
         with _sigterm_interrupts(), experiment_progress(prepared) as on_outcome:
@@ -479,11 +479,11 @@ def _sigterm_interrupts() -> Iterator[None]:
 def _executor(request):  # -> Executor; typed loosely to keep imports lazy
     from govern.experiments.runner import default_workers
 
-    workers = request.workers or default_workers()
-    if request.executor == "ray":
+    if request.executor == "ray":  # default: as many cells at once as the cluster has CPUs
         from govern.experiments.ray_executor import RayExecutor
 
-        return RayExecutor(request.ray_address, workers)
+        return RayExecutor(request.ray_address, request.workers)
+    workers = request.workers or default_workers()
     from govern.experiments.executors import InlineExecutor, ProcessExecutor
 
     return InlineExecutor() if workers == 1 else ProcessExecutor(workers)
@@ -888,7 +888,8 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument(
         "--ray-address",
         metavar="ADDR",
-        help="with --executor ray: the cluster to join (default: start a local Ray instance)",
+        help="with --executor ray: the cluster to join, HOST:PORT or auto (RAY_ADDRESS, or the "
+        "one `ray start` began here); default: a local Ray instance of its own",
     )
     grid.add_argument(
         "--retry-failed", action="store_true", help="run the recorded failed items again"
