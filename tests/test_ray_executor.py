@@ -239,3 +239,18 @@ def test_a_cell_that_raises_is_its_failure_and_a_false_done_starts_no_more(
     with ResultsStore.open(store, "grid", "1" * 64) as opened:  # closed cleanly by the keeper
         statuses = {cell.id: cell.status for cell in opened.cells()}
     assert set(statuses.values()) == {"pending"}, statuses  # it failed before it began
+
+
+def test_a_node_with_other_ledger_keys_runs_no_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ray node whose keys differ from govern's (or that has none) would sign ledgers that
+    do not audit, or make keys of its own: its cell fails, saying how to give it the keys."""
+    from govern.experiments.ray_executor import keys_in_use, keys_problem
+
+    ours = keys_in_use(None)  # the test keys, from the environment
+    assert keys_problem(None, ours) is None
+    other = keys_problem(None, ("another-key", ours[1]))
+    assert other is not None and "other ledger keys than govern" in other
+    assert "GOVERN_LEDGER_KEY and GOVERN_SIGNING_KEY" in other
+    monkeypatch.delenv("GOVERN_LEDGER_KEY")  # a signing key alone: unusable
+    none = keys_problem(None, ours)
+    assert none is not None and "GOVERN_SIGNING_KEY is set without GOVERN_LEDGER_KEY" in none

@@ -33,11 +33,13 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from govern.experiments.executors import Done, crashed
 from govern.experiments.runner import CellJob, CellOutcome, _run_cell
+from govern.ledger.keys import LedgerKeyError, load_keyring
 from govern.run.request import RunSetupError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'govern[ray]'"
@@ -116,6 +118,10 @@ class RayExecutor:
         ray = self.ray
         task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
         keeper = _start_keeper(ray, jobs[0], driver)
+        try:
+            keys = keys_in_use(jobs[0].key_file)
+        except LedgerKeyError as exc:
+            raise RunSetupError(str(exc)) from None
         window = self._window()
         waiting = list(jobs)
         running: dict[Any, CellJob] = {}
@@ -124,7 +130,7 @@ class RayExecutor:
                 while waiting or running:
                     while waiting and len(running) < window:
                         job = waiting.pop(0)
-                        running[task.remote(job, keeper, driver)] = job
+                        running[task.remote(job, keeper, keys, driver)] = job
                     finished, _ = ray.wait(list(running), num_returns=1)
                     for ref in finished:
                         job = running.pop(ref)
@@ -207,9 +213,12 @@ def _signal_kept(signum: int) -> Iterator[Callable[[], None]]:
         signal.signal(signum, handler)
 
 
-def _ray_cell(job: CellJob, keeper: Any, driver: int | None) -> CellOutcome:
+def _ray_cell(
+    job: CellJob, keeper: Any, keys: tuple[str | None, str | None], driver: int | None
+) -> CellOutcome:
     """A Ray task: one cell, in a Ray worker process, set up as govern's own workers are,
-    its store calls made through the keeper (`StoreKeeper`).
+    its store calls made through the keeper (`StoreKeeper`), its ledger signed with the
+    keys ``govern`` itself uses (``keys``: their ids) or not run at all.
 
     Logging is configured as the CLI does. The parent-death signal of govern's own workers
     is not used: a Ray worker's parent is the raylet, not the driver, and the worker is
@@ -220,10 +229,15 @@ def _ray_cell(job: CellJob, keeper: Any, driver: int | None) -> CellOutcome:
     cluster, the keeper dies with the driver, and with it every cell's next store call.)
     The signal handlers a run installs are put back as Ray had them."""
     _configure_logging()
+    store = _KeptStore(keeper)
+    problem = keys_problem(job.key_file, keys)
+    if problem is not None:
+        store.set_cell_status(job.cell, "failed", reason=problem)
+        return CellOutcome(job.cell, "failed", problem)
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         with _ends_with(driver):
-            return _run_cell(job, _KeptStore(keeper))  # type: ignore[arg-type]
+            return _run_cell(job, store)  # type: ignore[arg-type]
     finally:
         for signum, handler in handlers.items():
             if handler is not None:
@@ -308,6 +322,30 @@ def _stopped(ray: Any, keeper: Any) -> Iterator[None]:
             ray.get(keeper.close.remote(), timeout=GRACE_SECONDS)
         with contextlib.suppress(Exception):
             ray.kill(keeper)
+
+
+def keys_in_use(key_file: Path | None) -> tuple[str | None, str | None]:
+    """The ids of the ledger keys a run here signs with: its HMAC key's id and its seal
+    key's public half (neither is secret)."""
+    ring = load_keyring(key_file)
+    return ring.active, ring.signer_public
+
+
+def keys_problem(key_file: Path | None, expected: tuple[str | None, str | None]) -> str | None:
+    """Why a cell must not run on this node: it would sign its ledger with other keys than
+    ``govern`` does (or none, and create some), so that its ledger would not audit."""
+    try:
+        found: tuple[str | None, str | None] | None = keys_in_use(key_file)
+        missing = ""
+    except LedgerKeyError as exc:
+        found, missing = None, f" ({exc})"
+    if found == expected:
+        return None
+    return (
+        f"the Ray node {socket.gethostname()} has other ledger keys than govern{missing}: give "
+        "every node the same keys (GOVERN_LEDGER_KEY and GOVERN_SIGNING_KEY in the Ray "
+        "workers' environment, or --key-file on the shared filesystem)"
+    )
 
 
 _logging_configured = False
