@@ -454,9 +454,11 @@ def questions(*indices: int) -> tuple[str, ...]:
 
 
 class Picky(FaultServer):
-    """Answers 500 to every call about one of the ``failing`` questions, others as ``ok``."""
+    """Answers 500 to every call about one of the ``failing`` questions, the others as
+    ``ok`` after ``delay`` seconds."""
 
     failing: tuple[str, ...] = ()
+    delay = 0.0
 
     def take(self, body: dict) -> str:
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
@@ -465,10 +467,30 @@ class Picky(FaultServer):
             self.requests += 1
             self.served[mode] += 1
             self.bodies.append(body)
+        if mode == "ok" and self.delay:
+            time.sleep(self.delay)
         return mode
 
 
+def errors_left(out: Path) -> int | None:
+    """Stored items whose outcome is "error", read while a run writes the store."""
+    try:
+        db = sqlite3.connect(f"file:{out / 'results.sqlite'}?mode=ro", uri=True, timeout=1)
+        try:
+            query = "SELECT count(*) FROM items WHERE outcome = 'error'"
+            return int(db.execute(query).fetchone()[0])
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+
+
 def test_failures_are_reported_and_retry_failed_replaces_them_in_place(tmp_path: Path) -> None:
+    """Items that failed for real (HTTP 500 until the call's deadline) are said at the end
+    with the hint; --retry-failed runs them again in retries/CELL/1, each with its own
+    ledger, and replaces them in place. A retry cut short by SIGTERM resumes with the items
+    it started with (it was refused as "started with other settings", its cell marked
+    failed, for good); once none is left, --retry-failed calls nothing."""
     experiment = project(tmp_path, real(SMALL.replace("limit: 3", "limit: 4")), "real.yaml")
     out = tmp_path / "out"
     with Picky("ok") as server:
@@ -482,7 +504,20 @@ def test_failures_are_reported_and_retry_failed_replaces_them_in_place(tmp_path:
         assert len(failed) == 4 and {k[1] for k in failed} == {"sample/0001", "sample/0003"}
         main_results = {p: (p / "results.jsonl").read_bytes() for p in (out / "cells").iterdir()}
 
-        server.failing = ()  # the server is well again
+        server.failing, server.delay = (), 0.3  # well again, and slow: the retry is cut short
+        cut = start(experiment, out, *base, "--retry-failed", "--concurrency", "1")
+        try:
+            wait_for(lambda: 0 < (errors_left(out) or 4) < 4, cut, "a failure retried")
+            cut.send_signal(signal.SIGTERM)
+            assert cut.wait(60) == 143, out.with_suffix(".log").read_text()
+        finally:
+            if cut.poll() is None:
+                cut.kill()
+                cut.wait()
+        assert 0 < len([o for o in Store(out).outcomes.values() if o == "error"]) < 4
+        assert set(Store(out).cells.values()) == {"finished"}  # a retry leaves them so
+
+        server.delay = 0.0
         retried = run(experiment, out, *base, "--retry-failed")
         assert retried.returncode == 0, said(retried)
         assert "items failed" not in said(retried)

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from govern import __version__
 from govern.experiments.spec import Cell, Limits, LoadedExperiment
 from govern.experiments.store import (
+    CellStatus,
     ResultsStore,
     Spend,
     StoreError,
@@ -49,7 +50,13 @@ from govern.ledger.proofs import ProofError, read_head
 from govern.ledger.writer import FsyncPolicy, head_path
 from govern.models.sim.params import is_simulated
 from govern.run.request import DEFAULT_CONCURRENCY, RunRequest, RunSetupError
-from govern.run.resume import AlreadyComplete, ResumeError, is_run_folder, read_run
+from govern.run.resume import (
+    AlreadyComplete,
+    ResumeError,
+    is_run_folder,
+    read_request,
+    read_run,
+)
 from govern.spec.checks import load_checked
 from govern.spec.digest import canonical_json, semantic_digest
 from govern.spec.errors import SpecInvalid
@@ -420,17 +427,30 @@ def _plan(
             jobs.append(CellJob(cell=cell.id, seed=cell.seed, folder=main.resolve(), **common))  # type: ignore[arg-type]
         failed = store.failed(cell.id, cell.seed)
         if request.retry_failed and failed:
+            retry = _retry_folder(folder, cell.id)
             jobs.append(
                 CellJob(
                     cell=cell.id,
                     seed=cell.seed,
-                    folder=_retry_folder(folder, cell.id).resolve(),
+                    folder=retry.resolve(),
                     retry=True,
-                    items=tuple(sorted(failed)),
+                    items=_retrying(retry) or tuple(sorted(failed)),
                     **common,  # type: ignore[arg-type]
                 )
             )
     return jobs
+
+
+def _retrying(folder: Path) -> tuple[str, ...] | None:
+    """The items an unfinished retry run started with: it resumes with those (some may be
+    stored as retried already), or it would be refused as a run with other settings."""
+    if not is_run_folder(folder):
+        return None
+    try:
+        items = read_request(folder).get("items")
+    except ResumeError:
+        return None  # the run says what is wrong with it when it is resumed
+    return tuple(items) if isinstance(items, list) else None
 
 
 def _retry_folder(folder: Path, cell: str) -> Path:
@@ -519,19 +539,22 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
         nonlocal recorded
         recorded += record(job.cell, job.seed, item)
 
+    def set_status(status: CellStatus, **fields: Any) -> None:
+        if not job.retry:  # a retry leaves its cell's status, its first run's, as it is
+            store.set_cell_status(job.cell, status, **fields)
+
     budget = spent(store.spend(), job.limits)
     if budget is not None:
-        store.set_cell_status(job.cell, "stopped", reason=budget)
+        set_status("stopped", reason=budget)
         return CellOutcome(job.cell, "stopped", budget, recorded)
-    if not job.retry:
-        store.set_cell_status(job.cell, "running", folder=job.folder)
+    set_status("running", folder=job.folder)
     try:
         run = prepare(job.request())
     except AlreadyComplete:  # finished, and its results reconciled above
         return _finished(job, store, recorded)
     except (RunSetupError, SpecInvalid) as exc:
         reason = str(exc) if isinstance(exc, RunSetupError) else "\n".join(map(str, exc.errors))
-        store.set_cell_status(job.cell, "failed", reason=reason)
+        set_status("failed", reason=reason)
         return CellOutcome(job.cell, "failed", reason, recorded)
     for item in run.finished.values():
         keep(item)
@@ -541,13 +564,13 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
         )
     except (KeyboardInterrupt, asyncio.CancelledError):
         _record_head(job, store)
-        store.set_cell_status(job.cell, "stopped", reason="interrupted")
+        set_status("stopped", reason="interrupted")
         raise
     _record_head(job, store)
     if summary.complete:
         return _finished(job, store, recorded)
     reason = run.stopped_by or "interrupted"
-    store.set_cell_status(job.cell, "stopped", reason=reason)
+    set_status("stopped", reason=reason)
     return CellOutcome(job.cell, "stopped", reason, recorded)
 
 
