@@ -665,6 +665,43 @@ def test_a_changed_experiment_is_refused_saying_what_changed_unless_force_new(
     assert Store(out).rows == 6 and set(Store(out).cells.values()) == {"finished"}
 
 
+def test_files_changed_while_it_runs_stop_the_cells_not_yet_run(
+    grid: Path, tmp_path: Path, experiment_cli: Any, reference: tuple[Path, Store]
+) -> None:
+    """Each cell loads the experiment's files when it starts: an institution edited while
+    the experiment runs would make the later cells run another manifest than the one the
+    store was opened for, and mix two in one store (they ran, and were stored as finished).
+    Now such a cell is refused saying which file changed, and runs once it is put back."""
+    from govern.experiments.executors import InlineExecutor
+    from govern.experiments.runner import (
+        ExperimentRequest,
+        prepare_experiment,
+        run_experiment,
+    )
+
+    out = tmp_path / "out"
+    tang = tmp_path / "institutions" / "tang.yaml"
+    original = tang.read_text()
+    prepared = prepare_experiment(ExperimentRequest(grid, out=out, data=SAMPLE, workers=1))
+    try:
+        tang.write_text(original.replace("max_visits: 2", "max_visits: 1"))  # after planning
+        outcome = run_experiment(prepared, InlineExecutor())
+    finally:
+        prepared.release()
+    refused = {o.cell for o in outcome.failed}
+    assert refused == {c for c in prepared.planned if c.startswith("tang.")}
+    for failed in outcome.failed:
+        assert "the experiment changed while it ran" in failed.reason
+        assert f"{tang} changed" in failed.reason and "--force-new" in failed.reason
+        assert not (out / "cells" / failed.cell).exists()
+    assert {cell for cell, _, _ in Store(out).keys} == set(prepared.planned) - refused
+
+    tang.write_text(original)
+    again = experiment_cli(grid, "--out", str(out))
+    assert again.returncode == 0, said(again)
+    same_results(Store(out), reference[1])
+
+
 # -- hostile and careless input ---------------------------------------------------------------
 
 

@@ -547,6 +547,10 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
     if budget is not None:
         set_status("stopped", reason=budget)
         return CellOutcome(job.cell, "stopped", budget, recorded)
+    changed = _changed_since_planned(job, store)
+    if changed is not None:
+        set_status("failed", reason=changed)
+        return CellOutcome(job.cell, "failed", changed, recorded)
     set_status("running", folder=job.folder)
     try:
         run = prepare(job.request())
@@ -572,6 +576,41 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
     reason = run.stopped_by or "interrupted"
     set_status("stopped", reason=reason)
     return CellOutcome(job.cell, "stopped", reason, recorded)
+
+
+def _changed_since_planned(job: CellJob, store: ResultsStore) -> str | None:
+    """Why the cell must not run: the experiment's files (or its task's data) changed after
+    the experiment was planned, so the cell would run another manifest than the one its
+    store was opened for, and the store would mix two. None when unchanged, or when the run
+    itself will say what is wrong (a file that no longer loads, a cell no longer there)."""
+    from govern.spec.loader import load_spec
+
+    try:
+        loaded = load_spec(job.experiment)
+        cell = next(c for c in loaded.cells if c.id == job.cell)  # type: ignore[union-attr]
+        data = get_task(cell.task.name).load(job.data, allow_download=job.download)
+    except (SpecInvalid, OSError, ValueError, KeyError, StopIteration, AttributeError):
+        return None
+    except TaskDataError:
+        return None
+    stored = next((c.digest for c in store.cells() if c.id == job.cell), None)
+    digest = _cell_digest(cell, _cell_items(cell, data.items))
+    if stored is None or digest == stored:
+        return None
+    from govern.governance.guard import file_digests
+
+    try:
+        planned = json.loads((job.home / EXPERIMENT_FILE).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        planned = {}
+    now = {printable(str(k)): v for k, v in file_digests(loaded.files).items()}
+    files = sorted(name for name, sha in now.items() if planned.get(name, sha) != sha)
+    what = f" ({', '.join(files)} changed)" if files else " (its task data, or a file it names)"
+    return (
+        f"the experiment changed while it ran{what}: cell {job.cell} would now run under "
+        f"digest {digest}, not {stored} as planned; it was not run. Put the files back as "
+        "they were and run the same command again, or start afresh with --force-new"
+    )
 
 
 def _finished(job: CellJob, store: ResultsStore, recorded: int) -> CellOutcome:
