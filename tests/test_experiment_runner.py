@@ -702,6 +702,30 @@ def test_files_changed_while_it_runs_stop_the_cells_not_yet_run(
     same_results(Store(out), reference[1])
 
 
+def test_a_cell_that_crashes_is_failed_in_the_store_not_left_running(
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception out of a cell's run (a bug, or a file changed under a running cell)
+    was reported, but the store went on saying the cell was running."""
+    from govern.experiments.executors import InlineExecutor
+    from govern.experiments.runner import ExperimentRequest, prepare_experiment, run_experiment
+
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("govern.run.runner.execute", crash)
+    out = tmp_path / "out"
+    prepared = prepare_experiment(ExperimentRequest(small, out=out, data=SAMPLE, workers=1))
+    try:
+        outcome = run_experiment(prepared, InlineExecutor())
+    finally:
+        prepared.release()
+    assert {o.reason for o in outcome.failed} == {"RuntimeError: a bug"}
+    store = Store(out)
+    assert set(store.cells.values()) == {"failed"}
+    assert set(store.reasons.values()) == {"RuntimeError: a bug"}
+
+
 # -- hostile and careless input ---------------------------------------------------------------
 
 

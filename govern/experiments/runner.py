@@ -526,7 +526,14 @@ def run_cell(job: CellJob) -> CellOutcome:
     """Run (or resume) one cell, recording each finished item in the store as it finishes.
     A worker's whole task: everything it needs is in the job."""
     with ResultsStore.open(job.store, job.experiment_id, job.digest) as store:
-        return _run_cell(job, store)
+        try:
+            return _run_cell(job, store)
+        except Exception as error:  # the executor reports it; the cell must not stay "running"
+            if not job.retry:
+                with contextlib.suppress(StoreError):
+                    reason = f"{type(error).__name__}: {error}"
+                    store.set_cell_status(job.cell, "failed", reason=reason)
+            raise
 
 
 def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
