@@ -573,6 +573,25 @@ def test_a_second_real_model_run_is_answered_from_the_cache_and_costs_nothing(
         assert calls and all(e["body"].get("cached") for e in calls)
 
 
+def test_a_dollar_budget_stops_at_the_first_cost_no_price_is_known_for(tmp_path: Path) -> None:
+    """A dollar budget cannot be kept when litellm knows no price for the model: the run
+    went on to the end, exit 0, its known spend $0 of any budget. It stops now, saying so."""
+    experiment = project(tmp_path, real(SMALL), "real.yaml")
+    out = tmp_path / "out"
+    with FaultServer("ok") as server:
+        args = ("--workers", "1", "--concurrency", "1", "--api-base", server.url)
+        result = run(experiment, out, *args, "--max-dollars", "5")
+        assert result.returncode == 3, said(result)
+        assert "dollar budget cannot be kept: 1 item cost an amount no price is known" in said(
+            result
+        )
+        assert server.requests == 1 and Store(out).rows == 1
+        assert "running" not in Store(out).cells.values()
+        calls = run(experiment, out, *args, "--max-calls", "100")  # the dollar cap given up
+        assert calls.returncode == 0, said(calls)
+    assert Store(out).rows == 6
+
+
 class Throttled(FaultServer):
     """Answers 429 with Retry-After to every call for ``window`` seconds from the first,
     then as ``ok``; keeps when each call about each question came and how it was answered."""

@@ -519,6 +519,13 @@ def spent(spend: Spend, limits: Limits) -> str | None:
         return (
             f"the experiment's dollar budget is spent: ${spend.cost:,.4f} of ${limits.dollars:,.4f}"
         )
+    if limits.dollars is not None and spend.unknown_cost:  # it could be spent unseen
+        return (
+            f"the experiment's dollar budget cannot be kept: {spend.unknown_cost:,} "
+            f"item{'s' if spend.unknown_cost != 1 else ''} cost an amount no price is known "
+            f"for (${spend.cost:,.4f} known of "
+            f"${limits.dollars:,.4f}); give their models' prices, or budget calls or tokens"
+        )
     return None
 
 
