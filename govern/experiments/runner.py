@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -532,15 +533,20 @@ def spent(spend: Spend, limits: Limits) -> str | None:
 def run_cell(job: CellJob) -> CellOutcome:
     """Run (or resume) one cell, recording each finished item in the store as it finishes.
     A worker's whole task: everything it needs is in the job."""
-    with ResultsStore.open(job.store, job.experiment_id, job.digest) as store:
-        try:
-            return _run_cell(job, store)
-        except Exception as error:  # the executor reports it; the cell must not stay "running"
-            if not job.retry:
-                with contextlib.suppress(StoreError):
-                    reason = f"{type(error).__name__}: {error}"
-                    store.set_cell_status(job.cell, "failed", reason=reason)
-            raise
+    global _in_job
+    _in_job = True
+    try:
+        with ResultsStore.open(job.store, job.experiment_id, job.digest) as store:
+            try:
+                return _run_cell(job, store)
+            except Exception as error:  # the executor says it; the cell must not stay "running"
+                if not job.retry:
+                    with contextlib.suppress(StoreError):
+                        reason = f"{type(error).__name__}: {error}"
+                        store.set_cell_status(job.cell, "failed", reason=reason)
+                raise
+    finally:
+        _in_job = False
 
 
 def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
@@ -577,9 +583,13 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
     for item in run.finished.values():
         keep(item)
     try:
-        summary = asyncio.run(
-            execute(run, on_item=keep, stop=lambda: spent(store.spend(), job.limits))
-        )
+        try:
+            summary = asyncio.run(
+                execute(run, on_item=keep, stop=lambda: spent(store.spend(), job.limits))
+            )
+        finally:  # the run's event loop leaves SIGTERM at its default, which kills at once
+            if _in_worker:
+                signal.signal(signal.SIGTERM, _stop_job)
     except (KeyboardInterrupt, asyncio.CancelledError):
         _record_head(job, store)
         set_status("stopped", reason="interrupted")
@@ -723,12 +733,30 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
+_in_worker = False  # this process is a worker of the process executor
+_in_job = False  # a cell is running in this process
+
+
+def _stop_job(signum: int, frame: object) -> None:
+    """SIGTERM in a worker: the parent asks the cell running here to stop. While its run
+    executes, the run's own handler stops it and seals its ledger as interrupted; before
+    and after, this one ends the job with KeyboardInterrupt. An idle worker waits for the
+    pool to let it go: a worker that died abruptly would break the pool, which then sends
+    SIGTERM again to every worker, killing those still sealing their ledgers."""
+    if _in_job:
+        raise KeyboardInterrupt
+
+
 def worker_setup() -> None:
     """In each worker process: die with the parent (a parent killed with SIGKILL must not
-    leave workers writing to the cells it will resume), and log as the CLI does."""
+    leave workers writing to the cells it will resume), stop a cell on SIGTERM and leave
+    Ctrl-C to the parent (which then stops the workers so), and log as the CLI does."""
+    global _in_worker
+    _in_worker = True
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_job)
     if sys.platform == "linux":
         import ctypes
-        import signal
 
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PDEATHSIG
