@@ -121,6 +121,7 @@ class CellJob:
     timeout: float | None = None
     deadline: float | None = None
     limits: Limits = field(default_factory=Limits)
+    cell_digest: str | None = None  # the cell's, as planned: it runs only if still that
 
     def request(self) -> RunRequest:
         return RunRequest(
@@ -402,6 +403,7 @@ def _plan(
             "items are vouched for by no ledger: they were dropped and the cell runs again"
         )
     status = {c.id: c.status for c in store.cells()}
+    cell_digests = {c.id: c.digest for c in store.cells()}
     stored = store.counts()
     limits = _limits(loaded.experiment.limits, request.limits)
     common = dict(
@@ -425,7 +427,15 @@ def _plan(
         done = status.get(cell.id) == "finished" and stored.get(cell.id, 0) >= planned[cell.id]
         main = folder / CELLS_FOLDER / cell.id
         if not done:
-            jobs.append(CellJob(cell=cell.id, seed=cell.seed, folder=main.resolve(), **common))  # type: ignore[arg-type]
+            jobs.append(
+                CellJob(
+                    cell=cell.id,
+                    seed=cell.seed,
+                    folder=main.resolve(),
+                    cell_digest=cell_digests.get(cell.id),
+                    **common,  # type: ignore[arg-type]
+                )
+            )
         failed = store.failed(cell.id, cell.seed)
         if request.retry_failed and failed:
             retry = _retry_folder(folder, cell.id)
@@ -436,6 +446,7 @@ def _plan(
                     folder=retry.resolve(),
                     retry=True,
                     items=_retrying(retry) or tuple(sorted(failed)),
+                    cell_digest=cell_digests.get(cell.id),
                     **common,  # type: ignore[arg-type]
                 )
             )
@@ -567,7 +578,7 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
     if budget is not None:
         set_status("stopped", reason=budget)
         return CellOutcome(job.cell, "stopped", budget, recorded)
-    changed = _changed_since_planned(job, store)
+    changed = _changed_since_planned(job)
     if changed is not None:
         set_status("failed", reason=changed)
         return CellOutcome(job.cell, "failed", changed, recorded)
@@ -602,7 +613,7 @@ def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
     return CellOutcome(job.cell, "stopped", reason, recorded)
 
 
-def _changed_since_planned(job: CellJob, store: ResultsStore) -> str | None:
+def _changed_since_planned(job: CellJob) -> str | None:
     """Why the cell must not run: the experiment's files (or its task's data) changed after
     the experiment was planned, so the cell would run another manifest than the one its
     store was opened for, and the store would mix two. None when unchanged, or when the run
@@ -617,7 +628,7 @@ def _changed_since_planned(job: CellJob, store: ResultsStore) -> str | None:
         return None
     except TaskDataError:
         return None
-    stored = next((c.digest for c in store.cells() if c.id == job.cell), None)
+    stored = job.cell_digest
     digest = _cell_digest(cell, _cell_items(cell, data.items))
     if stored is None or digest == stored:
         return None
