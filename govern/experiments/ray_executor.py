@@ -103,8 +103,8 @@ class RayExecutor:
         try:
             ray.init(**options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {self.address}" if self.address else "a local instance"
-            raise RunSetupError(f"cannot start Ray on {where}: {exc}") from None
+            what = f"join the Ray cluster at {self.address}" if self.address else "start Ray"
+            raise RunSetupError(f"cannot {what}: {exc}") from None
         finally:
             with contextlib.suppress(ValueError, TypeError):  # not the main thread
                 signal.signal(signal.SIGTERM, previous)
@@ -117,11 +117,11 @@ class RayExecutor:
     def _run(self, jobs: Sequence[CellJob], done: Done, driver: int | None) -> None:
         ray = self.ray
         task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
-        keeper = _start_keeper(ray, jobs[0], driver)
         try:
             keys = keys_in_use(jobs[0].key_file)
         except LedgerKeyError as exc:
             raise RunSetupError(str(exc)) from None
+        keeper = _start_keeper(ray, jobs[0], driver)
         window = self._window()
         waiting = list(jobs)
         running: dict[Any, CellJob] = {}
@@ -247,11 +247,12 @@ def _ray_cell(
 
 # -- the store, kept on the driver's machine -----------------------------------------------
 
-# What a cell's run asks of the store (`runner._run_cell` and its helpers).
-STORE_CALLS = frozenset(
-    {"record_item", "replace_failed", "spend", "set_cell_status", "ledger_heads",
-     "record_ledger_head"}
-)  # fmt: skip
+
+def _store_method(name: str) -> bool:
+    """Whether ``name`` is a public method of the store, which a cell's run may call."""
+    from govern.experiments.store import ResultsStore
+
+    return not name.startswith("_") and callable(getattr(ResultsStore, name, None))
 
 
 class StoreKeeper:
@@ -272,8 +273,8 @@ class StoreKeeper:
         self.store = ResultsStore.open(path, experiment_id, digest)
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        if name not in STORE_CALLS:
-            raise AttributeError(f"the store keeper does not do {name!r}")
+        if not _store_method(name):
+            raise AttributeError(f"the results store has no method {name!r}")
         return getattr(self.store, name)(*args, **kwargs)
 
     def close(self) -> None:
@@ -287,7 +288,7 @@ class _KeptStore:
         self._keeper = keeper
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name not in STORE_CALLS:
+        if not _store_method(name):
             raise AttributeError(name)
         import ray
 
