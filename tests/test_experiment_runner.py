@@ -935,6 +935,23 @@ def test_a_deleted_part_of_a_finished_experiment_is_redone_or_rebuilt(
     assert result.returncode == 0, said(result)
 
 
+def test_a_cell_that_cannot_run_fails_alone_with_its_reason_and_exit_1(
+    small: Path, tmp_path: Path, experiment_cli: Any
+) -> None:
+    out = tmp_path / "out"
+    stopped = experiment_cli(small, "--out", str(out), "--max-calls", "1")  # one cell run
+    assert stopped.returncode == 3, said(stopped)
+    other = "bare.sim-weak.gsm8k.s1"
+    write(out / "cells" / other, "notes.txt", "something of the user's, where the cell goes\n")
+    result = experiment_cli(small, "--out", str(out))
+    assert result.returncode == 1, said(result)
+    assert f"cell {other} failed:" in said(result)  # on the console, wrapped by rich
+    assert f"{out / 'cells' / other} is not empty; choose a new --out folder" in result.stderr
+    store = Store(out)
+    assert store.cells == {CELL: "finished", other: "failed"}
+    assert store.rows == 3 and "Traceback" not in result.stderr
+
+
 def test_a_second_run_of_the_same_experiment_at_once_is_refused_and_harms_nothing(
     tmp_path: Path,
 ) -> None:
