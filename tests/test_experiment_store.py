@@ -44,6 +44,7 @@ def stored_form(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the store keeps it: without its turns."""
     return {k: v for k, v in record.items() if k != "turns"}
 
+
 ITEMS = 1000  # per (cell, seed): 4,000 items in all
 TIMEOUT = 30.0
 
@@ -373,7 +374,7 @@ def test_the_same_digest_resumes_and_adds_new_cells(tmp_path: Path) -> None:
 # -- the API ---------------------------------------------------------------------------
 
 
-def test_failures_are_listed_cleared_and_retried(tmp_path: Path) -> None:
+def test_failures_are_listed_and_replaced_by_their_retries(tmp_path: Path) -> None:
     with ResultsStore.open(tmp_path / "r.sqlite", "e", "d", cells={"c": "x"}) as store:
         store.record_item("c", 0, {"id": "ok", "outcome": "completed", "cost": None})
         store.record_item("c", 0, {"id": "bad", "outcome": "error", "errors": ["HTTP 500"]})
@@ -381,10 +382,12 @@ def test_failures_are_listed_cleared_and_retried(tmp_path: Path) -> None:
         assert store.failed("c", 0) == {"bad"}
         assert store.get("c", 0, "bad").failure == "HTTP 500"  # type: ignore[union-attr]
         assert store.get("c", 0, "ok").cost is None  # type: ignore[union-attr]
-        assert store.clear_failed("c", 0) == {"bad"}
-        assert store.finished("c", 0) == {"ok"} and store.failed("c", 1) == {"bad"}
-        assert store.record_item("c", 0, {"id": "bad", "outcome": "completed"})
-        assert store.failed("c", 0) == set()
+        assert not store.replace_failed("c", 0, {"id": "ok", "outcome": "error"})  # kept
+        assert store.replace_failed("c", 0, {"id": "bad", "outcome": "completed"})
+        assert store.failed("c", 0) == set() and store.failed("c", 1) == {"bad"}
+        assert store.finished("c", 0) == {"ok", "bad"} and store.count() == 3
+        assert store.replace_failed("c", 0, {"id": "new", "outcome": "completed"})  # not stored
+        assert store.finished("c", 0) == {"ok", "bad", "new"}
 
 
 def test_cells_status_folder_and_ledger_heads(tmp_path: Path) -> None:
@@ -422,20 +425,34 @@ def test_the_store_keeps_the_results_lines_digest_and_the_record_without_turns(
     assert row.record == stored_form(record)
 
 
-def test_the_totals_follow_every_insert_and_deletion(tmp_path: Path) -> None:
+def test_the_totals_count_every_call_ever_recorded_and_the_items_stored(
+    tmp_path: Path,
+) -> None:
     records = [crash.record("c", 0, f"i{n}") for n in range(60)]
+    retried = [
+        {**r, "outcome": "completed", "calls": 1} for r in records if r["outcome"] == "error"
+    ]
     with ResultsStore.open(tmp_path / "r.sqlite", "e", "d", cells={"c": "x"}) as store:
         for record in records:
             store.record_item("c", 0, record)
         store.record_item("c", 0, records[0])  # a duplicate counts once
-        cleared = store.clear_failed("c", 0)
+        for record in retried:
+            assert store.replace_failed("c", 0, record)
         spend = store.spend()
-    kept = [r for r in records if r["id"] not in cleared]
-    assert cleared and spend.items == len(kept)
-    assert spend.calls == sum(r["calls"] for r in kept)
-    assert spend.tokens == sum(r["prompt_tokens"] + r["completion_tokens"] for r in kept)
-    assert spend.cost == pytest.approx(sum(r["cost"] or 0 for r in kept))
-    assert spend.unknown_cost == sum(r["cost"] is None for r in kept)
+    paid = records + retried  # a failure replaced by its retry stays paid for
+    assert retried and spend.items == len(records) == store_count(tmp_path / "r.sqlite")
+    assert spend.calls == sum(r["calls"] for r in paid)
+    assert spend.tokens == sum(r["prompt_tokens"] + r["completion_tokens"] for r in paid)
+    assert spend.cost == pytest.approx(sum(r["cost"] or 0 for r in paid))
+    assert spend.unknown_cost == sum(r["cost"] is None for r in paid)
+
+
+def store_count(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT count(*) FROM items").fetchone()[0]
+    finally:
+        db.close()
 
 
 @pytest.mark.parametrize(

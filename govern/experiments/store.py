@@ -21,17 +21,18 @@ Decisions, made once here:
   `record_item` returns False. The first committed result is the one the cell's
   results.jsonl line and ledger entry were written with, so a later duplicate (a resumed run
   redoing an item it had finished, two writers racing) must not silently change a number the
-  ledger vouches for. Redoing an item is explicit: `clear_failed` deletes recorded failures
-  so that ``--retry-failed`` can record them again.
+  ledger vouches for. Redoing an item is explicit: `replace_failed` puts a retried item
+  (``--retry-failed``) in place of its recorded failure, in one transaction.
 - The store is the experiment's index, not a second copy of its transcripts: the record is
   kept without its ``turns`` (the prompts and replies stay in the cell's results.jsonl),
   with the SHA-256 of the full line results.jsonl holds (``json.dumps(record,
   ensure_ascii=False)``), which is the digest the cell's ledger binds: so an audit can tie
   every stored number to the ledger. The scalar fields are copied into columns for
   queries. A cost of NULL means unknown, as in the record.
-- The running totals (items, calls, tokens, known cost) are kept by triggers in the same
-  transaction as each item, so every process sharing the store sees one exact spend: the
-  experiment's budgets are checked against it.
+- The running totals are kept by triggers in the same transaction as each item, so every
+  process sharing the store sees one exact spend: the experiment's budgets are checked
+  against it. ``items`` counts the rows stored; calls, tokens and cost count everything
+  ever recorded, so a failure replaced by its retry (``--retry-failed``) stays paid for.
 - A store whose manifest digest (or a cell's) differs from the one given is refused with
   both digests, unless ``force_new``: then the old file is renamed aside, never deleted.
 - Several processes may open one store: SQLite serialises their writes, and a writer that
@@ -119,9 +120,7 @@ CREATE TRIGGER totals_on_insert AFTER INSERT ON items BEGIN
         cost = cost + coalesce(new.cost, 0.0), unknown_cost = unknown_cost + (new.cost IS NULL);
 END;
 CREATE TRIGGER totals_on_delete AFTER DELETE ON items BEGIN
-    UPDATE totals SET items = items - 1, calls = calls - old.calls,
-        tokens = tokens - old.prompt_tokens - old.completion_tokens,
-        cost = cost - coalesce(old.cost, 0.0), unknown_cost = unknown_cost - (old.cost IS NULL);
+    UPDATE totals SET items = items - 1;
 END;
 """
 
@@ -174,9 +173,9 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """What the stored items used, summed over every cell: the experiment's budgets."""
+    """What the experiment has spent, over every cell: its budgets are checked against it."""
 
-    items: int
+    items: int  # stored now (a retried failure is replaced, not added)
     calls: int
     tokens: int
     cost: float  # the known costs' sum
@@ -668,44 +667,6 @@ class ResultsStore:
             (cell, seed),
         )
         return {item for (item,) in rows}
-
-    def clear_failed(self, cell: str, seed: int) -> set[str]:
-        """Delete the failed items of (cell, seed), in one transaction, so that they can be
-        run and recorded again (``--retry-failed``); returns their ids."""
-        db = self._conn()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            rows = db.execute(
-                "DELETE FROM items WHERE cell = ? AND seed = ? AND outcome = 'error' "
-                "RETURNING item",
-                (cell, seed),
-            ).fetchall()
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise self._translate(error) from error
-        return {item for (item,) in rows}
-
-    def clear_cell(self, cell: str) -> int:
-        """Forget a cell's items and ledger heads, in one transaction, and set it pending: its
-        run folder is gone, so no ledger vouches for them; returns how many items went."""
-        db = self._conn()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            (count,) = db.execute("SELECT count(*) FROM items WHERE cell = ?", (cell,)).fetchone()
-            db.execute("DELETE FROM items WHERE cell = ?", (cell,))
-            db.execute("DELETE FROM ledger_heads WHERE cell = ?", (cell,))
-            db.execute(
-                "UPDATE cells SET status = 'pending', folder = NULL, reason = NULL WHERE cell = ?",
-                (cell,),
-            )
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise self._translate(error) from error
-        return int(count)
 
     def replace_failed(self, cell: str, seed: int, record: Mapping[str, Any]) -> bool:
         """Record a retried item in place of its recorded failure, in one transaction (a

@@ -98,9 +98,18 @@ class ResponseCache:
         if owner != APPLICATION_ID and (owner != 0 or tables):
             raise sqlite3.DatabaseError("not govern's response cache")
         if owner == 0:
-            self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute("PRAGMA journal_mode=WAL")
+        # The mark and the table in one transaction: a process that finds the mark finds the
+        # table too (two processes creating the file at once raced for it).
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute("PRAGMA application_id").fetchone()[0] == 0:
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._db.execute(_SCHEMA)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def get(self, key: str) -> ModelResponse | None:
         try:
