@@ -38,7 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from govern.experiments.executors import Done, crashed
-from govern.experiments.runner import CellJob, CellOutcome, _run_cell
+from govern.experiments.runner import CellJob, CellOutcome, run_cell_into
 from govern.ledger.keys import LedgerKeyError, load_keyring
 from govern.run.request import RunSetupError
 
@@ -237,7 +237,7 @@ def _ray_cell(
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         with _ends_with(driver):
-            return _run_cell(job, store)  # type: ignore[arg-type]
+            return run_cell_into(job, store)  # type: ignore[arg-type]
     finally:
         for signum, handler in handlers.items():
             if handler is not None:

@@ -549,7 +549,7 @@ def run_cell(job: CellJob) -> CellOutcome:
     try:
         with ResultsStore.open(job.store, job.experiment_id, job.digest) as store:
             try:
-                return _run_cell(job, store)
+                return run_cell_into(job, store)
             except Exception as error:  # the executor says it; the cell must not stay "running"
                 if not job.retry:
                     with contextlib.suppress(StoreError):
@@ -560,7 +560,9 @@ def run_cell(job: CellJob) -> CellOutcome:
         _in_job = False
 
 
-def _run_cell(job: CellJob, store: ResultsStore) -> CellOutcome:
+def run_cell_into(job: CellJob, store: ResultsStore) -> CellOutcome:
+    """Run (or resume) one cell, recording into ``store``: the experiment's own store, or on
+    Ray a proxy to the store kept on the driver's node."""
     from govern.run.runner import execute, prepare
 
     record = store.replace_failed if job.retry else store.record_item
