@@ -9,10 +9,12 @@ moment leaves either the old file or the new one.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +42,34 @@ def kind_of(mode: int) -> str:
 def read_regular(path: Path, limit: int | None = None) -> bytes:
     """The bytes of a regular file, at most ``limit + 1`` of them when a limit is given (so a
     caller can tell the file is too large); NotRegularFile or another OSError otherwise."""
+    return b"".join(regular_chunks(path, limit))
+
+
+def digest_regular(path: Path) -> tuple[str, int]:
+    """The SHA-256 (hex) and size of a regular file, read a megabyte at a time (a run's
+    results can be gigabytes); NotRegularFile or another OSError otherwise."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in regular_chunks(path):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def regular_chunks(path: Path, limit: int | None = None) -> Iterator[bytes]:
+    """A regular file's bytes a megabyte at a time, as ``read_regular`` reads them."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     fd = os.open(path, flags)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise NotRegularFile(path, kind_of(mode))
-        chunks: list[bytes] = []
         left = -1 if limit is None else limit + 1
         while left != 0:
             chunk = os.read(fd, 1 << 20 if left < 0 else min(left, 1 << 20))
             if not chunk:
                 break
-            chunks.append(chunk)
+            yield chunk
             left = left if left < 0 else left - len(chunk)
-        return b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -86,15 +86,15 @@ def as_report(text: str, task: Task) -> str:
     """The text with each final-answer, decision or ballot line restated in words, so that
     a model reading it is not shown a line in the form it must itself write.
 
-    The same text is reported to many agents (every voter and the later stages see the
-    candidate), so reports are kept for the texts seen last."""
+    The same text is reported to many agents (every voter of a stage at once, and the later
+    stages), so the reports of the texts seen last are kept."""
     try:
         return _report(text, task)
     except TypeError:  # a task that cannot be a cache key
         return _restated(text, task)
 
 
-@functools.lru_cache(maxsize=2048)
+@functools.lru_cache(maxsize=256)
 def _report(text: str, task: Task) -> str:
     return _restated(text, task)
 

@@ -288,6 +288,8 @@ class Controller:
         """Advance the items clock, then record the end with the digest of the item's result
         line and, under an overlay, the state the next item starts from (what resume reads)."""
         self.clock += 1
+        if self._blocks:  # an item's blocks count only while it runs: a run's memory stays flat
+            self._blocks = {key: n for key, n in self._blocks.items() if key[0] != item}
         for record in list(self.agents.values()):
             self._expire(item, record)
             self._restore_by_clean_items(item, record)

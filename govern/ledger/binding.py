@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from govern.files import read_regular
+from govern.files import digest_regular, read_regular
 from govern.ledger.format import parse
 
 RESULTS = "results.jsonl"
@@ -35,8 +35,8 @@ def folder_digests(folder: Path) -> dict[str, dict[str, Any]]:
     for name in BOUND_FILES:
         path = folder / name
         if path.is_file():
-            data = read_regular(path)
-            found[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            digest, size = digest_regular(path)
+            found[name] = {"sha256": digest, "bytes": size}
     return found
 
 

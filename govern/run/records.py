@@ -86,19 +86,22 @@ def failed_record(item: TaskItem, error: str, latency: float, simulated: bool) -
     }
 
 
+_LINE = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps' text, the encoder made once
+
+
 class ResultsWriter:
     """Appends one JSON line per finished item and flushes it, so a crash loses nothing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = path.open("a", encoding="utf-8")
+        self._file = path.open("ab")
 
     def write(self, record: dict[str, Any]) -> str:
         """Append the record's line and flush it; returns the line's digest for the ledger."""
-        line = json.dumps(record, ensure_ascii=False)
-        self._file.write(line + "\n")
+        line = _LINE(record).encode("utf-8")
+        self._file.write(line + b"\n")
         self._file.flush()
-        return line_digest(line.encode("utf-8"))
+        return line_digest(line)
 
     def close(self) -> None:
         self._file.close()
