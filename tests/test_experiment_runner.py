@@ -685,7 +685,7 @@ def test_a_changed_experiment_is_refused_saying_what_changed_unless_force_new(
 
     fresh = experiment_cli(small, "--out", str(out), "--force-new")
     assert fresh.returncode == 0, said(fresh)
-    assert "the earlier results store was kept as" in said(fresh)
+    assert "the earlier experiment's store was moved to" in said(fresh)
     assert "the earlier experiment's cells were moved to" in said(fresh)
     (old_store,) = out.glob("results.sqlite.replaced-*")
     (old_cells,) = out.glob("cells.replaced-*")

@@ -31,7 +31,7 @@ import platform
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -112,31 +112,23 @@ class CellJob:
     folder: Path
     retry: bool = False  # items: the cell's recorded failures, run again
     items: tuple[str, ...] | None = None
-    concurrency: int = DEFAULT_CONCURRENCY
-    data: Path | None = None
-    download: bool = False
-    api_base: str | None = None
-    key_file: Path | None = None
-    fsync: FsyncPolicy = "seal"
-    timeout: float | None = None
-    deadline: float | None = None
+    settings: RunRequest = field(default_factory=lambda: RunRequest(manifest=Path()))
     limits: Limits = field(default_factory=Limits)
     cell_digest: str | None = None  # the cell's, as planned: it runs only if still that
 
+    @property
+    def key_file(self) -> Path | None:
+        return self.settings.key_file
+
     def request(self) -> RunRequest:
-        return RunRequest(
+        """The cell's run, as `govern.run.runner.prepare` takes it: the experiment's settings
+        (concurrency, data, keys, timeouts), and the cell, its items and its folder."""
+        return replace(
+            self.settings,
             manifest=self.experiment,
             cell=self.cell,
             items=self.items,
-            concurrency=self.concurrency,
             out=self.folder,
-            data=self.data,
-            download=self.download,
-            api_base=self.api_base,
-            key_file=self.key_file,
-            fsync=self.fsync,
-            timeout=self.timeout,
-            deadline=self.deadline,
         )
 
 
@@ -225,11 +217,8 @@ def prepare_experiment(request: ExperimentRequest) -> PreparedExperiment:
     folder = request.out or project_root(Path.cwd()) / "runs" / exp.id
     notices, lock = _make_folder(folder, request.force_new)
     try:
-        with ResultsStore.open(
-            folder / STORE_FILE, exp.id, digest, cells=digests, force_new=request.force_new
-        ) as store:
-            if store.replaced is not None:
-                notices.append(f"the earlier results store was kept as {store.replaced}")
+        # with --force-new, _make_folder has set any earlier store aside already
+        with ResultsStore.open(folder / STORE_FILE, exp.id, digest, cells=digests) as store:
             jobs = _plan(request, loaded, folder, digest, planned, store, notices)
         limits = _limits(exp.limits, request.limits)
         simulated = all(is_simulated(m) for c in loaded.cells for m in _models_of(c))
@@ -296,7 +285,7 @@ def _models_of(cell: Cell) -> set[str]:
 
 def _make_folder(folder: Path, force_new: bool) -> tuple[list[str], int]:
     """The experiment folder, held by this process (see `_hold`); with --force-new, an
-    earlier experiment's cells are moved aside (never deleted), as its store is."""
+    earlier experiment's store and cells are moved aside (never deleted)."""
     if folder.exists() and not folder.is_dir():
         raise RunSetupError(f"{folder} exists and is not a folder; choose another --out")
     notices = []
@@ -345,13 +334,17 @@ def _hold(folder: Path) -> int:
 
 def _set_aside(folder: Path, force_new: bool) -> list[str]:
     notices = []
-    if force_new:
+    if force_new:  # afresh, changed or not: the store and the cells' runs are set aside
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        for name in (CELLS_FOLDER, RETRIES_FOLDER):
+        said = {CELLS_FOLDER: "cells were", RETRIES_FOLDER: "retries were", STORE_FILE: "store was"}
+        for name, what in said.items():
             if (folder / name).exists():
                 aside = folder / f"{name}.replaced-{stamp}"
                 (folder / name).rename(aside)
-                notices.append(f"the earlier experiment's {name} were moved to {aside}")
+                notices.append(f"the earlier experiment's {what} moved to {aside}")
+                for log in ("-wal", "-shm"):  # the store's log goes with it, named alike
+                    if (folder / f"{name}{log}").exists():
+                        (folder / f"{name}{log}").rename(aside.with_name(aside.name + log))
     try:
         (folder / CELLS_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -412,14 +405,17 @@ def _plan(
         experiment_id=loaded.experiment.id,
         digest=digest,
         store=(folder / STORE_FILE).resolve(),
-        concurrency=request.concurrency or DEFAULT_CONCURRENCY,
-        data=request.data.resolve() if request.data else None,
-        download=request.download,
-        api_base=request.api_base,
-        key_file=request.key_file.resolve() if request.key_file else None,
-        fsync=request.fsync,
-        timeout=request.timeout,
-        deadline=request.deadline,
+        settings=RunRequest(
+            manifest=request.manifest.resolve(),
+            concurrency=request.concurrency or DEFAULT_CONCURRENCY,
+            data=request.data.resolve() if request.data else None,
+            download=request.download,
+            api_base=request.api_base,
+            key_file=request.key_file.resolve() if request.key_file else None,
+            fsync=request.fsync,
+            timeout=request.timeout,
+            deadline=request.deadline,
+        ),
         limits=limits,
     )
     jobs = []
@@ -625,7 +621,9 @@ def _changed_since_planned(job: CellJob) -> str | None:
     try:
         loaded = load_spec(job.experiment)
         cell = next(c for c in loaded.cells if c.id == job.cell)  # type: ignore[union-attr]
-        data = get_task(cell.task.name).load(job.data, allow_download=job.download)
+        data = get_task(cell.task.name).load(
+            job.settings.data, allow_download=job.settings.download
+        )
     except (SpecInvalid, OSError, ValueError, KeyError, StopIteration, AttributeError):
         return None
     except TaskDataError:

@@ -668,6 +668,26 @@ class ResultsStore:
         )
         return {item for (item,) in rows}
 
+    def clear_cell(self, cell: str) -> int:
+        """Forget a cell's items and ledger heads, in one transaction, and set it pending: its
+        run folder is gone, so no ledger vouches for them; returns how many items went."""
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            (count,) = db.execute("SELECT count(*) FROM items WHERE cell = ?", (cell,)).fetchone()
+            db.execute("DELETE FROM items WHERE cell = ?", (cell,))
+            db.execute("DELETE FROM ledger_heads WHERE cell = ?", (cell,))
+            db.execute(
+                "UPDATE cells SET status = 'pending', folder = NULL, reason = NULL WHERE cell = ?",
+                (cell,),
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._translate(error) from error
+        return int(count)
+
     def replace_failed(self, cell: str, seed: int, record: Mapping[str, Any]) -> bool:
         """Record a retried item in place of its recorded failure, in one transaction (a
         retry of ``--retry-failed``); an item stored with another outcome is kept, and an
