@@ -84,6 +84,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/validate_many.py
 	$(BIN)/python benchmarks/fuzz_throughput.py
 	$(BIN)/python benchmarks/stage_overhead.py
+	$(BIN)/python benchmarks/memory_flat.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/full_split.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/throughput.py
 	GOVERN_GSM8K=$(GSM8K) $(BIN)/python benchmarks/institution_ranking.py

@@ -10,14 +10,17 @@ model (the reply a scripted simulator gives, at once). Against it:
   update) on a one-field state, plain edges: no routing function, no thread hop;
 - shape: the same chain with govern's item state (22 fields, reducers) and
   routing by Command, nodes doing no work but returning an update shaped like a
-  stage's: the floor that LangGraph with govern's state shape sets.
+  stage's: the floor that LangGraph with govern's state shape sets;
+- stages: the compiled institution's graph with its real stages, the Controller
+  logging to a ledger that keeps nothing, no results: the run without its ledger
+  and per-item work.
 
 Items run one after another (concurrency 1) in one event loop; each round runs
 every side on ``--items`` items, in a random order, and the figures are per
 stage (per item / 6). ``--profile`` also profiles the govern side with cProfile
 and groups its own time by where it is spent.
 
-    .venv/bin/python benchmarks/stage_overhead.py [--items 200] [--rounds 15] [--profile]
+    .venv/bin/python benchmarks/stage_overhead.py [--items 200] [--rounds 11] [--profile] [--wall]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TypedDict
 
@@ -40,6 +44,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 
 from govern.engine.state import ItemState, initial_state
+from govern.governance.controller import Controller
 from govern.models.base import ModelRequest, ModelResponse
 from govern.models.router import ModelRouter
 from govern.models.sim.client import sim_response
@@ -58,6 +63,13 @@ class InstantClient:
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         return sim_response(request, "Worked it out.\n#### 1", time.perf_counter())
+
+
+class NoLedger:
+    """A ledger that keeps nothing: the stages side's Controller logs here."""
+
+    def append(self, kind: str, actor: str, body: dict) -> int:
+        return 0
 
 
 class RawState(TypedDict, total=False):
@@ -124,6 +136,7 @@ class Sides:
         self.shaped = shaped_chain()
         self.runs = 0
         self.entries = 0
+        self.unlogged: tuple | None = None  # a prepared run, and its context without a ledger
 
     def prepared(self):
         self.runs += 1
@@ -159,9 +172,33 @@ class Sides:
             await self.shaped.ainvoke(initial_state(f"i{i}", "q"))
         return CLOCK() - start
 
+    async def stages_side(self) -> float:
+        if self.unlogged is None:
+            run = self.prepared()
+            run.ledger.close()
+            institution = run.manifest.institution
+            self.unlogged = (
+                run,
+                replace(run.context, controller=Controller(institution, None, NoLedger())),
+            )
+        run, context = self.unlogged
+        config = {"recursion_limit": run.compiled.recursion_limit}
+        start = CLOCK()
+        for item in run.data.items:
+            state = await run.compiled.graph.ainvoke(
+                initial_state(item.id, item.question), config, context=context
+            )
+            assert state["outcome"] == "completed"
+        return CLOCK() - start
+
 
 async def measure(sides: Sides, rounds: int) -> dict[str, list[float]]:
-    runs = {"raw": sides.raw_side, "shape": sides.shape_side, "govern": sides.govern}
+    runs = {
+        "raw": sides.raw_side,
+        "shape": sides.shape_side,
+        "stages": sides.stages_side,
+        "govern": sides.govern,
+    }
     for side in runs.values():  # warm up: imports, compilation, caches
         await side()
     times: dict[str, list[float]] = defaultdict(list)
@@ -243,7 +280,7 @@ def profile(sides: Sides) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=200, help="items per side per round")
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--wall", action="store_true", help="wall time, not CPU time")
     args = parser.parse_args()
@@ -259,7 +296,7 @@ def main() -> None:
             profile(sides)
     ratios = {
         side: [t / r for t, r in zip(times[side], times["raw"], strict=True)]
-        for side in ("shape", "govern")
+        for side in ("shape", "stages", "govern")
     }
     print(
         f"\nMongol pipeline, {STAGES} stages, instant scripted model, {args.items} items x "
@@ -270,6 +307,7 @@ def main() -> None:
     labels = {
         "raw": "raw LangGraph chain, async no-op nodes",
         "shape": "the same with govern's state and Command routing",
+        "stages": "govern's graph and stages, no ledger, no results",
         "govern": "govern run (ledger file, results, Controller)",
     }
     for side, label in labels.items():
