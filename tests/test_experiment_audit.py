@@ -175,3 +175,24 @@ def test_the_audit_writes_nothing(experiment: Path) -> None:
     audited(experiment)
     after = {p: p.read_bytes() for p in experiment.rglob("*") if p.is_file()}
     assert before == after
+
+
+def test_a_sound_run_of_another_cell_in_a_cells_place_is_found(experiment: Path) -> None:
+    """Both ledgers verify, and the store's rows follow the swap: the run folder's own bound
+    request still says whose run it is."""
+    cells = experiment / "cells"
+    a, b = cells / "mongol.sim-weak.gsm8k.s0", cells / "mongol.sim-weak.gsm8k.s1"
+    a.rename(cells / "swap")
+    b.rename(a)
+    (cells / "swap").rename(b)
+    db = sqlite3.connect(experiment / "results.sqlite")
+    db.execute("PRAGMA foreign_keys=OFF")
+    for old, new in ((a.name, "swap"), (b.name, a.name), ("swap", b.name)):
+        db.execute("UPDATE items SET cell = ? WHERE cell = ?", (new, old))
+        db.execute("UPDATE ledger_heads SET cell = ? WHERE cell = ?", (new, old))
+    db.commit()
+    db.close()
+    status, out, _ = audited(experiment)
+    assert status == 1
+    assert f"DAMAGED    {a.name}" in out and f"DAMAGED    {b.name}" in out
+    assert f"is the run of '{b.name}', not of this cell" in out

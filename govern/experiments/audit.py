@@ -26,6 +26,8 @@ from govern.ledger.audit import AuditResult, AuditUsageError, audit
 from govern.ledger.binding import RESULTS, line_digest
 from govern.ledger.format import parse
 from govern.ledger.proofs import is_seal
+from govern.run.resume import ResumeError, read_request
+from govern.text import printable
 
 MAX_DESCRIPTION_BYTES = 1 << 24
 CELL_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*){3,4}$")
@@ -140,10 +142,27 @@ def _audit_cell(
         result = audit(run, key_file=key_file, public_keys=public_keys, trusted_file=trusted_file)
         found.folders.append(str(run.relative_to(folder)))
         _judge(found, run.relative_to(folder), result)
+        other = _whose(run)
+        if other != cell:  # a sound run of another cell (or none) put in this one's place
+            found.verdict = "damaged"
+            found.lines.append(
+                f"{run.relative_to(folder)}: its manifest.json (bound by its ledger) is the run "
+                f"of {printable(str(other))!r}, not of this cell"
+            )
+            continue
         digests, heads = _bound(result.verified)
         seals |= heads
         vouched |= _vouched_records(run / RESULTS, digests)
     return found, vouched, seals
+
+
+def _whose(run: Path) -> str | None:
+    """The cell whose run this folder's recorded request says it is."""
+    try:
+        cell = read_request(run).get("cell")
+    except ResumeError:
+        return None
+    return cell if isinstance(cell, str) else None
 
 
 def _vouched_records(results: Path, digests: set[str]) -> dict[str, dict[str, Any]]:
