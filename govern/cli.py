@@ -522,7 +522,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _audit_experiment(args: argparse.Namespace) -> int:
-    from govern.experiments.audit import audit_experiment
+    from govern.experiments.audit import ExperimentDamaged, audit_experiment
     from govern.ledger.audit import AuditUsageError
 
     only_runs = [
@@ -549,6 +549,9 @@ def _audit_experiment(args: argparse.Namespace) -> int:
         )
     except AuditUsageError as exc:
         raise UsageError(str(exc)) from None
+    except ExperimentDamaged as exc:
+        print(f"NOT VERIFIED: {exc}")
+        return EXIT_INVALID
     print(json.dumps(result.as_dict(), indent=2) if args.json else "\n".join(result.text()))
     return 0 if result.intact else 1
 

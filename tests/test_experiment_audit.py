@@ -142,12 +142,24 @@ def test_a_forged_ledger_head_in_the_store_is_found(experiment: Path) -> None:
         {"cells": "all"},
         {"no": "cells"},
         [1, 2],
+        {"cells": []},
+        {"cells": [{"id": "bare.sim-weak.gsm8k.s0"}, {"id": "bare.sim-weak.gsm8k.s0"}]},
     ],
 )
-def test_a_hostile_experiment_json_is_refused(experiment: Path, description: object) -> None:
+def test_a_hostile_experiment_json_fails_the_audit(experiment: Path, description: object) -> None:
     (experiment / "experiment.json").write_text(json.dumps(description))
-    status, _, err = audited(experiment)
-    assert status == 2 and "experiment.json" in err
+    status, out, _ = audited(experiment)
+    assert status == 1 and out.startswith("NOT VERIFIED: ") and "experiment.json" in out
+
+
+def test_an_experiment_whose_cells_have_not_all_run_is_not_verified(experiment: Path) -> None:
+    """As for one run: intact means every cell's ledger verified and complete."""
+    for cell in (experiment / "cells").iterdir():
+        shutil.rmtree(cell)
+    store(experiment, "DELETE FROM items")
+    store(experiment, "DELETE FROM ledger_heads")
+    status, out, _ = audited(experiment)
+    assert status == 1 and out.startswith("NOT VERIFIED: cells 4 not run; damaged cells: none")
 
 
 def test_a_store_replaced_by_garbage_fails_the_audit(experiment: Path) -> None:

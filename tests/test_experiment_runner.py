@@ -998,3 +998,19 @@ def test_a_folder_held_by_another_run_is_refused_until_it_is_let_go(
     assert experiment_cli(small, "--out", str(out)).returncode == 0
     # and the lock is let go when the run ends: the same command again resumes at once
     assert experiment_cli(small, "--out", str(out)).returncode == 0
+
+
+def test_what_a_run_reports_is_shown_escaped_and_never_as_markup() -> None:
+    """A failure's reason names the user's model or file: no terminal escape, bidi override or
+    rich markup from it reaches the console."""
+    from rich.console import Console
+
+    from govern.experiments.progress import shown
+
+    console = Console(record=True, width=200, color_system=None)
+    reason = "sim/weak\u202ex \x00\x1b[2J [red]boom[/]\nnext"
+    console.print("cell failed: " + shown(reason))
+    text = console.export_text()
+    assert "\\u202e" in text and "\\x00" in text and "\\x1b[2J" in text
+    assert "[red]boom[/]" in text and "\u202e" not in text and "\x1b" not in text
+    assert text.splitlines()[1] == "next"

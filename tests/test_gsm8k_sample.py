@@ -67,3 +67,20 @@ def test_record(record: dict[str, str]) -> None:
         got = evaluate(ast.parse(expr, mode="eval"))
         assert close(got, float(result)), f"<<{expr}={result}>> evaluates to {got}"
     assert close(float(final.group(1)), float(calcs[-1][1]))
+
+
+def test_the_sample_gives_the_same_ids_however_its_path_is_written(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An experiment planned with `--data tasks/gsm8k_sample.jsonl` and run with the resolved
+    path must see the same items (every cell was refused as changed)."""
+    from govern.tasks.gsm8k import GSM8K, SAMPLE
+
+    monkeypatch.chdir(SAMPLE.parents[1])
+    link = tmp_path / "elsewhere.jsonl"
+    link.symlink_to(SAMPLE)
+    ids = [
+        [i.id for i in GSM8K().load(path).items]
+        for path in (Path("tasks/gsm8k_sample.jsonl"), SAMPLE, link)
+    ]
+    assert ids[0] == ids[1] == ids[2] and ids[0][0] == "sample/0000"

@@ -74,10 +74,17 @@ class ExperimentAudit:
                 f"{self.stored_items:,} stored items is vouched for by its cell's ledger",
             )
         else:
+            counts: dict[str, int] = {}
+            for cell in self.cells:
+                counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
+            states = ", ".join(
+                f"{n} {verdict}" for verdict, n in counts.items() if verdict != "verified"
+            )
             which = ", ".join(c.cell for c in damaged) or "none"
             lines.insert(
                 0,
-                f"NOT VERIFIED: damaged cells: {which}; store problems: {len(self.store)}",
+                f"NOT VERIFIED: cells {states or 'all verified'}; damaged cells: {which}; store "
+                f"problems: {len(self.store)}",
             )
         return lines
 
@@ -120,7 +127,8 @@ def audit_experiment(
     finally:
         if isinstance(store, sqlite3.Connection):
             store.close()
-    intact = all(c.verdict in ("verified", "not run") for c in cells) and not problems
+    # as for one run: intact means every cell's ledger verified and complete
+    intact = bool(cells) and all(c.verdict == "verified" for c in cells) and not problems
     return ExperimentAudit(intact, cells, problems, stored)
 
 
@@ -251,25 +259,34 @@ def _strangers(db: sqlite3.Connection, cells: set[str]) -> list[str]:
     ]
 
 
+class ExperimentDamaged(Exception):
+    """experiment.json cannot say which cells there are: the audit fails (exit 1)."""
+
+
 def _cell_ids(folder: Path) -> list[str]:
+    path = folder / EXPERIMENT_FILE
     try:
-        data = read_regular(folder / EXPERIMENT_FILE, MAX_DESCRIPTION_BYTES)
+        data = read_regular(path, MAX_DESCRIPTION_BYTES)
     except OSError as exc:
-        raise AuditUsageError(f"cannot read {folder / EXPERIMENT_FILE}: {exc.strerror}") from None
+        raise AuditUsageError(f"cannot read {path}: {exc.strerror}") from None
     if len(data) > MAX_DESCRIPTION_BYTES:
-        raise AuditUsageError(f"{folder / EXPERIMENT_FILE} is too large to be an experiment's")
+        raise ExperimentDamaged(f"{path} is too large to be an experiment's")
     try:
         cells = parse_json(data)["cells"]
         ids = [cell["id"] for cell in cells]
-    except (ValueError, KeyError, TypeError):
-        raise AuditUsageError(
-            f"{folder / EXPERIMENT_FILE} is damaged: it does not list the experiment's cells"
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise ExperimentDamaged(
+            f"{path} is damaged: it does not list the experiment's cells"
         ) from None
     bad = [i for i in ids if not isinstance(i, str) or not CELL_ID.match(i)]
     if bad:
-        raise AuditUsageError(
-            f"{folder / EXPERIMENT_FILE} names cells that are not cell ids: {bad[:3]!r}"
-        )
+        shown = ", ".join(printable(repr(b)) for b in bad[:3])
+        raise ExperimentDamaged(f"{path} names cells that are not cell ids: {shown}")
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ExperimentDamaged(f"{path} lists cells twice: {', '.join(twice[:3])}")
+    if not ids:
+        raise ExperimentDamaged(f"{path} lists no cells")
     return ids
 
 

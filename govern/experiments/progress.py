@@ -19,13 +19,22 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from govern.experiments.runner import CellOutcome, ExperimentOutcome, PreparedExperiment
 from govern.experiments.store import ResultsStore, StoreError
 from govern.run.summary import SIMULATED_LABEL
+from govern.spec.errors import escape_controls
 
 POLL_SECONDS = 0.5  # the bar's refresh
 LOG_SECONDS = 10.0  # a JSON progress line when not on a terminal
+
+
+def shown(text: str | None) -> str:
+    """Text from a run (an error naming a model, a file) as the console shows it: control
+    and bidirectional characters escaped, and no rich markup taken from it."""
+    lines = (text or "").splitlines()
+    return escape("\n".join(escape_controls(line) for line in lines))
 
 
 def _counts(store: ResultsStore) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def experiment_progress(prepared: PreparedExperiment) -> Iterator[Callable[[Cell
         with lock:
             if tty:
                 if outcome.end == "failed":
-                    console.print(f"[red]cell {outcome.cell} failed:[/] {outcome.reason}")
+                    console.print(f"[red]cell {outcome.cell} failed:[/] {shown(outcome.reason)}")
             else:
                 line = {"event": "cell", "cell": outcome.cell, "end": outcome.end}
                 if outcome.reason:
@@ -145,10 +154,10 @@ def print_outcome(prepared: PreparedExperiment, outcome: ExperimentOutcome) -> N
         cost += f", and {spend.unknown_cost:,} items of unknown cost"
     console.print(f"spent in all: {spend.calls:,} calls, {spend.tokens:,} tokens, {cost}")
     for failed in outcome.failed:
-        console.print(f"[red]cell {failed.cell} failed:[/] {failed.reason}")
+        console.print(f"[red]cell {failed.cell} failed:[/] {shown(failed.reason)}")
     if outcome.budget is not None:
         console.print(
-            f"[yellow]stopped: {outcome.budget}.[/] Raise the budget (limits: in the "
+            f"[yellow]stopped: {shown(outcome.budget)}.[/] Raise the budget (limits: in the "
             "experiment, or --max-calls/--max-tokens/--max-dollars) and run the same command "
             "again to resume."
         )

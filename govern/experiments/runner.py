@@ -195,6 +195,8 @@ def is_experiment(path: Path) -> bool:
 def prepare_experiment(request: ExperimentRequest) -> PreparedExperiment:
     """Check the experiment and everything its cells need, open (or resume) its store and
     plan the cells still to run; nothing is run and no model is called."""
+    if request.data is not None:  # planned as its cells will load it
+        request = replace(request, data=request.data.resolve())
     loaded = load_checked(request.manifest)
     if not isinstance(loaded, LoadedExperiment):
         raise RunSetupError(f"{printable(request.manifest)} is not an experiment")

@@ -70,7 +70,11 @@ Label = Annotated[
         description="a label for cell ids: lower-case letters, digits, '_' and '-'",
     ),
 ]
-Seed = Annotated[int, Field(strict=True, ge=0, description="a whole number of at least 0")]
+SEED_MAX = 2**63 - 1  # the results store keeps seeds as SQLite's 64-bit integers
+Seed = Annotated[
+    int,
+    Field(strict=True, ge=0, le=SEED_MAX, description="a whole number from 0 to 2**63 - 1"),
+]
 
 
 def _shorthand(key: str) -> Any:
@@ -469,12 +473,12 @@ def _bad_seeds(source: YamlSource) -> list[SpecError]:
     return [
         source.error(
             ("seeds", i),
-            f"seed '{quoted(seed)}' is not a whole number: seeds are whole numbers of at "
-            "least 0, e.g. seeds: [0, 1, 2]",
+            f"seed '{quoted(seed)}' is not a whole number from 0 to 2**63 - 1, e.g. "
+            "seeds: [0, 1, 2]",
             at_value=True,
         )
         for i, seed in enumerate(seeds)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX
     ]
 
 
