@@ -44,6 +44,7 @@ def _is_sample(path: Path) -> bool:
     except OSError:
         return False
 
+
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 
