@@ -257,7 +257,7 @@ def _task_items(loaded: LoadedExperiment, request: ExperimentRequest) -> dict[st
 def _cell_items(cell: Cell, items: list[TaskItem]) -> list[TaskItem]:
     from govern.run.runner import select_items
 
-    return select_items(items, RunRequest(manifest=Path()), cell.manifest, cell.task.sample)
+    return select_items(items, limit=cell.task.limit, sample=cell.task.sample)
 
 
 def _cell_digest(cell: Cell, items: list[TaskItem]) -> str:

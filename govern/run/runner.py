@@ -123,7 +123,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         data = task.load(request.data, allow_download=request.download)
     except (KeyError, TaskDataError) as exc:
         raise RunSetupError(str(exc.args[0])) from None
-    items = select_items(data.items, request, manifest, sample)
+    limit = request.limit or (manifest.task.limit if manifest.task else None)
+    items = select_items(data.items, limit=limit, sample=sample, only=request.items)
     data = TaskData(items, data.source, data.benchmark, data.notice)
     unknown_roles = set(request.role_models) - {r.id for r in institution.roles}
     if unknown_roles:
@@ -247,16 +248,20 @@ def _cell_of(loaded: LoadedExperiment, request: RunRequest) -> Cell:
 
 
 def select_items(
-    items: list[TaskItem], request: RunRequest, manifest: Manifest, sample: TaskSample | None
+    items: list[TaskItem],
+    *,
+    limit: int | None,
+    sample: TaskSample | None = None,
+    only: tuple[str, ...] | None = None,
 ) -> list[TaskItem]:
-    """The items the run takes: a limit, a seeded sample, and (retries) a list of ids."""
-    limit = request.limit or (manifest.task.limit if manifest.task else None)
+    """The items a run takes: a seeded sample or the first ``limit``, and (retries) only
+    the ids given."""
     if sample is not None:
         items = [items[i] for i in sample.indices(len(items))]
     elif limit:
         items = items[:limit]
-    if request.items is not None:
-        wanted = set(request.items)
+    if only is not None:
+        wanted = set(only)
         items = [item for item in items if item.id in wanted]
     return items
 
