@@ -196,7 +196,8 @@ def test_loss_of_vote_leaves_the_seat_vacant_in_votes_only() -> None:
     )
     observe(controller, "citizen#2", False)
     observe(controller, "citizen#2", False)
-    seats = controller.seat_actors("i", "assembly", ["citizen"], voting=True)
+    citizens = [f"citizen#{n}" for n in range(1, 6)]
+    seats = controller.seat_actors("i", "assembly", citizens, voting=True)
     assert [seat for seat, _ in seats] == ["citizen#1", "citizen#3", "citizen#4", "citizen#5"]
     assert controller.may_act("citizen#2")
 

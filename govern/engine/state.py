@@ -10,7 +10,8 @@ import operator
 from typing import Annotated, Any, TypedDict, get_origin, get_type_hints
 
 
-def merge_counts(old: dict[str, int], new: dict[str, int]) -> dict[str, int]:
+def merge_keys(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A mapping several nodes update by key: the newer value of a key wins."""
     return {**old, **new}
 
 
@@ -31,7 +32,8 @@ class ItemState(TypedDict, total=False):
     steps: int  # stage runs so far
     outcome: str | None  # completed | no_answer | rejected | cut_off | blocked | error
     roster: list[list[str]]  # [seat, acting agent] of the parallel stage now running
-    visits: Annotated[dict[str, int], merge_counts]  # per stage id, and per "stage>decision"
+    chosen: Annotated[dict[str, list[str]], merge_keys]  # stage id -> the seats it chose last
+    visits: Annotated[dict[str, int], merge_keys]  # per stage id, and per "stage>decision"
     path: Annotated[list[str], operator.add]
     turns: Annotated[list[dict[str, Any]], operator.add]  # every model call, with its text
     ballots: Annotated[list[dict[str, Any]], operator.add]
@@ -56,6 +58,7 @@ def initial_state(item_id: str, question: str) -> ItemState:
         route="",
         steps=0,
         roster=[],
+        chosen={},
         outcome=None,
         visits={},
         path=[],

@@ -93,22 +93,22 @@ class Controller:
         return stand_in
 
     def seat_actors(
-        self, item: str, stage: str, roles: list[str], *, voting: bool
+        self, item: str, stage: str, seats: list[str], *, voting: bool
     ) -> list[tuple[str, str]]:
-        """(seat, acting agent) for every seat of a vote or cluster; vacant seats are left out."""
+        """(seat, acting agent) for every seat of a body in a vote or cluster; vacant seats
+        are left out."""
         chosen: list[tuple[str, str]] = []
-        for role in roles:
-            for seat in self._seats[role]:
-                agent = self._holder[seat]
-                allowed = self.may_act(agent) and (not voting or self.agents[agent].can_vote)
-                if allowed:
-                    chosen.append((seat, agent))
-                    continue
-                kind = self.governance.stand_in.kind if self.governance else "seat"
-                stand_in = self._stand_in(role, seat) if kind == "role" else None
-                self._log_block(item, stage, agent, stand_in)
-                if stand_in is not None:
-                    chosen.append((seat, stand_in))
+        for seat in seats:
+            agent = self._holder[seat]
+            allowed = self.may_act(agent) and (not voting or self.agents[agent].can_vote)
+            if allowed:
+                chosen.append((seat, agent))
+                continue
+            kind = self.governance.stand_in.kind if self.governance else "seat"
+            stand_in = self._stand_in(seat.split("#")[0], seat) if kind == "role" else None
+            self._log_block(item, stage, agent, stand_in)
+            if stand_in is not None:
+                chosen.append((seat, stand_in))
         return chosen
 
     def _stand_in(self, role: str, seat: str) -> str | None:

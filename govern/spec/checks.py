@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import networkx as nx
+
 from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.graph import stage_edges, terminal_ids, unbounded_cycles
 from govern.spec.loader import LoadedInstitution, LoadedManifest, load_spec
@@ -20,10 +22,16 @@ if TYPE_CHECKING:
     from govern.experiments.spec import LoadedExperiment
 from govern.spec.models import (
     GATE_KINDS,
+    HELD,
     UNPARSABLE,
-    ClusterStage,
+    VETOED,
+    ChosenBy,
     Institution,
     IntegrateStage,
+    LotStage,
+    NominateStage,
+    OfficeStage,
+    ReviewStage,
     SoloStage,
     VoteStage,
 )
@@ -34,6 +42,8 @@ def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
     errors = _check_references(loaded)
     if not errors:
         errors = _check_graph(loaded) + _check_pattern(loaded)
+    if not errors:
+        errors = _check_order(loaded)
     return errors
 
 
@@ -44,6 +54,7 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
     stage_ids = [s.id for s in loaded.institution.institution.stages]
     named = (
         (("models", "roles"), loaded.manifest.models.roles, role_ids, "role"),
+        (("models", "seats"), loaded.manifest.models.seats, role_ids, "role"),
         (("sampling", "roles"), loaded.manifest.sampling.roles, role_ids, "role"),
         (("sampling", "stages"), loaded.manifest.sampling.stages, stage_ids, "stage"),
     )
@@ -58,15 +69,26 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
                         f"{what}s: {listing(ids)}",
                     )
                 )
+    roles = {r.id: r for r in loaded.institution.institution.roles}
+    for role_id, models in loaded.manifest.models.seats.items():
+        if role_id in roles and len(models) != roles[role_id].seats:
+            errors.append(
+                loaded.source.error(
+                    ("models", "seats", role_id),
+                    f"{len(models)} models for the {roles[role_id].seats} seat(s) of "
+                    f"'{role_id}': give one per seat",
+                )
+            )
     stages = {s.id: s for s in loaded.institution.institution.stages}
     for stage_id, settings in loaded.manifest.sampling.stages.items():
         kind = stages[stage_id].kind if stage_id in stages else None
-        if settings.samples and kind not in (None, "vote", "cluster"):
+        if settings.samples and kind not in (None, "vote", "cluster", "nominate"):
             errors.append(
                 loaded.source.error(
                     ("sampling", "stages", stage_id, "samples"),
                     f"stage '{stage_id}' is a {kind} stage, asked once: samples are for "
-                    "stages that ask several seats (vote, cluster); set its sampling directly",
+                    "stages that ask several seats (vote, cluster, nominate); set its sampling "
+                    "directly",
                 )
             )
     return errors
@@ -156,17 +178,32 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
             )
 
     known(inst.entry, stage_ids, "stage", ("entry",))
+    errors += _check_offices(loaded)
+    for i, oversight in enumerate(inst.oversight):
+        at = ("oversight", i)
+        known(oversight.role, role_ids, "role", (*at, "role"))
+        for j, watched in enumerate([] if oversight.watches == "all" else oversight.watches):
+            known(watched, stage_ids, "stage", (*at, "watches", j))
+            if watched in known_ids["stage"] and not inst.stage(watched).calls_model:
+                errors.append(
+                    err(
+                        (*at, "watches", j),
+                        f"stage '{watched}' asks no agent, so there is nothing to oversee",
+                    )
+                )
+        for word, target in oversight.interventions.items():
+            known(target, stage_ids, "stage", (*at, "interventions", word))
     bounded_stages = {s.id for s in inst.stages if getattr(s, "max_visits", None)}
     for i, stage in enumerate(inst.stages):
         at = ("stages", i)
         if isinstance(stage, SoloStage):
             known(stage.role, role_ids, "role", (*at, "role"))
+        for field in _BODY_FIELDS.get(stage.kind, ()):
+            errors += _check_body(loaded, i, field, known)
         if isinstance(stage, VoteStage):
-            for j, voter in enumerate(stage.voters):
-                known(voter, role_ids, "role", (*at, "voters", j))
             if stage.chair:
                 known(stage.chair, role_ids, "role", (*at, "chair"))
-            voters = set(stage.voters)
+            voters = set(stage.actors)
             for role_id in stage.weights or {}:
                 if role_id not in voters:
                     errors.append(
@@ -175,9 +212,32 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
                             f"'{role_id}' has a weight but is not a voter of this stage",
                         )
                     )
-        if isinstance(stage, ClusterStage):
-            for j, member in enumerate(stage.members):
-                known(member, role_ids, "role", (*at, "members", j))
+            for j, role_id in enumerate(stage.veto_by or []):
+                known(role_id, role_ids, "role", (*at, "veto_by", j))
+                listed = isinstance(stage.voters, list) and role_id in known_ids["role"]
+                if listed and role_id not in voters:
+                    errors.append(
+                        err(
+                            (*at, "veto_by", j),
+                            f"'{role_id}' may veto but is not a voter of this stage",
+                        )
+                    )
+            errors += _check_vote_counts(loaded, i)
+        if isinstance(stage, LotStage) and isinstance(stage.pool, list):
+            size = inst.body_size(stage.pool)
+            if 0 < size < stage.draw:
+                errors.append(err((*at, "draw"), f"the lot draws {stage.draw} seats from {size}"))
+        if isinstance(stage, LotStage | VoteStage) and getattr(stage, "fills", None):
+            errors += _check_fills(loaded, i)
+        if isinstance(stage, OfficeStage):
+            known(stage.office, role_ids, "role", (*at, "office"))
+            if stage.office in known_ids["role"] and inst.role(stage.office).office is None:
+                errors.append(
+                    err(
+                        (*at, "office"),
+                        f"role '{stage.office}' is not an office: give it office: {{term: N}}",
+                    )
+                )
         if isinstance(stage, IntegrateStage):
             for j, source in enumerate(stage.inputs or []):
                 known(source, stage_ids, "stage", (*at, "inputs", j))
@@ -203,13 +263,238 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
     return errors
 
 
+_BODY_FIELDS = {
+    "vote": ("voters",),
+    "cluster": ("members",),
+    "nominate": ("nominees",),
+    "lot": ("pool",),
+}
+CHOOSING_KINDS = ("lot", "nominate", "vote")
+
+
+def _chooses(stage: object) -> bool:
+    """A stage whose chosen seats a later body may take: a lot, a nomination, an election."""
+    return isinstance(stage, LotStage | NominateStage) or (
+        isinstance(stage, VoteStage) and stage.choice
+    )
+
+
+def _check_body(loaded: LoadedInstitution, index: int, field: str, known) -> list[SpecError]:
+    """A body names known roles that are not offices, or a stage that chooses seats."""
+    inst = loaded.institution
+    stage = inst.stages[index]
+    body = getattr(stage, field)
+    at = ("stages", index, field)
+    errors: list[SpecError] = []
+    role_ids = [r.id for r in inst.roles]
+    if isinstance(body, list):
+        for j, role_id in enumerate(body):
+            known(role_id, role_ids, "role", (*at, j))
+            if role_id in set(role_ids) and inst.role(role_id).office is not None:
+                errors.append(
+                    loaded.error(
+                        (*at, j),
+                        f"'{role_id}' is an office, held by seats chosen elsewhere: a body "
+                        "takes the roles they were chosen from, or {chosen_by: STAGE}",
+                    )
+                )
+        return errors
+    stage_ids = [s.id for s in inst.stages]
+    known(body.chosen_by, stage_ids, "stage", (*at, "chosen_by"))
+    if body.chosen_by in set(stage_ids):
+        chooser = inst.stage(body.chosen_by)
+        if not _chooses(chooser):
+            errors.append(
+                loaded.error(
+                    (*at, "chosen_by"),
+                    f"stage '{body.chosen_by}' is a {chooser.kind} stage and chooses no seats: "
+                    "a body may come from a lot, a nominate stage or a choice vote",
+                )
+            )
+        elif body.chosen_by == stage.id:
+            errors.append(loaded.error((*at, "chosen_by"), "a body cannot be chosen by itself"))
+    return errors
+
+
+def _check_vote_counts(loaded: LoadedInstitution, index: int) -> list[SpecError]:
+    """Counts a vote can reach: min_yes and choose within the body, a slate that exists."""
+    inst = loaded.institution
+    stage = inst.stages[index]
+    at = ("stages", index)
+    errors: list[SpecError] = []
+    size = inst.body_size(stage.voters)
+    if stage.min_yes is not None and 0 < size < stage.min_yes:
+        errors.append(
+            loaded.error(
+                (*at, "min_yes"),
+                f"min_yes {stage.min_yes} can never be reached by {size} voters",
+            )
+        )
+    if stage.slate is not None:
+        stage_ids = [s.id for s in inst.stages]
+        if stage.slate not in set(stage_ids):
+            errors.append(
+                loaded.error(
+                    (*at, "slate"),
+                    f"no stage '{stage.slate}'{Hints()(stage.slate, stage_ids)}; "
+                    f"stages: {listing(stage_ids)}",
+                )
+            )
+        elif not isinstance(inst.stage(stage.slate), NominateStage):
+            errors.append(
+                loaded.error(
+                    (*at, "slate"),
+                    f"stage '{stage.slate}' is a {inst.stage(stage.slate).kind} stage: a slate "
+                    "comes from a nominate stage",
+                )
+            )
+        else:
+            nominees = inst.body_size(inst.stage(stage.slate).nominees)
+            if 0 < nominees < stage.choose:
+                errors.append(
+                    loaded.error(
+                        (*at, "choose"),
+                        f"the vote chooses {stage.choose} of a slate of {nominees}",
+                    )
+                )
+    return errors
+
+
+def _check_fills(loaded: LoadedInstitution, index: int) -> list[SpecError]:
+    """An office is filled by a stage that chooses exactly as many seats as it has."""
+    inst = loaded.institution
+    stage = inst.stages[index]
+    at = ("stages", index, "fills")
+    role_ids = [r.id for r in inst.roles]
+    if stage.fills not in set(role_ids):
+        return [
+            loaded.error(
+                at,
+                f"no role '{stage.fills}'{Hints()(stage.fills, role_ids)}; "
+                f"roles: {listing(role_ids)}",
+            )
+        ]
+    office = inst.role(stage.fills)
+    if office.office is None:
+        return [
+            loaded.error(at, f"role '{stage.fills}' is not an office: give it office: {{term: N}}")
+        ]
+    chosen = stage.draw if isinstance(stage, LotStage) else stage.choose
+    if chosen != office.seats:
+        what = "draws" if isinstance(stage, LotStage) else "chooses"
+        return [
+            loaded.error(
+                at,
+                f"'{stage.fills}' has {office.seats} seat(s), but the stage {what} {chosen}: "
+                "an office is filled by choosing as many seats as it has",
+            )
+        ]
+    return []
+
+
+def _check_offices(loaded: LoadedInstitution) -> list[SpecError]:
+    """Every office is filled by some stage."""
+    inst = loaded.institution
+    filled = {getattr(s, "fills", None) for s in inst.stages}
+    return [
+        loaded.error(
+            ("roles", i, "office"),
+            f"no stage fills the office '{role.id}': give a lot or a choice vote fills: {role.id}",
+        )
+        for i, role in enumerate(inst.roles)
+        if role.office is not None and role.id not in filled
+    ]
+
+
+def _check_order(loaded: LoadedInstitution) -> list[SpecError]:
+    """What a stage takes from an earlier one is there whenever an item arrives: a chosen
+    body's chooser and a slate's nomination run first on every path, and an office acts only
+    after an office stage found it held or a stage filled it."""
+    inst = loaded.institution
+    graph = nx.DiGraph()
+    graph.add_nodes_from(s.id for s in inst.stages)
+    edges = stage_edges(inst)
+    graph.add_edges_from((e.source, e.target) for e in edges)
+    dominators = nx.immediate_dominators(graph, inst.entry)
+
+    def runs_first(first: str, then: str) -> bool:
+        node = then
+        while node in dominators and dominators[node] != node:
+            node = dominators[node]
+            if node == first:
+                return True
+        return False
+
+    errors: list[SpecError] = []
+    for i, stage in enumerate(inst.stages):
+        needs = [
+            ((field, "chosen_by"), getattr(stage, field).chosen_by)
+            for field in _BODY_FIELDS.get(stage.kind, ())
+            if isinstance(getattr(stage, field), ChosenBy)
+        ]
+        if isinstance(stage, VoteStage) and stage.slate is not None:
+            needs.append((("slate",), stage.slate))
+        for path, first in needs:
+            if stage.id in dominators and not runs_first(first, stage.id):
+                errors.append(
+                    loaded.error(
+                        ("stages", i, *path),
+                        f"an item can reach '{stage.id}' without passing '{first}', whose "
+                        "choice it takes: route every way to it through that stage",
+                    )
+                )
+    for office in (r for r in inst.roles if r.office is not None):
+        unfilled = nx.DiGraph()
+        unfilled.add_nodes_from(graph)
+        for e in edges:
+            fills = getattr(inst.stage(e.source), "fills", None) == office.id
+            found_held = (
+                isinstance(inst.stage(e.source), OfficeStage)
+                and inst.stage(e.source).office == office.id
+                and e.decision == HELD
+            )
+            if not (fills or found_held):
+                unfilled.add_edge(e.source, e.target)
+        reachable = nx.descendants(unfilled, inst.entry) | {inst.entry}
+        for i, stage in enumerate(inst.stages):
+            if stage.id in reachable and office.id in stage.actors:
+                errors.append(
+                    loaded.error(
+                        ("stages", i, "role"),
+                        f"stage '{stage.id}' acts as the office '{office.id}', which may be "
+                        "vacant when an item arrives: route to it only from the stage that "
+                        f"fills the office or from an office stage's '{HELD}'",
+                    )
+                )
+    return errors
+
+
 def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> list[SpecError]:
     stage = loaded.institution.stages[index]
     at = ("stages", index)
     errors: list[SpecError] = []
     err = loaded.error
     vocabulary = stage.vocabulary
+    means = stage.means if isinstance(stage, ReviewStage) else {}
+    for word in means:
+        if word in vocabulary:
+            errors.append(
+                err(
+                    (*at, "means", word),
+                    f"'{word}' is a standard decision and means itself; "
+                    "give your own word a meaning instead",
+                )
+            )
+        elif word not in (stage.decisions or []):
+            errors.append(
+                err(
+                    (*at, "means", word),
+                    f"'{word}' has a meaning but is not listed under decisions: add it there",
+                )
+            )
     for j, decision in enumerate(stage.decisions or []):
+        if decision in means:
+            continue
         if decision == UNPARSABLE:
             errors.append(
                 err(
@@ -219,12 +504,18 @@ def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> l
                 )
             )
         elif decision not in vocabulary:
+            own = (
+                f", or declare what your own word does: means: {{{quoted(decision)}: "
+                "approve | reject | amend | veto}"
+                if isinstance(stage, ReviewStage)
+                else ""
+            )
             errors.append(
                 err(
                     (*at, "decisions", j),
                     f"a {stage.kind} stage cannot return '{quoted(decision)}'"
                     f"{suggest(decision, vocabulary)}; it may return: "
-                    f"{', '.join(vocabulary)}",
+                    f"{', '.join(vocabulary)}{own}",
                 )
             )
     if stage.decisions is not None and len(set(stage.decisions)) != len(stage.decisions):
@@ -237,6 +528,15 @@ def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> l
                 err(
                     (*at, "decisions"),
                     "a vote with a quorum may return 'no_quorum': list it and route it",
+                )
+            )
+        if VETOED in stage.decisions and stage.veto_by is None:
+            errors.append(err((*at, "decisions"), f"'{VETOED}' needs veto_by: [ROLE]"))
+        if stage.veto_by is not None and VETOED not in stage.decisions:
+            errors.append(
+                err(
+                    (*at, "decisions"),
+                    f"a vote with veto_by may return '{VETOED}': list it and route it",
                 )
             )
     if errors:

@@ -13,8 +13,8 @@ from collections import Counter
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
-from govern.spec.graph import HAPPY_DECISIONS, governance_graph
-from govern.spec.models import ClusterStage, Institution, SoloStage, VoteStage
+from govern.spec.graph import governance_graph, is_happy
+from govern.spec.models import ClusterStage, Institution, NominateStage, SoloStage, VoteStage
 
 
 class Fingerprint(BaseModel):
@@ -34,11 +34,12 @@ class Fingerprint(BaseModel):
 def stage_calls(institution: Institution, stage_id: str) -> int:
     """Model calls one run of a stage makes when all goes well."""
     stage = institution.stage(stage_id)
-    seats = {r.id: r.seats for r in institution.roles}
     if isinstance(stage, VoteStage):
-        return sum(seats[v] for v in stage.voters)
+        return institution.body_size(stage.voters)
     if isinstance(stage, ClusterStage):
-        return sum(seats[m] for m in stage.members)
+        return institution.body_size(stage.members)
+    if isinstance(stage, NominateStage):
+        return institution.body_size(stage.nominees)
     return 1 if isinstance(stage, SoloStage) else 0
 
 
@@ -111,7 +112,7 @@ def _happy_path_calls(
     happy.add_nodes_from(multi.nodes)
     for u, v, data in multi.edges(data=True):
         edge = data["edge"]
-        if edge.via == "route" and edge.decision in HAPPY_DECISIONS:
+        if is_happy(institution, edge):
             happy.add_edge(u, v)
     goals = {s.id for s in institution.stages if s.kind == "terminal" and s.outcome == "completed"}
     calls = {n: stage_calls(institution, n) for n in happy.nodes}

@@ -21,8 +21,8 @@ import networkx as nx
 from govern.spec.models import UNPARSABLE, Institution
 from govern.spec.yaml_source import YamlPath
 
-EdgeVia = Literal["route", "exhausted", "stage_exhausted"]
-HAPPY_DECISIONS = frozenset({"done", "approve", "amend", "pass"})
+EdgeVia = Literal["route", "exhausted", "stage_exhausted", "oversight"]
+HAPPY_DECISIONS = frozenset({"done", "approve", "amend", "pass", "held", "vacant"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +49,44 @@ def stage_edges(institution: Institution) -> list[Edge]:
         return bool(getattr(stages[stage_id], "max_visits", None))
 
     edges: dict[Edge, None] = {}  # insertion-ordered and deduplicated in constant time
+
+    def add(source: str, decision: str, arrivals: list, at: YamlPath) -> None:
+        # Arriving at a bounded stage may be turned away to its exhausted stage
+        # (which the checks keep unbounded, so a redirect is a single hop).
+        for target, _, _ in list(arrivals):
+            if target in stages and bounded(target):
+                arrivals.append((stages[target].exhausted, "stage_exhausted", False))
+        for target, via, route_bound in arrivals:
+            if target is None or target not in stages:
+                continue
+            edges.setdefault(
+                Edge(source, target, decision, via, route_bound or bounded(target), at)
+            )
+
     for index, stage in enumerate(institution.stages):
         for decision, route in getattr(stage, "next", {}).items():
-            at: YamlPath = ("stages", index, "next", decision)
             arrivals: list[tuple[str | None, EdgeVia, bool]] = [
                 (route.to, "route", route.max_visits is not None),
                 (route.exhausted, "exhausted", False),
             ]
-            # Arriving at a bounded stage may be turned away to its exhausted stage
-            # (which the checks keep unbounded, so a redirect is a single hop).
-            for target, _, _ in list(arrivals):
-                if target in stages and bounded(target):
-                    arrivals.append((stages[target].exhausted, "stage_exhausted", False))
-            for target, via, route_bound in arrivals:
-                if target is None or target not in stages:
-                    continue
-                edge = Edge(stage.id, target, decision, via, route_bound or bounded(target), at)
-                edges.setdefault(edge)
+            add(stage.id, decision, arrivals, ("stages", index, "next", decision))
+    # An overseer's intervention may send the item from any watched stage to its target;
+    # each is bounded by the overseer's max_interventions per item.
+    for index, oversight in enumerate(institution.oversight):
+        for watched in institution.watched(oversight):
+            for word, target in oversight.interventions.items():
+                at = ("oversight", index, "interventions", word)
+                add(watched, word, [(target, "oversight", True)], at)
     return list(edges)
+
+
+def is_happy(institution: Institution, edge: Edge) -> bool:
+    """A route taken when all goes well: a happy decision, or a review's own word that
+    means approve or amend."""
+    if edge.via != "route":
+        return False
+    meaning = getattr(institution.stage(edge.source), "meaning", None)
+    return (meaning(edge.decision) if meaning else edge.decision) in HAPPY_DECISIONS
 
 
 def governance_graph(institution: Institution) -> nx.MultiDiGraph:

@@ -10,6 +10,7 @@ with its line instead of stopping at the first.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
@@ -55,11 +56,81 @@ every non-terminal stage must route explicitly."""
 
 Pattern = Literal["pipeline", "gated_pipeline", "autonomous_cluster", "consensus"]
 
+Meaning = Literal["approve", "reject", "amend", "veto"]
+"""What a review's decision does: approve lets the candidate stand, reject and veto send it
+back with the reasons, amend puts the reviewer's answer in its place."""
+
+VETOED = "vetoed"
+"""The outcome of a vote in which a voter named in ``veto_by`` voted no."""
+HELD, VACANT = "held", "vacant"
+"""The outcomes of an office stage: the office has holders in their term, or it has none."""
+
+
+def exact_share(value: float | str) -> Fraction:
+    """A share as given, exactly: ``0.667`` is 667/1000, ``25/41`` is 25/41."""
+    return Fraction(value) if isinstance(value, str) else Fraction(str(value))
+
+
+def _share_text(value: Any) -> Any:
+    """``threshold: 25/41`` is a fraction written as text; decimals stay numbers."""
+    if isinstance(value, str):
+        numerator, slash, denominator = value.strip().partition("/")
+        if not (slash and numerator.strip().isdigit() and denominator.strip().isdigit()):
+            raise ValueError(
+                f"'{value}' is not a share: write a decimal (0.6) or a fraction (25/41)"
+            )
+        if int(denominator) == 0:
+            raise ValueError(f"'{value}' divides by zero")
+        return f"{int(numerator)}/{int(denominator)}"
+    return value
+
+
+Share = Annotated[
+    float | Annotated[str, Field(pattern=r"^\s*\d+\s*/\s*\d+\s*$")],
+    BeforeValidator(_share_text),
+]
+
 
 class SpecModel(BaseModel):
     """Base for every model of the language: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChosenBy(SpecModel):
+    """A body whose seats an earlier stage chose: the seats a lot drew, an election's
+    winners, or the nominees of a nomination."""
+
+    chosen_by: Identifier = Field(description="the lot, nominate or choice-vote stage")
+
+
+Body = Annotated[
+    list[Identifier] | ChosenBy,
+    Field(description="roles whose every seat takes part, or {chosen_by: STAGE}"),
+]
+
+
+def body_roles(body: list[str] | ChosenBy) -> tuple[str, ...]:
+    """The roles a body names directly (none for a body an earlier stage chose)."""
+    return tuple(body) if isinstance(body, list) else ()
+
+
+class Office(SpecModel):
+    """An office is held, not re-filled on every item: a stage that ``fills`` it chooses its
+    holders from a body, and they hold it for the term (a Doge for life, a consul for a
+    year). The Controller records the choice and the term's end, and a sanction that bars
+    a holder removes them early."""
+
+    term: int | Literal["run"] = Field(
+        "run", description="items a holder serves before the office is filled again, or run"
+    )
+
+    @field_validator("term")
+    @classmethod
+    def _positive_term(cls, term: int | str) -> int | str:
+        if isinstance(term, int) and term < 1:
+            raise ValueError("a term is at least 1 item (or run: for the whole run)")
+        return term
 
 
 class Role(SpecModel):
@@ -70,6 +141,30 @@ class Role(SpecModel):
     instructions: NonEmptyText = Field(description="the role's standing orders in plain English")
     seats: int = Field(1, ge=1, le=64, description="how many agents hold this role")
     model: str | None = Field(None, min_length=1, description="model override for this role")
+    models: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        min_length=1,
+        description="one model per seat, in seat order (a mixed body); instead of model",
+    )
+    office: Office | None = Field(
+        None,
+        description="this role is an office: its seats are held by seats another stage "
+        "chose (a lot or an election that fills it), for a term, across items",
+    )
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Role:
+        if self.model is not None and self.models is not None:
+            raise ValueError("give model (every seat) or models (one per seat), not both")
+        if self.models is not None and len(self.models) != self.seats:
+            raise ValueError(
+                f"models lists {len(self.models)} models for {self.seats} seats: give one per seat"
+            )
+        return self
+
+    def seat_model(self, seat: int) -> str | None:
+        """The institution's model for seat ``seat`` (1-based), if it names one."""
+        return self.models[seat - 1] if self.models is not None else self.model
 
 
 class Route(SpecModel):
@@ -174,9 +269,18 @@ class ReviewStage(SoloStage):
     vocabulary: ClassVar[tuple[str, ...]] = ("approve", "reject", "amend", "veto")
 
     kind: Literal["review"]
+    means: dict[Identifier, Meaning] = Field(
+        default_factory=dict,
+        description="the review's own decision words and what each does, e.g. "
+        "{annul: veto, refer: reject}; each must also be listed under decisions",
+    )
 
     def default_decisions(self) -> tuple[str, ...]:
         return ("approve", "reject")
+
+    def meaning(self, decision: str) -> str:
+        """What a decision does: a standard word means itself, a declared one its meaning."""
+        return self.means.get(decision, decision)
 
 
 class ExecuteStage(SoloStage):
@@ -194,65 +298,172 @@ class IntegrateStage(SoloStage):
     )
 
 
-class VoteStage(StageBase):
-    """Parallel voters cast ballots on the candidate; a rule decides pass or fail."""
+MOTION_RULES = ("majority", "supermajority", "unanimity", "weighted")
+CHOICE_RULES = ("plurality", "approval", "borda")
 
-    vocabulary: ClassVar[tuple[str, ...]] = ("pass", "fail", "no_quorum")
+
+class VoteStage(StageBase):
+    """Parallel voters cast ballots; a rule decides.
+
+    On a motion (the candidate) each ballot is yes or no (or abstain, where allowed);
+    on a slate (``rule: plurality | approval | borda``) each ballot names candidates of
+    the nominate stage ``slate``, and the winner's answer becomes the candidate."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = ("pass", "fail", "no_quorum", VETOED)
 
     kind: Literal["vote"]
-    voters: list[Identifier] = Field(min_length=1, description="roles whose every seat votes")
-    rule: Literal["majority", "supermajority", "unanimity", "weighted"] = "majority"
-    threshold: float | None = Field(
-        None, gt=0.5, le=1.0, description="share of yes needed (supermajority, weighted)"
+    voters: Body = Field(description="roles whose every seat votes, or {chosen_by: STAGE}")
+    rule: Literal[
+        "majority", "supermajority", "unanimity", "weighted", "plurality", "approval", "borda"
+    ] = "majority"
+    threshold: Share | None = Field(
+        None,
+        description="share of yes needed (supermajority, weighted), exact: 0.667 or 25/41",
+    )
+    min_yes: int | None = Field(
+        None,
+        ge=1,
+        description="ballots for the motion (or for the winner on a slate) needed besides "
+        "the rule, e.g. 25 of the 41",
     )
     weights: dict[Identifier, float] | None = Field(
         None, description="ballot weight per voter role (weighted rule; default 1)"
     )
-    quorum: float | None = Field(
+    quorum: Share | None = Field(
         None,
-        gt=0.0,
-        le=1.0,
-        description="share of ballots that must be valid for the vote to count",
+        description="share of the seats that must cast a valid ballot (abstentions count) "
+        "for the vote to count",
+    )
+    abstain: bool = Field(
+        False,
+        description="VOTE: abstain is a valid ballot: it counts toward the quorum, not "
+        "toward yes or no",
+    )
+    veto_by: list[Identifier] | None = Field(
+        None,
+        min_length=1,
+        description="roles any one of whose seats voting no vetoes the motion: the vote "
+        "returns vetoed, routed apart from fail",
     )
     tie_breaker: Literal["fail", "pass", "chair"] = "fail"
     chair: Identifier | None = Field(
         None, description="the role that breaks ties (tie_breaker: chair)"
     )
+    slate: Identifier | None = Field(
+        None, description="the nominate stage whose candidates a choice vote chooses among"
+    )
+    choose: int = Field(
+        1, ge=1, description="winners a choice vote chooses (their seats are its chosen body)"
+    )
+    fills: Identifier | None = Field(
+        None, description="the office (a role with office:) the winners of a choice vote hold"
+    )
 
     @model_validator(mode="after")
     def _rule_fields_agree(self) -> VoteStage:
+        choice = self.rule in CHOICE_RULES
+        if self.threshold is not None:
+            share = exact_share(self.threshold)
+            if not Fraction(1, 2) < share <= 1:
+                raise ValueError("a threshold is a share above one half, at most 1 (e.g. 2/3)")
+        if self.quorum is not None and not 0 < exact_share(self.quorum) <= 1:
+            raise ValueError("a quorum is a share above 0, at most 1 (e.g. 0.5 or 21/41)")
         if self.rule == "supermajority" and self.threshold is None:
-            raise ValueError("a supermajority vote needs a threshold, e.g. threshold: 0.667")
-        if self.rule in ("majority", "unanimity") and self.threshold is not None:
+            raise ValueError("a supermajority vote needs a threshold, e.g. threshold: 2/3")
+        if self.rule not in ("supermajority", "weighted") and self.threshold is not None:
             raise ValueError(
                 f"threshold is only for supermajority and weighted votes, not {self.rule}"
+                + ("; a slate's winner needs min_yes: N votes" if choice else "")
             )
         if self.weights is not None and self.rule != "weighted":
             raise ValueError("weights are only for rule: weighted")
         if (self.tie_breaker == "chair") != (self.chair is not None):
             raise ValueError("tie_breaker: chair and chair: ROLE go together")
+        if choice:
+            if self.slate is None:
+                raise ValueError(
+                    f"a {self.rule} vote chooses among candidates: name the nominate stage "
+                    "that puts them up, slate: STAGE"
+                )
+            if self.chair is not None:
+                raise ValueError("a choice vote breaks ties by slate order (pass) or fails")
+            if self.veto_by is not None:
+                raise ValueError("veto_by is for votes on a motion, not on a slate")
+        else:
+            for name in ("slate", "fills"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is for choice votes (plurality, approval, borda)")
+            if self.choose != 1:
+                raise ValueError("choose is for choice votes (plurality, approval, borda)")
         return self
 
     def default_decisions(self) -> tuple[str, ...]:
-        return ("pass", "fail", "no_quorum") if self.quorum is not None else ("pass", "fail")
+        return (
+            "pass",
+            "fail",
+            *(("no_quorum",) if self.quorum is not None else ()),
+            *((VETOED,) if self.veto_by is not None else ()),
+        )
+
+    @property
+    def choice(self) -> bool:
+        return self.rule in CHOICE_RULES
 
     @property
     def actors(self) -> tuple[str, ...]:
-        return (*self.voters, *([self.chair] if self.chair else []))
+        return (*body_roles(self.voters), *([self.chair] if self.chair else []))
 
 
 class ClusterStage(StageBase):
     """Members work in parallel on the candidate; their reports are merged."""
 
     kind: Literal["cluster"]
-    members: list[Identifier] = Field(min_length=1, description="roles whose every seat works")
+    members: Body = Field(description="roles whose every seat works, or {chosen_by: STAGE}")
     independent: bool = Field(
         False, description="members work without seeing the candidate (autonomous units)"
     )
 
     @property
     def actors(self) -> tuple[str, ...]:
-        return tuple(self.members)
+        return body_roles(self.members)
+
+
+class NominateStage(StageBase):
+    """Every seat of a body puts forward its own answer, independently: the candidates of a
+    slate, on which a choice vote decides. Unparsable when no nominee gave an answer."""
+
+    kind: Literal["nominate"]
+    nominees: Body = Field(description="roles whose every seat stands, or {chosen_by: STAGE}")
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return body_roles(self.nominees)
+
+
+class LotStage(StageBase):
+    """Draws ``draw`` seats from a body at random, reproducibly: the draw follows from the
+    run's seed, the item, the stage and the visit, and the Controller writes it to the
+    ledger with everything an auditor needs to recompute it. No model is asked."""
+
+    calls_model: ClassVar[bool] = False
+
+    kind: Literal["lot"]
+    pool: Body = Field(description="roles whose seats are drawn from, or {chosen_by: STAGE}")
+    draw: int = Field(ge=1, description="seats drawn")
+    fills: Identifier | None = Field(
+        None, description="the office (a role with office:) the seats drawn hold"
+    )
+
+
+class OfficeStage(StageBase):
+    """Asks whether an office has holders in their term: ``held`` or ``vacant``, so that an
+    election runs only when the office needs filling. No model is asked."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = (HELD, VACANT)
+    calls_model: ClassVar[bool] = False
+
+    kind: Literal["office"]
+    office: Identifier = Field(description="a role with office:")
 
 
 class TerminalStage(SpecModel):
@@ -284,6 +495,9 @@ Stage = Annotated[
     | ExecuteStage
     | ClusterStage
     | IntegrateStage
+    | NominateStage
+    | LotStage
+    | OfficeStage
     | TerminalStage,
     Field(discriminator="kind"),
 ]
@@ -295,6 +509,9 @@ STAGE_KINDS: tuple[str, ...] = (
     "execute",
     "cluster",
     "integrate",
+    "nominate",
+    "lot",
+    "office",
     "terminal",
 )
 GATE_KINDS = frozenset({"review", "vote"})
@@ -304,6 +521,51 @@ class Policy(SpecModel):
     max_steps: int = Field(
         50, ge=1, le=10_000, description="stage runs per item before it is cut off"
     )
+
+
+UPHOLD = "uphold"
+"""An overseer's word for letting a transition stand."""
+
+
+class Oversight(SpecModel):
+    """A role that watches stages and may intervene anywhere it watches: after a watched
+    stage decides, the overseer (every time, or on a seeded sample at ``rate``) upholds the
+    result or answers one of its ``interventions``, each sending the item to a named stage
+    (back for rework, or to a terminal to stop it). Bounded per item like any loop."""
+
+    role: Identifier = Field(description="the role whose agent oversees")
+    watches: list[Identifier] | Literal["all"] = Field(
+        "all", description="the stages watched (all: every stage that asks a model)"
+    )
+    rate: Share = Field(
+        1,
+        description="share of watched transitions the overseer examines, drawn from the "
+        "run's seed (1: every one)",
+    )
+    purpose: NonEmptyText = Field(
+        "Examine what was just decided and intervene only if it is wrong or unlawful.",
+        description="what the overseer is told it is for",
+    )
+    interventions: dict[Identifier, Identifier] = Field(
+        min_length=1,
+        description="the overseer's decision words and the stage each sends the item to, "
+        "e.g. {annul: drafting, impeach: dismissed}; 'uphold' lets the transition stand",
+    )
+    max_interventions: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="interventions per item, after which the overseer is "
+        "no longer consulted on that item",
+    )
+
+    @model_validator(mode="after")
+    def _rate_is_a_share(self) -> Oversight:
+        if not 0 < exact_share(self.rate) <= 1:
+            raise ValueError("rate is a share above 0, at most 1 (e.g. 0.2 or 1/5)")
+        if UPHOLD in self.interventions:
+            raise ValueError("'uphold' is the overseer's word for not intervening")
+        return self
 
 
 class Institution(SpecModel):
@@ -318,6 +580,9 @@ class Institution(SpecModel):
     stages: list[Stage] = Field(min_length=1)
     entry: Identifier
     policy: Policy = Field(default_factory=Policy)
+    oversight: list[Oversight] = Field(
+        default_factory=list, description="roles that watch stages and may intervene"
+    )
 
     @cached_property
     def _stages_by_id(self) -> tuple[list[Any], dict[str, Any]]:
@@ -337,6 +602,31 @@ class Institution(SpecModel):
 
     def role(self, role_id: str) -> Role:
         return next(r for r in self.roles if r.id == role_id)
+
+    def body_size(self, body: list[str] | ChosenBy, _depth: int = 0) -> int:
+        """Seats in a body, as the static checks see it: the roles' seats, or as many as
+        the choosing stage chooses (0 when the reference does not resolve)."""
+        if isinstance(body, list):
+            seats = {r.id: r.seats for r in self.roles}
+            return sum(seats.get(role, 0) for role in body)
+        try:
+            chooser = self.stage(body.chosen_by)
+        except KeyError:
+            return 0
+        if isinstance(chooser, LotStage):
+            return chooser.draw
+        if isinstance(chooser, VoteStage) and chooser.choice:
+            return chooser.choose
+        if isinstance(chooser, NominateStage) and _depth < len(self.stages):
+            return self.body_size(chooser.nominees, _depth + 1)
+        return 0
+
+    def watched(self, oversight: Oversight) -> list[str]:
+        """The stages an overseer watches, in institution order."""
+        if oversight.watches == "all":
+            return [s.id for s in self.stages if s.calls_model and s.kind != "terminal"]
+        listed = set(oversight.watches)
+        return [s.id for s in self.stages if s.id in listed]
 
 
 class SimOverride(SpecModel):
@@ -394,6 +684,10 @@ class Price(SpecModel):
 class ModelChoice(SpecModel):
     default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
     roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
+    seats: dict[Identifier, list[Annotated[str, Field(min_length=1)]]] = Field(
+        default_factory=dict,
+        description="role id -> one model per seat, in seat order (a mixed body); over roles",
+    )
     api_base: ServerUrl | None = Field(
         None, description="base URL of an OpenAI-compatible or local server"
     )

@@ -28,6 +28,7 @@ from govern.engine.stages.common import (
 from govern.engine.stages.solo import Reader, consult
 from govern.engine.state import combine
 from govern.models.base import ModelError
+from govern.spec.models import ChosenBy, Institution
 
 # what a seat's worker gets of the item's state: the question and candidate, and the item's
 # spending so far (re-asks must leave the per-item budgets room)
@@ -35,14 +36,28 @@ SEAT_SEES = ("item_id", "question", "candidate", "feedback", "calls", "prompt_to
              "completion_tokens")  # fmt: skip
 
 
-def opening_node(stage_id: str, roles: list[str], worker: str, voting: bool) -> Callable:
+def body_seats(institution: Institution, body: list[str] | ChosenBy, state: dict) -> list[str]:
+    """The seats of a body on this item: every seat of its roles, or the seats its
+    choosing stage chose last (the static checks make sure that stage ran first)."""
+    if isinstance(body, ChosenBy):
+        return list(state["chosen"].get(body.chosen_by, []))
+    return [
+        f"{role.id}#{n}"
+        for role_id in body
+        for role in (institution.role(role_id),)
+        for n in range(1, role.seats + 1)
+    ]
+
+
+def opening_node(stage_id: str, body: list[str] | ChosenBy, worker: str, voting: bool) -> Callable:
     """Seat the stage and send one worker per seat on the roster, each carrying what it
     needs of the state; with nobody to seat, the item stops here."""
 
     async def node(state: dict, runtime: Runtime[RunContext]) -> Command:
         ctx = runtime.context
         visit, arrival = arrive(state, stage_id)
-        roster = ctx.controller.seat_actors(state["item_id"], stage_id, roles, voting=voting)
+        seats = body_seats(ctx.institution, body, state)
+        roster = ctx.controller.seat_actors(state["item_id"], stage_id, seats, voting=voting)
         if not roster:
             return Command(update=nobody_may_act(ctx, state, stage_id, arrival), goto=END)
         shared = {key: state.get(key) for key in SEAT_SEES}
@@ -101,7 +116,7 @@ def this_visit(records: list[dict], stage_id: str, visit: int) -> list[dict]:
 
 def parallel_stage(
     stage_id: str,
-    roles: list[str],
+    body: list[str] | ChosenBy,
     work: Callable,
     join: Callable,
     worker_suffix: str,
@@ -109,12 +124,13 @@ def parallel_stage(
     *,
     voting: bool,
 ) -> StageNodes:
-    """open -> one ``work`` per seat (Send) -> ``join``, deferred until every seat is in."""
+    """open -> one ``work`` per seat of ``body`` (Send) -> ``join``, deferred until every
+    seat is in."""
     worker, joined = f"{stage_id}.{worker_suffix}", f"{stage_id}.{join_suffix}"
     return StageNodes(
         entry=stage_id,
         exit=joined,
-        nodes={stage_id: opening_node(stage_id, roles, worker, voting), worker: work, joined: join},
+        nodes={stage_id: opening_node(stage_id, body, worker, voting), worker: work, joined: join},
         worker=worker,
         deferred=frozenset({joined}),
     )

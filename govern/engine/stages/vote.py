@@ -16,7 +16,13 @@ from govern.engine.context import RunContext
 from govern.engine.formats import VOTE_FORMAT
 from govern.engine.prompts import motion_sections
 from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
-from govern.engine.stages.parallel import ask_seat, parallel_stage, seat_failure, this_visit
+from govern.engine.stages.parallel import (
+    ask_seat,
+    body_seats,
+    parallel_stage,
+    seat_failure,
+    this_visit,
+)
 from govern.engine.stages.solo import consult_or_stop
 from govern.engine.state import combine
 from govern.spec.models import UNPARSABLE, VoteStage
@@ -93,7 +99,7 @@ def build(stage: VoteStage) -> StageNodes:
             return stop
         visit = state["visits"][stage.id]
         ballots = this_visit(state["ballots"], stage.id, visit)
-        eligible = sum(role.seats for role in ctx.institution.roles if role.id in stage.voters)
+        eligible = len(body_seats(ctx.institution, stage.voters, state))
         decision = tally(stage, ballots, eligible)
         pending: Update = {}
         if decision == TIE:
