@@ -71,7 +71,7 @@ class RunContext:
 
     def __post_init__(self) -> None:
         if self.controller is None:
-            self.controller = Controller(self.institution)
+            self.controller = Controller(self.institution, seed=self.seed)
 
     def read_answer(self, text: str) -> str | None:
         """The answer in an output, as the task's format and the parsing policy read it."""

@@ -59,8 +59,10 @@ class Controller:
         governance: Governance | None = None,
         ledger: LedgerSink | None = None,
         guard: ManifestGuard | None = None,
+        seed: int = 0,
     ) -> None:
         self.institution = institution
+        self.seed = seed  # the run's seed: lots and oversight samples are drawn from it
         self.governance = governance
         self.ledger = ledger if ledger is not None else MemoryLedger()
         self.guard = guard

@@ -193,7 +193,9 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         ledger, previous = _create_ledger(folder, keyring, header, request), None
     else:
         ledger, previous = _reopen_ledger(folder, keyring, header, request)
-    controller = Controller(institution, manifest.governance, ledger, ManifestGuard(files))
+    controller = Controller(
+        institution, manifest.governance, ledger, ManifestGuard(files), seed=seed
+    )
     if previous is not None and previous.snapshot is not None:
         controller.restore(previous.snapshot)
     context = RunContext(
