@@ -1,7 +1,8 @@
 """The output formats agents must follow, and how strictly they are read.
 
 A review ends with ``DECISION: <word>``; a ballot ends with ``VOTE: yes`` or
-``VOTE: no``; answers follow the task's format (GSM8K: ``#### <number>``).
+``VOTE: no`` (or ``VOTE: abstain``, where the vote allows abstaining); answers
+follow the task's format (GSM8K: ``#### <number>``).
 What counts as following the format is the manifest's ``parsing`` policy:
 
 - ``strict``: the marker line is the last non-blank line, exactly;
@@ -28,6 +29,7 @@ TAIL_LINES = 3
 
 _DECISION = re.compile(r"DECISION:\s*([a-z_]+)", re.IGNORECASE)
 _VOTE = re.compile(r"VOTE:\s*(yes|no)\b", re.IGNORECASE)
+_VOTE_OR_ABSTAIN = re.compile(r"VOTE:\s*(yes|no|abstain)\b", re.IGNORECASE)
 _DECORATION = re.compile(r"[*_`]+")
 _LEAD = re.compile(r"^[\s#>\-]+")
 
@@ -68,9 +70,12 @@ def parse_decision(text: str, allowed: tuple[str, ...], mode: ParsingMode = "str
     return find_marked(text, read, mode)
 
 
-def parse_ballot(text: str, mode: ParsingMode = "strict") -> str | None:
+def parse_ballot(text: str, mode: ParsingMode = "strict", *, abstain: bool = False) -> str | None:
+    """yes, no, abstain (only where ``abstain`` allows it), or None."""
+    marker = _VOTE_OR_ABSTAIN if abstain else _VOTE
+
     def read(line: str) -> str | None:
-        match = (_VOTE.search if mode == "flexible" else _VOTE.fullmatch)(line.strip())
+        match = (marker.search if mode == "flexible" else marker.fullmatch)(line.strip())
         return match.group(1).lower() if match else None
 
     return find_marked(text, read, mode)
@@ -114,9 +119,10 @@ class ReviewFormat(OutputFormat):
 
     decisions: tuple[str, ...] = ()
     answer: OutputFormat | None = None
+    amending: tuple[str, ...] = ()  # the words that amend: amend, or the institution's own
 
     def reask(self, reply: str) -> str:
-        amends = parse_decision(reply, self.decisions, "flexible") == "amend"
+        amends = parse_decision(reply, self.decisions, "flexible") in self.amending
         if amends and self.answer is not None:  # the decision was there; the answer was not
             return (
                 f"Your amendment had no line of the form {self.answer.line} with the corrected "
@@ -126,16 +132,31 @@ class ReviewFormat(OutputFormat):
         return super().reask(reply)
 
 
-def review_format(decisions: tuple[str, ...], answer: OutputFormat) -> ReviewFormat:
+MEANING_TEXT = {
+    "approve": "to let it stand",
+    "reject": "to send it back with your reasons",
+    "amend": "to put your corrected answer in its place",
+    "veto": "to block it",
+}
+
+
+def review_format(
+    decisions: tuple[str, ...], answer: OutputFormat, means: dict[str, str] | None = None
+) -> ReviewFormat:
+    """A review's format; a word of the institution's own (``means``) is explained by what
+    it does, and an amend-like word needs the answer line as ``amend`` does."""
+    means = means or {}
+    listed = ", ".join(f"{d} ({MEANING_TEXT[means[d]]})" if d in means else d for d in decisions)
     words = ", ".join(decisions)
     instruction = (
         f"Give your reasons, then end with a last line `DECISION: <word>` where <word> is "
-        f"one of: {words}."
+        f"one of: {listed}."
     )
-    if "amend" in decisions:
+    amending = tuple(d for d in decisions if means.get(d, d) == "amend")
+    if amending:
         instruction += (
-            " To amend, write the corrected solution before that line, with its own line "
-            f"{answer.line}."
+            f" To {amending[0]}, write the corrected solution before that line, with its own "
+            f"line {answer.line}."
         )
     return ReviewFormat(
         instruction,
@@ -143,7 +164,8 @@ def review_format(decisions: tuple[str, ...], answer: OutputFormat) -> ReviewFor
         f"DECISION: {decisions[0]}",
         f"to {decisions[0]}",
         decisions=decisions,
-        answer=answer if "amend" in decisions else None,
+        answer=answer if amending else None,
+        amending=amending,
     )
 
 
@@ -151,6 +173,13 @@ VOTE_FORMAT = OutputFormat(
     "Give a short reason, then end with a last line `VOTE: yes` (to pass the motion) or "
     "`VOTE: no` (to reject it).",
     "`VOTE: yes` or `VOTE: no`",
+    "VOTE: yes",
+    "to vote for the motion",
+)
+VOTE_ABSTAIN_FORMAT = OutputFormat(
+    "Give a short reason, then end with a last line `VOTE: yes` (to pass the motion), "
+    "`VOTE: no` (to reject it) or `VOTE: abstain` (counted only toward the quorum).",
+    "`VOTE: yes`, `VOTE: no` or `VOTE: abstain`",
     "VOTE: yes",
     "to vote for the motion",
 )

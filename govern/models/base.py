@@ -27,8 +27,10 @@ class Oracle:
     inputs: tuple[str, ...] = ()  # answers of the outputs an integrate stage synthesises
     feedback: bool = False  # a reviewer sent the candidate back with reasons
     decisions: tuple[str, ...] = ()  # what a reviewer may decide
+    meanings: tuple[str, ...] = ()  # what each of those decisions does (approve, reject, ...)
     run_seed: int = 0  # the simulator draws from the run's seed, never a call's own
     reask: int = 0  # the how-manieth time this output is asked again for its format
+    abstain: bool = False  # a voter may abstain (the vote allows VOTE: abstain)
 
 
 @dataclass(frozen=True, slots=True)

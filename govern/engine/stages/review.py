@@ -1,5 +1,7 @@
 """review: a gate. The reviewer approves, rejects or vetoes (its reasons go back to
-whoever revises), or amends (its corrected answer becomes the candidate)."""
+whoever revises), or amends (its corrected answer becomes the candidate). A review's own
+words (``annul``, ``refer``) do what the meaning declared for them under ``means`` does, and
+are routed under their own names."""
 
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ from govern.spec.models import UNPARSABLE, ReviewStage
 
 def build(stage: ReviewStage) -> StageNodes:
     decisions = tuple(d for d in stage.possible_decisions if d != UNPARSABLE)
+    meanings = tuple(stage.meaning(d) for d in decisions)
+    explained = {d: m for d, m in zip(decisions, meanings, strict=True) if d != m}
 
     def read(ctx: RunContext) -> Reader:
         def reading(text: str) -> tuple[str, str | None] | None:
             """(decision, the amended answer); an amendment without an answer cannot be
             applied, so it does not parse."""
             decision = parse_decision(text, decisions, ctx.parsing.mode)
-            amended = ctx.read_answer(text) if decision == "amend" else None
-            if decision is None or (decision == "amend" and amended is None):
+            amends = decision is not None and stage.meaning(decision) == "amend"
+            amended = ctx.read_answer(text) if amends else None
+            if decision is None or (amends and amended is None):
                 return None
             return decision, amended
 
@@ -42,9 +47,10 @@ def build(stage: ReviewStage) -> StageNodes:
             "review",
             visit,
             motion_sections(state.get("candidate"), ctx.task, ctx.institution),
-            review_format(decisions, ctx.task.answer_format),
+            review_format(decisions, ctx.task.answer_format, explained),
             read(ctx),
             decisions=decisions,
+            meanings=meanings if explained else (),
         )
         if not isinstance(asked, Consultation):
             return asked
@@ -54,14 +60,15 @@ def build(stage: ReviewStage) -> StageNodes:
         if decision is None:
             return leave(ctx, state, stage.id, UNPARSABLE, combine(arrival, record), asked.agent)
         outcome: Update = {"feedback": None}
-        if decision == "amend":
+        meaning = stage.meaning(decision)
+        if meaning == "amend":
             outcome["candidate"] = {
                 "stage": stage.id,
                 "agent": asked.agent,
                 "text": text,
                 "answer": amended,
             }
-        elif decision != "approve":
+        elif meaning != "approve":
             outcome["feedback"] = text
         return leave(ctx, state, stage.id, decision, combine(arrival, record, outcome), asked.agent)
 

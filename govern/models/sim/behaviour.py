@@ -5,7 +5,8 @@ every model), and a model of skill ``s`` solves it with probability
 ``sigmoid(logit(s) - d)``. Hard items stay hard for everyone, so agents' errors
 are correlated; a wrong solver gives the item's common wrong answer with
 probability ``wrong_correlation``. Reviewers and voters catch a wrong
-candidate with ``review_recall`` and reject a right one with ``false_reject``;
+candidate with ``review_recall`` and reject a right one with ``false_reject``
+(a voter allowed to abstain does so at ``abstain_rate``, whatever it judged);
 relaying stages re-check less closely and sometimes spoil a right answer.
 """
 
@@ -30,6 +31,7 @@ class SimAct:
     answer: str | None = None  # the answer stated (solving, revising, amending)
     decision: str | None = None  # a review decision, or a ballot 'yes' / 'no'
     correct: bool = True  # drives how likely the text is malformed or overlong
+    may_abstain: bool = False  # a ballot where abstaining is valid (malformed is then not it)
 
 
 def stable_random(*parts: object) -> random.Random:
@@ -106,18 +108,37 @@ class _Mind:
 
     def review(self) -> SimAct:
         judged_right, right = self._judges_right()
-        allowed = self.oracle.decisions
-        if judged_right or allowed == ("approve",):
-            return SimAct(decision="approve", correct=right)
-        if "amend" in allowed and ("reject" not in allowed or self.rng.random() < 0.5):
+        # a reviewer's own words (annul, refer) act as the meaning they were declared with
+        meanings = self.oracle.meanings or self.oracle.decisions
+        word = {}
+        for decision, meaning in zip(self.oracle.decisions, meanings, strict=True):
+            word.setdefault(meaning, decision)
+        if judged_right or set(word) == {"approve"}:
+            return SimAct(decision=word.get("approve", "approve"), correct=right)
+        refusal = word.get("reject", word.get("veto"))
+        if "amend" in word and (refusal is None or self.rng.random() < 0.5):
             own = self.solve()
-            return SimAct(answer=own.answer, decision="amend", correct=not right and own.correct)
-        refusal = "reject" if "reject" in allowed else "veto"
-        return SimAct(decision=refusal, correct=not right)
+            return SimAct(
+                answer=own.answer, decision=word["amend"], correct=not right and own.correct
+            )
+        return SimAct(decision=refusal or "veto", correct=not right)
 
     def vote(self) -> SimAct:
         judged_right, right = self._judges_right()
-        return SimAct(decision="yes" if judged_right else "no", correct=judged_right == right)
+        if self.oracle.abstain and self._unsure():
+            return SimAct(decision="abstain", may_abstain=True)
+        return SimAct(
+            decision="yes" if judged_right else "no",
+            correct=judged_right == right,
+            may_abstain=self.oracle.abstain,
+        )
+
+    def _unsure(self) -> bool:
+        """Whether a voter who may abstain does: a coin of its own stream, so that allowing
+        abstention shifts none of the other draws."""
+        o = self.oracle
+        coin = stable_random("abstain", o.run_seed, o.item_id, o.stage, o.agent, o.visit)
+        return coin.random() < self.params.abstain_rate
 
     def _wrong_answer(self) -> str:
         gold = _as_int(self.oracle.gold)

@@ -8,6 +8,8 @@ from govern.models.sim.behaviour import SimAct
 from govern.models.sim.params import SimParams
 
 _RAMBLE = "Let me double-check the previous step once more before going on."
+# a ballot missing its line: where abstaining is valid, ``VOTE: abstain`` would be a ballot
+_NO_BALLOT = {False: "VOTE: abstain", True: "VOTE: undecided"}
 
 
 def render(act: SimAct, kind: str, params: SimParams, rng: random.Random) -> str:
@@ -17,10 +19,10 @@ def render(act: SimAct, kind: str, params: SimParams, rng: random.Random) -> str
     overlong = rng.random() < min(1.0, params.overlong_rate * factor)
     if kind == "vote":
         body = ["I have weighed the candidate answer and its reasoning."]
-        final = "VOTE: abstain" if malformed else f"VOTE: {act.decision}"
+        final = f"VOTE: {act.decision}" if not malformed else _NO_BALLOT[act.may_abstain]
     elif kind == "review":
         body = _review_reasons(act)
-        if act.decision == "amend":
+        if act.answer is not None:  # an amendment (under whatever word) states its answer
             body.append(f"#### {act.answer}")
         final = (
             f"I lean towards {act.decision}, but I cannot settle it."
