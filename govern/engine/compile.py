@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from govern.engine.context import RunContext
+from govern.engine.oversight import overseen
 from govern.engine.routing import RETRY, STOP, edge_key
 from govern.engine.stages import (
     cluster,
@@ -75,10 +76,13 @@ def _compile(institution: Institution, digest: str) -> CompiledInstitution:
     graph = StateGraph(ItemState, context_schema=RunContext)
     parts = {stage.id: BUILDERS[stage.kind](stage) for stage in institution.stages}
     routes = _path_maps(institution, parts)
+    watched = {parts[s].exit: s for o in institution.oversight for s in institution.watched(o)}
     for part in parts.values():
         for name, action in part.nodes.items():
             ends: tuple[str, ...] | None = None  # where a Command may go, for drawing
             if name in routes:
+                if name in watched:  # its overseers examine the transition before it is taken
+                    action = overseen(action, watched[name])
                 action = _routed(action, routes[name])
                 ends = tuple(dict.fromkeys(routes[name].values()))
             elif name == part.entry and part.worker is not None:

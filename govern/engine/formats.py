@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from govern.spec.models import ParsingMode
+from govern.spec.models import UPHOLD, ParsingMode
 
 TAIL_LINES = 3
 
@@ -183,3 +183,19 @@ VOTE_ABSTAIN_FORMAT = OutputFormat(
     "VOTE: yes",
     "to vote for the motion",
 )
+
+
+def oversight_format(interventions: dict[str, str]) -> OutputFormat:
+    """An overseer's format: a decision line that upholds or names an intervention, each
+    given with the stage it sends the item to, so that the overseer knows what it asks for.
+    No example line: the instruction already spells out every line, and an example would
+    lean towards one of them."""
+    words = ", ".join((UPHOLD, *interventions))
+    choices = "; ".join(
+        f"`DECISION: {word}` sends the item to {target}" for word, target in interventions.items()
+    )
+    return OutputFormat(
+        f"Give your reasons, then end with a last line `DECISION: {UPHOLD}` to let the "
+        f"decision stand, or one that intervenes: {choices}.",
+        f"`DECISION: <word>` (one of: {words})",
+    )

@@ -20,7 +20,7 @@ class Transition:
     decision: str
     target: str | None  # None when the item stops
     key: str  # the conditional edge's path-map key
-    via: str  # route | exhausted | stage_exhausted | blocked | cut_off | error
+    via: str  # route | exhausted | stage_exhausted | oversight | blocked | cut_off | error
     counters: dict[str, int] = field(default_factory=dict)  # edge counters to store
 
 
@@ -41,8 +41,33 @@ def resolve(
             target, via = route.exhausted, "exhausted"
         else:
             counters[counter] = used + 1
+    target, via = _arrival(institution, target, via, visits)
+    return Transition(source, decision, target, edge_key(decision, target), via, counters)
+
+
+def oversight_counter(overseer: int) -> str:
+    """The item's ``visits`` key counting the interventions of the ``overseer``-th oversight."""
+    return f"oversight#{overseer}"
+
+
+def intervention(
+    institution: Institution, source: str, overseer: int, word: str, visits: dict[str, int]
+) -> Transition:
+    """Where an overseer's intervention sends the item from ``source``: the word's stage (or
+    that stage's exhausted one, when its own bound is used up), counting the intervention."""
+    counter = oversight_counter(overseer)
+    target = institution.oversight[overseer].interventions[word]
+    target, via = _arrival(institution, target, "oversight", visits)
+    counters = {counter: visits.get(counter, 0) + 1}
+    return Transition(source, word, target, edge_key(word, target), via, counters)
+
+
+def _arrival(
+    institution: Institution, target: str, via: str, visits: dict[str, int]
+) -> tuple[str, str]:
+    """A stage whose own ``max_visits`` is used up turns an arrival away to its exhausted."""
     arriving = institution.stage(target)
     limit = getattr(arriving, "max_visits", None)
     if limit is not None and visits.get(target, 0) >= limit:
-        target, via = arriving.exhausted, "stage_exhausted"
-    return Transition(source, decision, target, edge_key(decision, target), via, counters)
+        return arriving.exhausted, "stage_exhausted"
+    return target, via

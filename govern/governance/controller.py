@@ -20,13 +20,22 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from govern.engine.routing import RETRY, STOP, Transition, resolve
+from govern.engine.routing import (
+    RETRY,
+    STOP,
+    Transition,
+    intervention,
+    oversight_counter,
+    resolve,
+)
 from govern.governance.guard import ManifestGuard
 from govern.governance.oracle import Finding, Oracle
+from govern.governance.oversight import METHOD as OVERSIGHT_METHOD
+from govern.governance.oversight import examined
 from govern.ledger.memory import LedgerSink, MemoryLedger
 from govern.spec.digest import canonical_json
 from govern.spec.graph import stage_edges
-from govern.spec.models import Governance, Institution, StateRule
+from govern.spec.models import Governance, Institution, StateRule, exact_share
 
 CONTROLLER = "controller"
 MAX_BLOCKS = 3  # blocked transitions of one stage in one item before the item stops
@@ -267,6 +276,109 @@ class Controller:
         if retry:
             return Transition(stage, decision, stage, RETRY, "blocked")
         return Transition(stage, decision, None, STOP, "blocked")
+
+    def oversee(self, item: str, stage: str, visit: int, visits: dict[str, int]) -> list[int]:
+        """The oversights (indices into the institution's list) that examine the transition
+        ``stage`` just made on its ``visit``-th run. Each one watching the stage, with
+        interventions left on this item (``visits`` counts them), draws whether it examines
+        (``governance/oversight.py``); every draw is written, examined or not, so that an
+        auditor can count the coverage."""
+        chosen: list[int] = []
+        for index, oversight in enumerate(self.institution.oversight):
+            if stage not in self.institution.watched(oversight):
+                continue
+            if visits.get(oversight_counter(index), 0) >= oversight.max_interventions:
+                continue
+            rate = exact_share(oversight.rate)
+            sampled = examined(self.seed, item, stage, visit, index, rate)
+            self.ledger.append(
+                "oversight",
+                CONTROLLER,
+                {
+                    "item": item,
+                    "stage": stage,
+                    "visit": visit,
+                    "overseer": index,
+                    "role": oversight.role,
+                    "method": OVERSIGHT_METHOD,
+                    "rate": str(rate),
+                    "sampled": sampled,
+                },
+            )
+            if sampled:
+                chosen.append(index)
+        return chosen
+
+    def intervene(
+        self,
+        item: str,
+        stage: str,
+        overseer: int,
+        word: str,
+        actor: str,
+        visits: dict[str, int],
+        overrides: str,
+    ) -> Transition | None:
+        """Check the ``overseer``-th oversight's intervention ``word`` after ``stage``'s
+        transition (``overrides``: that transition's route key) and apply it, or refuse it,
+        and log either way. None when refused: the stage's own transition stands."""
+        spec = self.institution.oversight[overseer]
+        stand_in = self.governance.stand_in if self.governance else None
+        roles = {spec.role} | ({stand_in.role} if stand_in and stand_in.kind == "role" else set())
+        actor_ok = actor.split("#")[0] in roles and self.may_act(actor)
+        allowed = tuple(spec.interventions)
+        proposed = (
+            intervention(self.institution, stage, overseer, word, visits)
+            if word in allowed
+            else None
+        )
+        findings = self.oracle.check_transition(
+            item, stage, word, allowed, actor, actor_ok, proposed.via if proposed else "oversight"
+        )
+        left = visits.get(oversight_counter(overseer), 0) < spec.max_interventions
+        edge_ok = proposed is not None and left and (stage, word, proposed.target) in self._edges
+        body: dict[str, Any] = {
+            "item": item,
+            "stage": stage,
+            "decision": word,
+            "actor": actor,
+            "overrides": overrides,
+            "evidence": [f.as_dict() for f in findings],
+        }
+        rule = f"oversight:{spec.role}:{word}"
+        if edge_ok and actor_ok:
+            self.ledger.append(
+                "transition",
+                actor,
+                {
+                    **body,
+                    "status": "applied",
+                    "to": proposed.target,
+                    "via": proposed.via,
+                    "rule": rule,
+                },
+            )
+            self._log_findings(findings)
+            return proposed
+        reason = (
+            "the actor may not act"
+            if not actor_ok
+            else f"no intervention '{word}' is left to {spec.role} from {stage}"
+        )
+        self.ledger.append(
+            "transition",
+            CONTROLLER,
+            {
+                **body,
+                "status": "blocked",
+                "reason": reason,
+                "rule": findings[0].rule if findings else rule,
+                "then": "the transition stands",
+            },
+        )
+        if actor in self.agents:
+            self._apply_rules(item, self.agents[actor])
+        return None
 
     def stop(
         self, item: str, stage: str, decision: str | None, why: str, detail: str = ""

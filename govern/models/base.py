@@ -26,7 +26,7 @@ class Oracle:
     candidate: str | None = None  # the candidate answer under review or revision
     inputs: tuple[str, ...] = ()  # answers of the outputs an integrate stage synthesises
     feedback: bool = False  # a reviewer sent the candidate back with reasons
-    decisions: tuple[str, ...] = ()  # what a reviewer may decide
+    decisions: tuple[str, ...] = ()  # what a reviewer may decide (overseer: its words, uphold)
     meanings: tuple[str, ...] = ()  # what each of those decisions does (approve, reject, ...)
     run_seed: int = 0  # the simulator draws from the run's seed, never a call's own
     reask: int = 0  # the how-manieth time this output is asked again for its format

@@ -137,7 +137,7 @@ def leave(
 ) -> Update:
     """Propose the move to the Controller (or stop the item at its limits) and record it."""
     item = state["item_id"]
-    if _over_limits(ctx, state, pending):
+    if over_limits(ctx, state, pending):
         transition = ctx.controller.stop(item, stage_id, decision, "cut_off")
     else:
         visits = {**state["visits"], **pending.get("visits", {})}
@@ -145,7 +145,7 @@ def leave(
     return combine(pending, route_update(transition, decision))
 
 
-def _over_limits(ctx: RunContext, state: dict, pending: Update) -> bool:
+def over_limits(ctx: RunContext, state: dict, pending: Update) -> bool:
     """The policy's step bound and the manifest's per-item budgets."""
     steps = pending.get("steps", state["steps"])
     calls = state["calls"] + pending.get("calls", 0)

@@ -65,6 +65,8 @@ def simulate(oracle: Oracle, params: SimParams, rng: random.Random) -> SimAct:
         return mind.review()
     if oracle.act == "vote":
         return mind.vote()
+    if oracle.act == "oversee":
+        return mind.oversee()
     if oracle.act == "integrate":
         return mind.revise(_plurality(oracle.inputs) or oracle.candidate)
     if oracle.act == "revise":
@@ -122,6 +124,14 @@ class _Mind:
                 answer=own.answer, decision=word["amend"], correct=not right and own.correct
             )
         return SimAct(decision=refusal or "veto", correct=not right)
+
+    def oversee(self) -> SimAct:
+        """An overseer judges the candidate as a reviewer would: it upholds one it judges
+        right, and answers its first intervention (``decisions`` lists the interventions
+        first, ``uphold`` last) on one it judges wrong."""
+        judged_right, right = self._judges_right()
+        decision = self.oracle.decisions[-1] if judged_right else self.oracle.decisions[0]
+        return SimAct(decision=decision, correct=judged_right == right)
 
     def vote(self) -> SimAct:
         judged_right, right = self._judges_right()

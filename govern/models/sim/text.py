@@ -20,7 +20,7 @@ def render(act: SimAct, kind: str, params: SimParams, rng: random.Random) -> str
     if kind == "vote":
         body = ["I have weighed the candidate answer and its reasoning."]
         final = f"VOTE: {act.decision}" if not malformed else _NO_BALLOT[act.may_abstain]
-    elif kind == "review":
+    elif kind in ("review", "oversee"):
         body = _review_reasons(act)
         if act.answer is not None:  # an amendment (under whatever word) states its answer
             body.append(f"#### {act.answer}")
@@ -42,7 +42,7 @@ def render(act: SimAct, kind: str, params: SimParams, rng: random.Random) -> str
 
 
 def _review_reasons(act: SimAct) -> list[str]:
-    if act.decision == "approve":
+    if act.decision in ("approve", "uphold"):
         return ["I checked each step of the reasoning and the arithmetic; they hold."]
     return [
         "One of the steps does not follow: the arithmetic in the middle is wrong,",
