@@ -115,3 +115,13 @@ def test_own_words_are_checked_with_their_lines(
     text = str(raised.value)
     assert message in text
     assert "council.yaml:" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize("mode", ["tolerant", "flexible"])
+def test_own_words_with_underscores_survive_markdown(mode: str) -> None:
+    from govern.engine.formats import parse_decision
+
+    allowed = ("approve", "break_session", "a")
+    assert parse_decision("No.\n**DECISION: break_session**", allowed, mode) == "break_session"
+    assert parse_decision("No.\n_DECISION: approve_", allowed, mode) == "approve"
+    assert parse_decision("No.\nDECISION: a_", allowed, mode) == "a"  # a trailing mark
