@@ -30,7 +30,9 @@ TAIL_LINES = 3
 _DECISION = re.compile(r"DECISION:\s*([a-z_]+)", re.IGNORECASE)
 _VOTE = re.compile(r"VOTE:\s*(yes|no)\b", re.IGNORECASE)
 _VOTE_OR_ABSTAIN = re.compile(r"VOTE:\s*(yes|no|abstain)\b", re.IGNORECASE)
-_DECORATION = re.compile(r"[*_`]+")
+# emphasis marks and backticks; an underscore only where it cannot be part of a word, so
+# that an institution's own words (break_session) survive
+_DECORATION = re.compile(r"[*`]+|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
 _LEAD = re.compile(r"^[\s#>\-]+")
 
 
