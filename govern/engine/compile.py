@@ -29,6 +29,7 @@ from govern.engine.stages import (
     draft,
     execute,
     integrate,
+    nominate,
     propose,
     review,
     terminal,
@@ -48,6 +49,7 @@ BUILDERS: dict[str, Callable[[Any], StageNodes]] = {
     "execute": execute.build,
     "cluster": cluster.build,
     "integrate": integrate.build,
+    "nominate": nominate.build,
     "terminal": terminal.build,
 }
 SUPERSTEPS_PER_STAGE = 3  # a vote or cluster: open, workers, join

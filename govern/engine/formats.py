@@ -201,3 +201,88 @@ def oversight_format(interventions: dict[str, str]) -> OutputFormat:
         f"decision stand, or one that intervenes: {choices}.",
         f"`DECISION: <word>` (one of: {words})",
     )
+
+
+# -- choice ballots: a vote among the numbered candidates of a slate ---------------------------
+
+ABSTAIN = "abstain"
+CHOICE_SEPARATORS = {"plurality": "", "approval": ", ", "borda": " > "}
+_CHOICE_MARK = re.compile(r"VOTE:[ \t]*", re.IGNORECASE)
+_CHOICE_BODY = {
+    "plurality": re.compile(r"[0-9]+"),
+    "approval": re.compile(r"[0-9]+(?:[ \t]*,[ \t]*[0-9]+)*"),
+    "borda": re.compile(r"[0-9]+(?:[ \t]*>[ \t]*[0-9]+)*"),
+}
+_CHOICE_LEAD = re.compile(r"abstain\b|[0-9][0-9 \t,>]*", re.IGNORECASE)  # flexible: the ballot
+_MAX_DIGITS = 6  # a longer number is off any slate (and int() of a huge one would raise)
+
+
+def parse_choice(
+    text: str, rule: str, size: int, mode: ParsingMode = "strict", *, abstain: bool = False
+) -> list[int] | str | None:
+    """A choice ballot on a slate of ``size`` candidates: the numbers it names (1-based, in
+    the order given, which for borda is the ranking), ``abstain`` where ``abstain`` allows
+    it, or None. One number for plurality (``VOTE: 2``), one or more separated by commas
+    for approval (``VOTE: 1, 3``), a ranking with ``>`` for borda (``VOTE: 3 > 1 > 2``).
+    A number off the slate, a number given twice, or any other form is an invalid ballot.
+
+    The policy picks the line as for ``parse_ballot``; under ``strict`` and ``tolerant``
+    the whole line is the ballot, under ``flexible`` the ballot is what follows the marker
+    up to the first other character (``VOTE: 2, as it checks out`` is a vote for 2)."""
+
+    def read(line: str) -> list[int] | str | None:
+        line = line.strip()
+        mark = (_CHOICE_MARK.search if mode == "flexible" else _CHOICE_MARK.match)(line)
+        if mark is None:
+            return None
+        body = line[mark.end() :]
+        if mode == "flexible":
+            lead = _CHOICE_LEAD.match(body)
+            body = lead.group(0).rstrip(" \t,>") if lead else ""
+        return _choice_ballot(body.strip(), rule, size, abstain)
+
+    return find_marked(text, read, mode)
+
+
+def _choice_ballot(body: str, rule: str, size: int, abstain: bool) -> list[int] | str | None:
+    if body.lower() == ABSTAIN:
+        return ABSTAIN if abstain else None
+    if not _CHOICE_BODY[rule].fullmatch(body):
+        return None
+    digits = re.findall(r"[0-9]+", body)
+    numbers = [int(d) if len(d) <= _MAX_DIGITS else 0 for d in digits]
+    if len(set(numbers)) != len(numbers) or not all(1 <= n <= size for n in numbers):
+        return None
+    return numbers
+
+
+def render_choice(ballot: list[int] | str, rule: str) -> str:
+    """The ballot line of a parsed ballot: ``parse_choice`` reads it back as the same."""
+    if isinstance(ballot, str):
+        return f"VOTE: {ballot}"
+    return "VOTE: " + CHOICE_SEPARATORS[rule].join(map(str, ballot))
+
+
+_CHOICE_FORMS = {
+    "plurality": ("`VOTE: <number>`", "naming the one candidate you choose"),
+    "approval": (
+        "`VOTE: <number>, <number>, ...`",
+        "listing every candidate you approve of (one or more, each once)",
+    ),
+    "borda": (
+        "`VOTE: <number> > <number> > ...`",
+        "ranking candidates from best to worst (each once; a candidate you leave out scores "
+        "nothing)",
+    ),
+}
+
+
+def choice_format(rule: str, abstain: bool) -> OutputFormat:
+    """The ballot of a choice vote, by the candidates' numbers. It has no example line: a
+    model shown ``VOTE: 1`` may copy it, and favour the first candidate on the slate."""
+    line, how = _CHOICE_FORMS[rule]
+    instruction = f"Give a short reason, then end with a last line {line}, {how}."
+    if abstain:
+        line = f"{line} or `VOTE: abstain`"
+        instruction += " To abstain (counted only toward the quorum), end with `VOTE: abstain`."
+    return OutputFormat(instruction, line)

@@ -132,3 +132,28 @@ def reports_section(title: str, reports: list[dict], task: Task) -> list[Section
 
 def notices_section(notices: list[str]) -> list[Section]:
     return [("Notices from the Controller", "\n\n".join(notices))] if notices else []
+
+
+SLATE_HEAD, SLATE_TAIL = 1200, 400  # characters of a candidate's working a voter is shown
+
+
+def slate_section(slate: list[dict], task: Task) -> list[Section]:
+    """The candidates of a choice vote, numbered as a ballot names them, each with its
+    nominee's seat, its answer and its working as a report. Long working keeps its opening
+    and its end: every voter reads every candidate, so a slate must stay a readable size."""
+    if not slate:
+        return [("The candidates", "Nobody was nominated: there is no candidate to choose.")]
+    body = "\n\n".join(
+        f"### Candidate {n}: {r['seat']}, answer {r['answer']}\n"
+        f"{clipped(as_report(r['text'], task))}"
+        for n, r in enumerate(slate, start=1)
+    )
+    return [("The candidates", body)]
+
+
+def clipped(text: str, head: int = SLATE_HEAD, tail: int = SLATE_TAIL) -> str:
+    """The text, or its first ``head`` and last ``tail`` characters with the cut marked."""
+    if len(text) <= head + tail:
+        return text
+    left_out = len(text) - head - tail
+    return f"{text[:head]}\n[... {left_out} characters left out ...]\n{text[-tail:]}"

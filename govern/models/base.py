@@ -19,7 +19,7 @@ class Oracle:
 
     item_id: str
     gold: str | None
-    act: str  # solve | revise | review | vote | integrate
+    act: str  # solve | revise | review | vote | integrate | elect
     stage: str
     agent: str
     visit: int
@@ -31,6 +31,7 @@ class Oracle:
     run_seed: int = 0  # the simulator draws from the run's seed, never a call's own
     reask: int = 0  # the how-manieth time this output is asked again for its format
     abstain: bool = False  # a voter may abstain (the vote allows VOTE: abstain)
+    rule: str = ""  # a choice vote's rule (plurality, approval, borda); inputs: its slate's answers
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ function runs between the two).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from langgraph.graph import END
 from langgraph.runtime import Runtime
@@ -49,9 +50,16 @@ def body_seats(institution: Institution, body: list[str] | ChosenBy, state: dict
     ]
 
 
-def opening_node(stage_id: str, body: list[str] | ChosenBy, worker: str, voting: bool) -> Callable:
+def opening_node(
+    stage_id: str,
+    body: list[str] | ChosenBy,
+    worker: str,
+    voting: bool,
+    briefing: Callable[[dict], dict] | None = None,
+) -> Callable:
     """Seat the stage and send one worker per seat on the roster, each carrying what it
-    needs of the state; with nobody to seat, the item stops here."""
+    needs of the state (and what ``briefing`` makes of it: a choice vote's slate); with
+    nobody to seat, the item stops here."""
 
     async def node(state: dict, runtime: Runtime[RunContext]) -> Command:
         ctx = runtime.context
@@ -61,6 +69,8 @@ def opening_node(stage_id: str, body: list[str] | ChosenBy, worker: str, voting:
         if not roster:
             return Command(update=nobody_may_act(ctx, state, stage_id, arrival), goto=END)
         shared = {key: state.get(key) for key in SEAT_SEES}
+        if briefing is not None:
+            shared.update(briefing(state))
         sends = [
             Send(worker, {**shared, "seat": seat, "agent": agent, "visit": visit, "sample": i})
             for i, (seat, agent) in enumerate(roster)
@@ -80,9 +90,11 @@ async def ask_seat(
     sections: list,
     output_format: OutputFormat,
     parse: Reader,
+    **oracle_extra: Any,
 ) -> Consultation | Update:
     """A worker's call for its seat (the seat's place on the roster is its sample index);
-    a failure becomes an error the join will act on."""
+    a failure becomes an error the join will act on. ``oracle_extra`` is hidden input for
+    the simulator, as ``consult`` takes it."""
     try:
         asked = await consult(
             ctx,
@@ -97,6 +109,7 @@ async def ask_seat(
             parse,
             agent=payload["agent"],
             sample=payload["sample"],
+            **oracle_extra,
         )
     except ModelError as exc:
         return {"errors": [f"{stage_id}: {exc}"], **failed_call(exc)}
@@ -123,6 +136,7 @@ def parallel_stage(
     join_suffix: str,
     *,
     voting: bool,
+    briefing: Callable[[dict], dict] | None = None,
 ) -> StageNodes:
     """open -> one ``work`` per seat of ``body`` (Send) -> ``join``, deferred until every
     seat is in."""
@@ -130,7 +144,11 @@ def parallel_stage(
     return StageNodes(
         entry=stage_id,
         exit=joined,
-        nodes={stage_id: opening_node(stage_id, body, worker, voting), worker: work, joined: join},
+        nodes={
+            stage_id: opening_node(stage_id, body, worker, voting, briefing),
+            worker: work,
+            joined: join,
+        },
         worker=worker,
         deferred=frozenset({joined}),
     )

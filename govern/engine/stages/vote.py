@@ -15,6 +15,7 @@ from langgraph.runtime import Runtime
 from govern.engine.context import RunContext
 from govern.engine.formats import VOTE_FORMAT
 from govern.engine.prompts import motion_sections
+from govern.engine.stages import election
 from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
 from govern.engine.stages.parallel import (
     ask_seat,
@@ -67,6 +68,9 @@ def _feedback(ballots: list[dict], decision: str) -> str | None:
 
 
 def build(stage: VoteStage) -> StageNodes:
+    if stage.choice:
+        return election.build(stage)
+
     async def cast(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         asked = await ask_seat(

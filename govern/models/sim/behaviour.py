@@ -29,7 +29,7 @@ class SimAct:
     """The content of a simulated output, before it is rendered as text."""
 
     answer: str | None = None  # the answer stated (solving, revising, amending)
-    decision: str | None = None  # a review decision, or a ballot 'yes' / 'no'
+    decision: str | None = None  # a review decision, a ballot 'yes' / 'no', or '3 > 1 > 2'
     correct: bool = True  # drives how likely the text is malformed or overlong
     may_abstain: bool = False  # a ballot where abstaining is valid (malformed is then not it)
 
@@ -67,6 +67,8 @@ def simulate(oracle: Oracle, params: SimParams, rng: random.Random) -> SimAct:
         return mind.vote()
     if oracle.act == "oversee":
         return mind.oversee()
+    if oracle.act == "elect":
+        return mind.elect()
     if oracle.act == "integrate":
         return mind.revise(_plurality(oracle.inputs) or oracle.candidate)
     if oracle.act == "revise":
@@ -140,6 +142,31 @@ class _Mind:
         return SimAct(
             decision="yes" if judged_right else "no",
             correct=judged_right == right,
+            may_abstain=self.oracle.abstain,
+        )
+
+    def elect(self) -> SimAct:
+        """A choice ballot on the slate (``inputs``, numbered from 1): the voter solves the
+        item itself and names the candidates that give its own answer; with none, it goes
+        with the slate's most common answer (the first such on a tie). Plurality names the
+        first of them, approval all of them; borda ranks its own answer's candidates first,
+        then the rest by how common their answer is on the slate, then by slate order."""
+        belief = self.solve()
+        slate = self.oracle.inputs
+        if not slate or (self.oracle.abstain and self._unsure()):
+            return SimAct(decision="abstain", may_abstain=self.oracle.abstain)
+        support = [sum(same_answer(a, b) for b in slate) for a in slate]
+        own = [i for i, a in enumerate(slate) if same_answer(a, belief.answer)]
+        if self.oracle.rule == "borda":
+            rest = sorted((i for i in range(len(slate)) if i not in own), key=lambda i: -support[i])
+            chosen, separator = own + rest, " > "
+        else:
+            common = slate[support.index(max(support))]
+            chosen = own or [i for i, a in enumerate(slate) if same_answer(a, common)]
+            chosen, separator = (chosen[:1] if self.oracle.rule == "plurality" else chosen), ", "
+        return SimAct(
+            decision=separator.join(str(i + 1) for i in chosen),
+            correct=same_answer(slate[chosen[0]], self.oracle.gold),
             may_abstain=self.oracle.abstain,
         )
 

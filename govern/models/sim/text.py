@@ -20,6 +20,9 @@ def render(act: SimAct, kind: str, params: SimParams, rng: random.Random) -> str
     if kind == "vote":
         body = ["I have weighed the candidate answer and its reasoning."]
         final = f"VOTE: {act.decision}" if not malformed else _NO_BALLOT[act.may_abstain]
+    elif kind == "elect":  # a choice ballot: candidates' numbers, as formats.parse_choice reads
+        body = ["I have compared each candidate's answer and working with my own."]
+        final = f"VOTE: {act.decision}" if not malformed else "I cannot settle on a candidate."
     elif kind in ("review", "oversee"):
         body = _review_reasons(act)
         if act.answer is not None:  # an amendment (under whatever word) states its answer
