@@ -77,8 +77,9 @@ class RunContext:
         """The answer in an output, as the task's format and the parsing policy read it."""
         return self.task.parse_answer(text, self.parsing.mode)
 
-    def read_ballot(self, text: str) -> str | None:
-        return parse_ballot(text, self.parsing.mode)
+    def read_ballot(self, text: str, abstain: bool = False) -> str | None:
+        """A ballot as the parsing policy reads it (``abstain``: the vote allows abstaining)."""
+        return parse_ballot(text, self.parsing.mode, abstain=abstain)
 
     def settings(self, agent: str, oracle: Oracle, sample: int = 0) -> CallSettings:
         """The seed and sampling of one call: its own seed (or the run's, when the manifest

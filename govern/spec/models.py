@@ -645,6 +645,7 @@ class SimOverride(SpecModel):
     overlong_rate: float | None = Field(None, ge=0, le=1)
     wrong_error_factor: float | None = Field(None, ge=1)
     difficulty_spread: float | None = Field(None, ge=0)
+    abstain_rate: float | None = Field(None, ge=0, le=1)
     latency_ms: float | None = Field(None, ge=0)
     latency_jitter: float | None = Field(None, ge=0, le=1)
 

@@ -1,19 +1,34 @@
 """vote: every seat of the voter roles casts a ballot in parallel; the rule decides.
 
-Rules: majority (more yes than no), supermajority (yes share at least the
-threshold), unanimity (no valid 'no'), weighted (yes weight share above the
-threshold, default one half). Ballots that cannot be parsed are invalid; below
-the quorum share of valid ballots the vote returns ``no_quorum``; with none
-valid it is ``unparsable``. Ties go to the tie-breaker: pass, fail, or the
-chair's own ballot.
+A ballot is ``yes``, ``no`` or, where the vote has ``abstain: true``, ``abstain``;
+anything else (``VOTE: abstain`` too, where abstaining is not allowed) is invalid.
+The count, in this order:
+
+1. Veto: a valid ``no`` for a seat of a role in ``veto_by`` (the seat's role, even
+   when a stand-in casts it) returns ``vetoed`` at once, before quorum and rule; an
+   invalid ballot from such a seat is no veto.
+2. With no valid ballot the vote is ``unparsable``.
+3. Quorum: valid ballots, abstentions included, over all the body's seats (vacant
+   ones too), below the ``quorum`` share: ``no_quorum``.
+4. When every valid ballot abstains nobody is for the motion: ``fail``.
+5. ``min_yes``: fewer yes ballots than that (ballots, not weight): ``fail``.
+6. The rule, over yes and no alone: majority (more yes than no), supermajority (yes
+   share at least the threshold), unanimity (no valid 'no'), weighted (yes weight
+   share above the threshold, default one half). Shares and thresholds compare
+   exactly, as fractions (``threshold: 25/41`` means 25 of 41, ``0.667`` means
+   667/1000). A share equal to the majority's or weighted threshold is a tie, for the
+   tie-breaker: pass, fail, or the chair's own yes or no (the chair may not abstain).
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+from functools import partial
+
 from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
-from govern.engine.formats import VOTE_FORMAT
+from govern.engine.formats import VOTE_ABSTAIN_FORMAT, VOTE_FORMAT
 from govern.engine.prompts import motion_sections
 from govern.engine.stages import election
 from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
@@ -26,50 +41,87 @@ from govern.engine.stages.parallel import (
 )
 from govern.engine.stages.solo import consult_or_stop
 from govern.engine.state import combine
-from govern.spec.models import UNPARSABLE, VoteStage
+from govern.spec.models import UNPARSABLE, VETOED, VoteStage, exact_share
 
 TIE = "tie"
+ABSTAIN = "abstain"
+
+
+def role_of(seat: str) -> str:
+    return seat.split("#")[0]
+
+
+def vetoes(stage: VoteStage, ballots: list[dict]) -> list[dict]:
+    """The valid 'no' ballots cast for seats whose role may veto."""
+    vetoing = set(stage.veto_by or ())
+    return [b for b in ballots if b["ballot"] == "no" and role_of(b["seat"]) in vetoing]
 
 
 def tally(stage: VoteStage, ballots: list[dict], eligible: int) -> str:
-    """pass, fail, no_quorum, unparsable, or tie (for the tie-breaker)."""
-    valid = [b for b in ballots if b["ballot"] in ("yes", "no")]
+    """pass, fail, vetoed, no_quorum, unparsable, or tie (for the tie-breaker), in the
+    order the module's docstring gives."""
+    if vetoes(stage, ballots):
+        return VETOED
+    counted = ("yes", "no", ABSTAIN) if stage.abstain else ("yes", "no")
+    valid = [b for b in ballots if b["ballot"] in counted]
     if not valid:
         return UNPARSABLE
-    if stage.quorum is not None and len(valid) / eligible < stage.quorum:
+    if stage.quorum is not None and Fraction(len(valid), eligible) < exact_share(stage.quorum):
         return "no_quorum"
+    cast = [b for b in valid if b["ballot"] != ABSTAIN]
+    if not cast:
+        return "fail"
+    if stage.min_yes is not None and sum(b["ballot"] == "yes" for b in cast) < stage.min_yes:
+        return "fail"
     weights = stage.weights or {}
 
-    def weight(ballot: dict) -> float:
-        return weights.get(ballot["seat"].split("#")[0], 1.0) if stage.rule == "weighted" else 1.0
+    def weight(ballot: dict) -> Fraction:
+        if stage.rule != "weighted":
+            return Fraction(1)
+        return Fraction(str(weights.get(role_of(ballot["seat"]), 1.0)))
 
-    yes = sum(weight(b) for b in valid if b["ballot"] == "yes")
-    no = sum(weight(b) for b in valid if b["ballot"] == "no")
+    yes = sum((weight(b) for b in cast if b["ballot"] == "yes"), Fraction(0))
+    no = sum((weight(b) for b in cast if b["ballot"] == "no"), Fraction(0))
     if stage.rule == "unanimity":
         return "pass" if no == 0 else "fail"
-    share = yes / (yes + no) if yes + no else 0.0
+    share = yes / (yes + no) if yes + no else Fraction(0)
     if stage.rule == "supermajority":
-        return "pass" if share >= stage.threshold else "fail"
-    threshold = stage.threshold if stage.rule == "weighted" and stage.threshold else 0.5
+        assert stage.threshold is not None  # the spec requires one
+        return "pass" if share >= exact_share(stage.threshold) else "fail"
+    threshold = Fraction(1, 2)
+    if stage.rule == "weighted" and stage.threshold is not None:
+        threshold = exact_share(stage.threshold)
     if share == threshold:
         return TIE
     return "pass" if share > threshold else "fail"
 
 
-def _feedback(ballots: list[dict], decision: str) -> str | None:
+def _feedback(stage: VoteStage, ballots: list[dict], decision: str) -> str | None:
+    """Why the motion did not pass: the count (abstentions too, where allowed), who vetoed
+    it, and the reasons of those against."""
     if decision == "pass":
         return None
-    counts = {k: sum(b["ballot"] == k for b in ballots) for k in ("yes", "no", None)}
+    count = {k: sum(b["ballot"] == k for b in ballots) for k in ("yes", "no", ABSTAIN)}
+    abstained = count[ABSTAIN] if stage.abstain else 0
+    invalid = len(ballots) - count["yes"] - count["no"] - abstained
+    why = decision
+    if decision == VETOED:
+        why = "vetoed by " + ", ".join(
+            b["seat"] if b["agent"] == b["seat"] else f"{b['seat']} (cast by {b['agent']})"
+            for b in vetoes(stage, ballots)
+        )
+    abstentions = f"{abstained} abstained, " if stage.abstain else ""
     reasons = "\n\n".join(f"{b['seat']}: {b['text']}" for b in ballots if b["ballot"] == "no")
     return (
-        f"The vote went against the candidate ({decision}): {counts['yes']} yes, "
-        f"{counts['no']} no, {counts[None]} invalid.\n\n{reasons}"
+        f"The vote went against the candidate ({why}): {count['yes']} yes, "
+        f"{count['no']} no, {abstentions}{invalid} invalid.\n\n{reasons}"
     ).strip()
 
 
 def build(stage: VoteStage) -> StageNodes:
     if stage.choice:
         return election.build(stage)
+    ballot_format = VOTE_ABSTAIN_FORMAT if stage.abstain else VOTE_FORMAT
 
     async def cast(payload: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
@@ -80,8 +132,9 @@ def build(stage: VoteStage) -> StageNodes:
             stage.purpose,
             "vote",
             motion_sections(payload.get("candidate"), ctx.task, ctx.institution),
-            VOTE_FORMAT,
-            ctx.read_ballot,
+            ballot_format,
+            partial(ctx.read_ballot, abstain=stage.abstain),
+            abstain=stage.abstain,
         )
         if not isinstance(asked, Consultation):
             return asked
@@ -110,7 +163,7 @@ def build(stage: VoteStage) -> StageNodes:
             decision, pending = await _break_tie(ctx, state, visit)
             if decision is None:
                 return pending
-        pending = combine(pending, {"feedback": _feedback(ballots, decision)})
+        pending = combine(pending, {"feedback": _feedback(stage, ballots, decision)})
         return leave(ctx, state, stage.id, decision, pending)
 
     async def _break_tie(ctx: RunContext, state: dict, visit: int) -> tuple[str | None, Update]:

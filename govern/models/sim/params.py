@@ -48,6 +48,12 @@ class SimParams(BaseModel):
     difficulty_spread: float = Field(
         1.0, ge=0, description="standard deviation of items' latent difficulty, in logits"
     )
+    abstain_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="chance a voter abstains, where the vote allows abstaining",
+    )
     latency_ms: float = Field(0.0, ge=0, description="simulated time per call")
     latency_jitter: float = Field(0.0, ge=0, le=1, description="+/- share of latency_ms, uniform")
 

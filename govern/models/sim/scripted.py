@@ -3,7 +3,8 @@
 The script maps a stage id to one entry per visit (the last entry repeats):
 an answer such as ``"42"`` for stages that answer, a decision such as
 ``"reject"`` for reviews, and for votes a mapping of agent id to ``"yes"``,
-``"no"`` or ``"?"`` (an unparsable ballot), with ``"*"`` for everyone else.
+``"no"``, ``"abstain"`` (valid where the vote allows it) or ``"?"`` (an unparsable
+ballot), with ``"*"`` for everyone else.
 ``"!"`` as an entry gives an unparsable output. Unscripted stages answer
 ``"1"``, approve, and vote yes.
 """
@@ -37,7 +38,8 @@ class ScriptedClient:
         if oracle.act == "vote":
             ballots = self._entry(oracle.stage, oracle.visit, {})
             ballot = ballots.get(oracle.agent, ballots.get("*", "yes"))
-            text = "VOTE: abstain" if ballot == "?" else f"VOTE: {ballot}"
+            unparsable = "VOTE: undecided" if oracle.abstain else "VOTE: abstain"
+            text = unparsable if ballot == "?" else f"VOTE: {ballot}"
         elif oracle.act == "review":
             decision = self._entry(oracle.stage, oracle.visit, "approve")
             text = "No clear view." if decision == UNPARSABLE else f"Checked.\nDECISION: {decision}"
