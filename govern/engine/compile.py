@@ -29,6 +29,7 @@ from govern.engine.stages import (
     draft,
     execute,
     integrate,
+    lot,
     nominate,
     propose,
     review,
@@ -49,6 +50,7 @@ BUILDERS: dict[str, Callable[[Any], StageNodes]] = {
     "execute": execute.build,
     "cluster": cluster.build,
     "integrate": integrate.build,
+    "lot": lot.build,
     "nominate": nominate.build,
     "terminal": terminal.build,
 }

@@ -29,6 +29,8 @@ from govern.engine.routing import (
     resolve,
 )
 from govern.governance.guard import ManifestGuard
+from govern.governance.lot import METHOD as LOT_METHOD
+from govern.governance.lot import draw as draw_seats
 from govern.governance.oracle import Finding, Oracle
 from govern.governance.oversight import METHOD as OVERSIGHT_METHOD
 from govern.governance.oversight import examined
@@ -121,6 +123,36 @@ class Controller:
             if stand_in is not None:
                 chosen.append((seat, stand_in))
         return chosen
+
+    def draw_lot(self, item: str, stage: str, visit: int, seats: list[str], k: int) -> list[str]:
+        """Draw ``k`` seats by lot from those whose current agents may act (a barred agent's
+        seat is logged and left out; a replacement is drawn as its seat), and write the draw
+        with all an auditor needs to redo it. An empty pool draws nobody and writes no lot."""
+        pool: list[str] = []
+        for seat in seats:
+            agent = self._holder[seat]
+            if self.may_act(agent):
+                pool.append(seat)
+            else:
+                self._log_block(item, stage, agent, None)
+        if not pool:
+            return []
+        drawn = draw_seats(self.seed, item, stage, visit, pool, k)
+        self.ledger.append(
+            "lot",
+            CONTROLLER,
+            {
+                "item": item,
+                "stage": stage,
+                "visit": visit,
+                "method": LOT_METHOD,
+                "seed": self.seed,
+                "pool": pool,
+                "draw": k,
+                "drawn": drawn,
+            },
+        )
+        return drawn
 
     def _stand_in(self, role: str, seat: str) -> str | None:
         stand_in = self.governance.stand_in if self.governance else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from govern.files import read_regular
+from govern.governance.lot import check_lots
 from govern.ledger.binding import check_binding
 from govern.ledger.explain import as_dicts, render, timeline
 from govern.ledger.keys import (
@@ -167,6 +168,7 @@ def audit(
         result.intact = result.intact and not binding.problems
         seal = latest_seal(lines[: report.entries])
         result.head = head_of(seal) if seal else None
+    _check_lots(report.lines[: report.entries], report.kinds, result)
     if explain:
         stories = timeline(report.lines[: report.entries])
         result.report["agents"] = as_dicts(stories)
@@ -176,6 +178,21 @@ def audit(
     if since is not None:
         _since(path, since, trusted, result)
     return result
+
+
+def _check_lots(lines: list[bytes], kinds: list[bytes], result: AuditResult) -> None:
+    """Redo every draw by lot from the ledger alone: one that does not follow from the run's
+    seed and its pool fails the audit, whoever holds the keys that signed it."""
+    lots, problems = check_lots(lines, kinds)
+    if not lots:
+        return
+    result.report["lots"] = {"checked": lots, "problems": problems}
+    if problems:
+        result.text.insert(0, "NOT INTACT: a draw by lot does not follow from the run's seed")
+        result.text += [f"lots: {problem}" for problem in problems]
+    else:
+        result.text.append(f"lots: {lots} draws redone from the run's seed, each as recorded")
+    result.intact = result.intact and not problems
 
 
 def _prove(path: Path, seq: int, trusted: dict[str, str], result: AuditResult) -> None:
