@@ -31,6 +31,7 @@ from govern.engine.stages import (
     integrate,
     lot,
     nominate,
+    office,
     propose,
     review,
     terminal,
@@ -52,6 +53,7 @@ BUILDERS: dict[str, Callable[[Any], StageNodes]] = {
     "integrate": integrate.build,
     "lot": lot.build,
     "nominate": nominate.build,
+    "office": office.build,
     "terminal": terminal.build,
 }
 SUPERSTEPS_PER_STAGE = 3  # a vote or cluster: open, workers, join

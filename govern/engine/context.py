@@ -51,7 +51,7 @@ class RunContext:
     institution: Institution
     task: Task
     router: ModelRouter
-    role_models: dict[str, str]  # every role id -> model name
+    role_models: dict[str, str]  # role id -> model name, for every role whose seats share one
     seed: int = 0
     budgets: Budgets = field(default_factory=Budgets)
     golds: dict[str, str | None] = field(default_factory=dict)  # hidden: only the simulator sees it
@@ -59,15 +59,25 @@ class RunContext:
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
     parsing: Parsing = field(default_factory=Parsing)
     system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
+    seat_models: dict[str, str] = field(default_factory=dict)  # seat -> model, in mixed roles
     # (role, stage, sample, act) -> the sampling of such a call and its record: the manifest
     # does not change during a run, so each is worked out once
     _sampling: dict[tuple[str, str, int, str], tuple[Sampling, dict[str, Any]]] = field(
         default_factory=dict, init=False, repr=False
     )
 
+    def model_for(self, agent: str) -> str:
+        """The model of an agent's seat: ``role#n``, or a replacement ``role#n~2`` in it."""
+        seat = agent.split("~")[0]
+        return self.seat_models.get(seat) or self.role_models[seat.split("#")[0]]
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Every role's model and every mixed role's seat's, as a run's records list them."""
+        return {**self.role_models, **self.seat_models}
+
     def merges_system_prompt(self, agent: str) -> bool:
-        model = self.role_models[agent.split("#")[0]]
-        return self.system_prompt.get(model) == "merge_into_user"
+        return self.system_prompt.get(self.model_for(agent)) == "merge_into_user"
 
     def __post_init__(self) -> None:
         if self.controller is None:
@@ -109,7 +119,7 @@ class RunContext:
     ) -> ModelResponse:
         sampling = settings.sampling
         request = ModelRequest(
-            model=self.role_models[agent.split("#")[0]],
+            model=self.model_for(agent),
             messages=messages,
             oracle=oracle,
             seed=settings.seed,
@@ -141,10 +151,21 @@ def assign_models(
     default: str,
     manifest_roles: dict[str, str],
     cli_roles: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Each role's model: --role-model, then the manifest's roles, the role's own, the default."""
-    cli_roles = cli_roles or {}
-    return {
-        role.id: cli_roles.get(role.id) or manifest_roles.get(role.id) or role.model or default
-        for role in institution.roles
-    }
+    manifest_seats: dict[str, list[str]] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(role -> model, seat -> model): --role-model (the whole role), then the manifest's
+    seats, the manifest's roles, the role's own models or model, the default. A role whose
+    seats have models of their own is in the second mapping, seat by seat; any other, in
+    the first."""
+    cli_roles, manifest_seats = cli_roles or {}, manifest_seats or {}
+    roles: dict[str, str] = {}
+    seats: dict[str, str] = {}
+    for role in institution.roles:
+        if role.id in cli_roles:
+            roles[role.id] = cli_roles[role.id]
+        elif role.id in manifest_seats or (role.id not in manifest_roles and role.models):
+            per_seat = manifest_seats.get(role.id) or role.models or []
+            seats.update((f"{role.id}#{n}", model) for n, model in enumerate(per_seat, 1))
+        else:
+            roles[role.id] = manifest_roles.get(role.id) or role.model or default
+    return roles, seats

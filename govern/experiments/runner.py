@@ -278,11 +278,11 @@ def _models_of(cell: Cell) -> set[str]:
     from govern.engine.context import assign_models
 
     manifest = cell.manifest
-    return set(
-        assign_models(
-            manifest.institution, manifest.models.default, manifest.models.roles, {}
-        ).values()
+    choice = manifest.models
+    roles, seats = assign_models(
+        manifest.institution, choice.default, choice.roles, {}, choice.seats
     )
+    return {*roles.values(), *seats.values()}
 
 
 def _make_folder(folder: Path, force_new: bool) -> tuple[list[str], int]:

@@ -31,6 +31,7 @@ from govern.engine.routing import (
 from govern.governance.guard import ManifestGuard
 from govern.governance.lot import METHOD as LOT_METHOD
 from govern.governance.lot import draw as draw_seats
+from govern.governance.offices import OfficeBook, Tenure
 from govern.governance.oracle import Finding, Oracle
 from govern.governance.oversight import METHOD as OVERSIGHT_METHOD
 from govern.governance.oversight import examined
@@ -89,6 +90,7 @@ class Controller:
         initial = governance.initial if governance else "active"
         self.agents = {seat: AgentRecord(seat, initial, 0) for seat in self._holder}
         self._blocks: dict[tuple[str, str], int] = {}
+        self.offices = OfficeBook(institution)  # who holds each office, across items
 
     # -- who acts ---------------------------------------------------------------------------
 
@@ -97,6 +99,8 @@ class Controller:
 
     def actor_for(self, item: str, stage: str, role: str) -> str | None:
         """The agent who acts for ``role`` in a solo stage, or None when nobody may."""
+        if self.offices.is_office(role):
+            return self._office_actor(item, stage, role)
         seats = self._seats[role]
         first = self._holder[seats[0]]
         if self.may_act(first):
@@ -177,6 +181,71 @@ class Controller:
             },
         )
 
+    # -- offices ----------------------------------------------------------------------------
+
+    def fill_office(self, item: str, office: str, seats: list[str], stage: str) -> bool:
+        """The agents now in ``seats`` hold the vacant ``office`` from now on; if another item
+        in flight filled it first, the choice is recorded as not applied (False)."""
+        tenure = Tenure([self._holder[s] for s in seats], list(seats), stage, item, self.clock)
+        applied = self.offices.fill(office, tenure)
+        self._log_office(
+            "chosen" if applied else "not_applied",
+            office,
+            tenure.holders,
+            item,
+            seats=list(seats),
+            by=stage,
+            term=self.offices.terms[office],
+        )
+        return applied
+
+    def office_held(self, office: str) -> bool:
+        return bool(self.offices.holders(office))
+
+    def _office_actor(self, item: str, stage: str, office: str) -> str | None:
+        """The first holder who may act, else another holder as stand-in; a vacant office
+        has nobody to act for it."""
+        holders = self.offices.holders(office)
+        if not holders:
+            self.ledger.append(
+                "transition",
+                CONTROLLER,
+                {
+                    "item": item,
+                    "stage": stage,
+                    "status": "blocked",
+                    "actor": None,
+                    "reason": f"the office '{office}' is vacant",
+                    "stand_in": None,
+                    "rule": "office:vacant",
+                },
+            )
+            return None
+        if self.may_act(holders[0]):
+            return holders[0]
+        stand_in = self._office_stand_in(office, holders[0])
+        self._log_block(item, stage, holders[0], stand_in)
+        return stand_in
+
+    def _office_stand_in(self, office: str, agent: str) -> str | None:
+        """Another holder of the office who may act: an office's stand-in is one of its own."""
+        holders = self.offices.holders(office)
+        return next((a for a in holders if a != agent and self.may_act(a)), None)
+
+    def _office_of(self, stage: Any) -> str | None:
+        """The office a solo stage's role is, if it is one."""
+        role = getattr(stage, "role", None)
+        return role if role is not None and self.offices.is_office(role) else None
+
+    def _log_office(
+        self, event: str, office: str, holders: list[str], item: str, **detail: Any
+    ) -> None:
+        self.ledger.append(
+            "office",
+            CONTROLLER,
+            {"event": event, "office": office, "holders": holders, "item": item, **detail},
+        )
+
     # -- what happened ----------------------------------------------------------------------
 
     def begin_item(self, item: str) -> None:
@@ -250,8 +319,13 @@ class Controller:
         """Check the proposed move; apply it or block it, and log either way."""
         spec = self.institution.stage(stage)
         allowed = spec.possible_decisions
+        office = self._office_of(spec)
         actor_ok = actor is None or (
-            actor.split("#")[0] in self._roles_of(spec) and self.may_act(actor)
+            (
+                actor.split("#")[0] in self._roles_of(spec)
+                or (office is not None and actor in self.offices.holders(office))
+            )
+            and self.may_act(actor)
         )
         proposed = (
             resolve(self.institution, stage, decision, visits) if decision in allowed else None
@@ -287,7 +361,12 @@ class Controller:
             not actor_ok
             and edge_ok
             and blocks < MAX_BLOCKS
-            and self._stand_in(actor.split("#")[0], actor.split("~")[0]) is not None
+            and (
+                self._office_stand_in(office, actor)
+                if office is not None
+                else self._stand_in(actor.split("#")[0], actor.split("~")[0])
+            )
+            is not None
         )
         reason = (
             "the actor may not act" if not actor_ok else f"no legal route for decision '{decision}'"
@@ -434,6 +513,15 @@ class Controller:
         """Advance the items clock, then record the end with the digest of the item's result
         line and, under an overlay, the state the next item starts from (what resume reads)."""
         self.clock += 1
+        for office, tenure in self.offices.expire(self.clock):
+            self._log_office(
+                "term_ended",
+                office,
+                tenure.holders,
+                item,
+                term=self.offices.terms[office],
+                served=tenure.served(self.clock),
+            )
         if self._blocks:  # an item's blocks count only while it runs: a run's memory stays flat
             self._blocks = {key: n for key, n in self._blocks.items() if key[0] != item}
         for record in list(self.agents.values()):
@@ -442,7 +530,7 @@ class Controller:
         body: dict[str, Any] = {"item": item, "event": "end", "outcome": outcome}
         if result_sha256 is not None:
             body["result_sha256"] = result_sha256
-        if self.governance is not None:
+        if self.governance is not None or self.offices.terms:  # what a resumed run reads
             body["governance"] = self.snapshot()
         self.ledger.append("item", CONTROLLER, body)
 
@@ -453,6 +541,7 @@ class Controller:
             "holders": dict(self._holder),
             "agents": {name: asdict(record) for name, record in self.agents.items()},
             "oracle": self.oracle.snapshot(),
+            **({"offices": self.offices.snapshot()} if self.offices.terms else {}),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -461,6 +550,7 @@ class Controller:
         self._holder = dict(snapshot["holders"])
         self.agents = {name: AgentRecord(**fields) for name, fields in snapshot["agents"].items()}
         self.oracle.restore(snapshot["oracle"])
+        self.offices.restore(snapshot.get("offices", {}))
 
     def notices(self, agent: str) -> list[str]:
         """Notices not yet delivered to this agent; each is shown once, in its next prompt."""
@@ -512,6 +602,12 @@ class Controller:
             record.can_vote = False
         elif sanction.kind == "replacement":
             self._replace(item, record, rule.id)
+        barred = rule.to not in self.governance.acting
+        if barred or (sanction is not None and sanction.kind in ("suspension", "replacement")):
+            for office, tenure in self.offices.remove(record.agent):
+                self._log_office(
+                    "removed", office, tenure.holders, item, agent=record.agent, rule=rule.id
+                )
         text = rule.notice or (
             f"Notice from the Controller: under rule {rule.id} your standing "
             f"changed from {rule.from_state} to {rule.to}"

@@ -131,12 +131,14 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         raise RunSetupError(
             f"--role-model names no role of {institution.id}: {', '.join(sorted(unknown_roles))}"
         )
-    role_models = assign_models(
+    role_models, seat_models = assign_models(
         institution,
         request.model or manifest.models.default,
         manifest.models.roles,
         request.role_models,
+        manifest.models.seats,
     )
+    used = {*role_models.values(), *seat_models.values()}
     router = router or ModelRouter(
         simulator=manifest.simulator,
         api_base=request.api_base or manifest.models.api_base,
@@ -144,10 +146,9 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         timeout=request.timeout or manifest.models.timeout,
         deadline=request.deadline or manifest.models.deadline,
         concurrency=request.concurrency,
-        cache=_response_cache(role_models.values()),
+        cache=_response_cache(used),
         prices=manifest.models.prices,
     )
-    used = set(role_models.values())
     if isinstance(loaded, LoadedManifest):
         _check_model_settings(loaded, used)
     problems = router.problems(used)
@@ -159,7 +160,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     from govern.engine.compile import compile_institution
 
     compiled = compile_institution(institution)
-    simulated = all(is_simulated(m) for m in role_models.values())
+    simulated = all(is_simulated(m) for m in used)
     header = {
         "software": f"govern {__version__}",
         "manifest": {
@@ -175,6 +176,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "data_source": data.source,
             "seed": seed,
             "models": role_models,
+            **({"seat_models": seat_models} if seat_models else {}),
             "simulated": simulated,
             "api_base": request.api_base or manifest.models.api_base,
             "endpoints": {
@@ -210,6 +212,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         sampling=manifest.sampling,
         system_prompt=manifest.models.system_prompt,
         parsing=manifest.parsing,
+        seat_models=seat_models,
     )
     notices = [n for n in (data.notice, key_notice) if n]
     if previous is not None:
@@ -580,7 +583,7 @@ def _write_inputs(run: PreparedRun) -> None:
         "request": run.request.recorded(),
         "manifest": run.manifest.model_dump(mode="json"),
         "institution_digest": run.compiled.digest,
-        "models": run.context.role_models,
+        "models": run.context.models,
         "seed": run.context.seed,
         "task": run.task.name,
         "data_source": run.data.source,
@@ -606,7 +609,7 @@ def _summarise(
         benchmark=run.data.benchmark,
         n_planned=len(run.data.items),
         wall_seconds=round(wall, 3),
-        models=run.context.role_models,
+        models=run.context.models,
         seed=run.context.seed,
         concurrency=run.concurrency,
         started=started.isoformat(timespec="seconds"),

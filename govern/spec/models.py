@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -152,14 +153,23 @@ class Role(SpecModel):
         "chose (a lot or an election that fills it), for a term, across items",
     )
 
+    @field_validator("models")
+    @classmethod
+    def _one_model_per_seat(
+        cls, models: list[str] | None, info: ValidationInfo
+    ) -> list[str] | None:
+        """Checked on the list itself (seats is read first), so the error points at it."""
+        seats = info.data.get("seats")
+        if models is not None and seats is not None and len(models) != seats:
+            raise ValueError(
+                f"models lists {len(models)} models for {seats} seats: give one per seat"
+            )
+        return models
+
     @model_validator(mode="after")
     def _one_model_source(self) -> Role:
         if self.model is not None and self.models is not None:
             raise ValueError("give model (every seat) or models (one per seat), not both")
-        if self.models is not None and len(self.models) != self.seats:
-            raise ValueError(
-                f"models lists {len(self.models)} models for {self.seats} seats: give one per seat"
-            )
         return self
 
     def seat_model(self, seat: int) -> str | None:

@@ -72,9 +72,11 @@ async def consult(
         if agent is None:
             return None
     notices = notices_section(ctx.controller.notices(agent))
+    # an office's holder sits in a seat of another role, and speaks as the office
+    speaks_as = role if ctx.controller.offices.is_office(role) else agent.split("#")[0]
     messages = compose(
         ctx.institution,
-        agent.split("#")[0],
+        speaks_as,
         state["question"],
         purpose,
         notices + sections,
