@@ -46,6 +46,7 @@ from govern.engine.formats import ABSTAIN, choice_format, parse_choice
 from govern.engine.prompts import slate_section
 from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
 from govern.engine.stages.nominate import slate_of
+from govern.engine.stages.office import fill_if_office
 from govern.engine.stages.parallel import (
     ask_seat,
     body_seats,
@@ -185,6 +186,7 @@ def build(stage: VoteStage) -> StageNodes:
             "answer": first["answer"],
         }
         winners = [slate[i]["seat"] for i in result.winners]
+        fill_if_office(ctx, stage, winners, state["item_id"])
         pending = {"candidate": candidate, "feedback": None, "chosen": {stage.id: winners}}
         return leave(ctx, state, stage.id, "pass", pending)
 

@@ -12,6 +12,7 @@ from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
 from govern.engine.stages.common import StageNodes, Update, arrive, leave, nobody_may_act
+from govern.engine.stages.office import fill_if_office
 from govern.engine.stages.parallel import body_seats
 from govern.engine.state import combine
 from govern.spec.models import LotStage
@@ -25,6 +26,7 @@ def build(stage: LotStage) -> StageNodes:
         drawn = ctx.controller.draw_lot(state["item_id"], stage.id, visit, seats, stage.draw)
         if not drawn:
             return nobody_may_act(ctx, state, stage.id, pending)
+        fill_if_office(ctx, stage, drawn, state["item_id"])
         pending = combine(pending, {"chosen": {stage.id: drawn}})
         return leave(ctx, state, stage.id, "done", pending)
 
