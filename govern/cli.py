@@ -186,7 +186,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     import shlex
 
     from govern.spec.loader import project_root
-    from govern.spec.scaffold import scaffold_institution
+    from govern.spec.scaffold import FeatureError, scaffold_institution
 
     out: Path | None = Path(args.out) if args.out else None
     schema_ref = None
@@ -197,9 +197,16 @@ def cmd_new(args: argparse.Namespace) -> int:
         if schema.is_file():
             schema_ref = os.path.relpath(schema, out.parent.resolve())
     hint = shlex.quote(printable(out)) if out else "FILE"
-    text = scaffold_institution(
-        printable(args.name), args.pattern, schema_ref=schema_ref, hint=hint
-    )
+    try:
+        text = scaffold_institution(
+            printable(args.name),
+            args.pattern,
+            schema_ref=schema_ref,
+            hint=hint,
+            features=frozenset(args.features),
+        )
+    except FeatureError as exc:
+        raise UsageError(f"--with: {exc}") from None
     if out is None:
         print(text, end="")
         return 0
@@ -229,6 +236,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     for item in found:
         print(f"{item.kind:<12} {item.path:<36} {item.summary}")
     return 0
+
+
+def _features(text: str) -> list[str]:
+    """``--with lot,office``: known feature names, each once."""
+    from govern.spec.scaffold import FEATURES
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"no feature '{', '.join(unknown) or text}'; features: {', '.join(FEATURES)}"
+        )
+    return names
 
 
 def _whole_number(text: str, *, least: int, what: str) -> int:
@@ -723,11 +743,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
+    from govern.spec.scaffold import FEATURE_HELP
+
     p = command("new", cmd_new, "Scaffold a new spec file that validates as written.")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "features for --with (each added with comments saying what it does):\n" + "".join(
+        f"  {name:<12} {text}\n" for name, text in FEATURE_HELP.items()
+    )
     p.add_argument("what", choices=("institution",))
     p.add_argument("name", metavar="NAME", help="the institution's name, e.g. 'Roman Senate'")
     p.add_argument("--pattern", choices=PATTERNS, required=True)
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    p.add_argument(
+        "--with",
+        dest="features",
+        metavar="FEATURE[,FEATURE]",
+        type=_features,
+        action="extend",
+        default=[],
+        help="add the second edition's constructs to the template (repeatable; listed below); "
+        "a feature the pattern cannot hold is refused, saying which pattern can",
+    )
 
     p = command("schema", cmd_schema, "Print the JSON Schema of institutions and manifests.")
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")

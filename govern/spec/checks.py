@@ -435,7 +435,9 @@ def _check_order(loaded: LoadedInstitution) -> list[SpecError]:
         if isinstance(stage, VoteStage) and stage.slate is not None:
             needs.append((("slate",), stage.slate))
         for path, first in needs:
-            if stage.id in dominators and not runs_first(first, stage.id):
+            # networkx leaves the entry out of its dominators: nothing runs before it
+            reachable = stage.id in dominators or stage.id == inst.entry
+            if reachable and not runs_first(first, stage.id):
                 errors.append(
                     loaded.error(
                         ("stages", i, *path),

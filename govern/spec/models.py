@@ -325,7 +325,11 @@ class VoteStage(StageBase):
     voters: Body = Field(description="roles whose every seat votes, or {chosen_by: STAGE}")
     rule: Literal[
         "majority", "supermajority", "unanimity", "weighted", "plurality", "approval", "borda"
-    ] = "majority"
+    ] = Field(
+        "majority",
+        description="on a motion: majority, supermajority (with threshold), unanimity or "
+        "weighted; on a slate: plurality, approval or borda",
+    )
     threshold: Share | None = Field(
         None,
         description="share of yes needed (supermajority, weighted), exact: 0.667 or 25/41",

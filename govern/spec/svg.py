@@ -11,6 +11,9 @@ no script draws its own: a layered layout, computed in Python, the same every ti
 - Forward edges are straight; edges that go back up (send-backs, retries) curve round the
   right-hand side. Decisions label the edges, ``≤N`` shows a bound, and exhausted and
   unparsable routes are dashed, as in `govern graph`.
+- An overseer's interventions curve round the right-hand side too, red and dotted, and a
+  note at the top says what it watches; a body chosen by an earlier stage is joined to its
+  chooser by a grey dotted "chooses" curve round the left-hand side, outside the layout.
 
 Every text comes from the institution's YAML and is escaped; ids inside the SVG carry a
 caller's prefix so that several drawings can sit in one HTML page.
@@ -23,8 +26,18 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from html import escape
+from typing import Literal
 
-from govern.spec.draw import _dashed, _edge_text
+from govern.spec.draw import (
+    CHOOSES_COLOUR,
+    OVERSIGHT_COLOUR,
+    EdgeStyle,
+    chooses_links,
+    edge_style,
+    edge_text,
+    oversight_notes,
+    stage_lines,
+)
 from govern.spec.graph import stage_edges
 from govern.spec.models import Institution
 
@@ -36,11 +49,16 @@ LAYER_GAP = 64
 NODE_GAP = 28
 MARGIN = 24
 MAX_LABEL = 48
+LINE_HEIGHT = 13  # each detail line past the first makes a node this much taller
+NOTE_HEIGHT = 16  # an overseer's note, one line at the top
 
 FILLS = {
     "review": "#fff4e0",
     "vote": "#fde8ef",
     "cluster": "#e8f6ee",
+    "nominate": "#f3ecfa",
+    "lot": "#fdf6d8",
+    "office": "#e6f4f7",
     "terminal": "#eeeeee",
 }
 STAGE_FILL = "#eef3fb"
@@ -51,11 +69,15 @@ class _Node:
     id: str
     kind: str
     title: str
-    detail: str
+    details: list[str]
     width: float
     layer: int = 0
     x: float = 0.0  # centre
     y: float = 0.0  # top
+
+    @property
+    def height(self) -> float:
+        return NODE_HEIGHT + LINE_HEIGHT * max(len(self.details) - 1, 0)
 
 
 @dataclass(frozen=True)
@@ -63,8 +85,13 @@ class _Link:
     source: str
     target: str
     label: str
-    dashed: bool
+    style: EdgeStyle | Literal["chooses"]
     back: bool
+
+    @property
+    def side(self) -> bool:
+        """Drawn as a curve round the right-hand side, not along the layers."""
+        return self.back or self.source == self.target or self.style == "oversight"
 
 
 def _short(text: str, limit: int = MAX_LABEL) -> str:
@@ -80,23 +107,25 @@ def _nodes(institution: Institution) -> dict[str, _Node]:
     for stage in institution.stages:
         if stage.id in nodes:
             continue
-        actors = ", ".join(dict.fromkeys(stage.actors))
-        detail = stage.kind if stage.kind != "terminal" else f"terminal: {stage.outcome}"
-        detail = _short(detail + (f" · {actors}" if actors else ""))
+        details = [_short(line) for line in stage_lines(institution, stage)]
         title = _short(stage.id)
-        width = max(_text_width(title) + 8, _text_width(detail, SMALL)) + 32
-        nodes[stage.id] = _Node(stage.id, stage.kind, title, detail, width)
+        width = max(_text_width(title) + 8, *(_text_width(d, SMALL) for d in details)) + 32
+        nodes[stage.id] = _Node(stage.id, stage.kind, title, details, width)
     return nodes
 
 
 def _links(institution: Institution, order: dict[str, int]) -> list[_Link]:
-    """One link per (source, target), its decisions joined; back links found by a DFS."""
-    grouped: dict[tuple[str, str], list[tuple[str, bool]]] = defaultdict(list)
+    """One link per (source, target), its decisions joined (an overseer's apart); back links
+    found by a DFS."""
+    grouped: dict[tuple[str, str, bool], list[tuple[str, EdgeStyle]]] = defaultdict(list)
     for edge in stage_edges(institution):
-        grouped[(edge.source, edge.target)].append((_edge_text(edge, institution), _dashed(edge)))
+        style = edge_style(edge)
+        key = (edge.source, edge.target, style == "oversight")
+        grouped[key].append((edge_text(edge, institution), style))
     successors: dict[str, list[str]] = defaultdict(list)
-    for source, target in grouped:
-        successors[source].append(target)
+    for source, target, _ in grouped:
+        if target not in successors[source]:
+            successors[source].append(target)
     back: set[tuple[str, str]] = set()
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     starts = [institution.entry, *sorted(order, key=order.__getitem__)]
@@ -121,11 +150,20 @@ def _links(institution: Institution, order: dict[str, int]) -> list[_Link]:
             source,
             target,
             _short(", ".join(dict.fromkeys(text for text, _ in labels)), 40),
-            all(dashed for _, dashed in labels),
+            _group_style([style for _, style in labels]),
             (source, target) in back,
         )
-        for (source, target), labels in grouped.items()
+        for (source, target, _), labels in grouped.items()
     ]
+
+
+def _group_style(styles: list[EdgeStyle]) -> EdgeStyle:
+    """One link's style for the edges it stands for: dashed only when all are."""
+    if "oversight" in styles:
+        return "oversight"
+    if all(style == "dashed" for style in styles):
+        return "dashed"
+    return "vetoed" if "vetoed" in styles else "route"
 
 
 def _layers(nodes: dict[str, _Node], links: list[_Link], order: dict[str, int]) -> None:
@@ -153,7 +191,7 @@ def _chains(nodes: dict[str, _Node], links: list[_Link]) -> dict[_Link, list[str
     (the label reserves room in the first dummy)."""
     chains: dict[_Link, list[str]] = {}
     for number, link in enumerate(links):
-        if link.back or link.source == link.target:
+        if link.side:
             continue
         source, target = nodes[link.source], nodes[link.target]
         chain = [link.source]
@@ -208,9 +246,28 @@ def _positions(
 
 def _shape(node: _Node, dx: float, dy: float) -> str:
     left, top = node.x - node.width / 2 + dx, node.y + dy
-    right, bottom, middle = left + node.width, top + NODE_HEIGHT, top + NODE_HEIGHT / 2
+    right, bottom, middle = left + node.width, top + node.height, top + node.height / 2
     fill = FILLS.get(node.kind, STAGE_FILL)
     style = f'fill="{fill}" stroke="#445" stroke-width="1.2"'
+    if node.kind in ("lot", "nominate"):
+        slant = 12
+        if node.kind == "lot":  # a parallelogram
+            corners = [(left + slant, top), (right, top), (right - slant, bottom), (left, bottom)]
+        else:  # a trapezium, wider at the foot
+            corners = [(left + slant, top), (right - slant, top), (right, bottom), (left, bottom)]
+        points = " ".join(f"{x},{y}" for x, y in corners)
+        return f'<polygon points="{points}" {style}/>'
+    if node.kind == "office":  # a cylinder: the holders kept across items
+        rim = 5
+        body = (
+            f"M{left},{top + rim} L{left},{bottom - rim} "
+            f"A{node.width / 2},{rim} 0 0 0 {right},{bottom - rim} L{right},{top + rim}"
+        )
+        lid = (
+            f'<ellipse cx="{(left + right) / 2}" cy="{top + rim}" rx="{node.width / 2}" '
+            f'ry="{rim}" {style}/>'
+        )
+        return f'<path d="{body}" {style}/>' + lid
     if node.kind in ("review", "vote"):
         cut = 14
         points = (
@@ -226,29 +283,42 @@ def _shape(node: _Node, dx: float, dy: float) -> str:
             shape += f'<polygon points="{inner}" fill="none" stroke="#445" stroke-width="0.8"/>'
         return shape
     if node.kind == "cluster":
-        size = f'width="{node.width}" height="{NODE_HEIGHT}" {style}'
+        size = f'width="{node.width}" height="{node.height}" {style}'
         back = f'<rect x="{left + 4}" y="{top - 4}" {size}/>'
         return back + f'<rect x="{left}" y="{top}" {size}/>'
     radius = NODE_HEIGHT / 2 if node.kind == "terminal" else 6
     return (
-        f'<rect x="{left}" y="{top}" width="{node.width}" height="{NODE_HEIGHT}" '
+        f'<rect x="{left}" y="{top}" width="{node.width}" height="{node.height}" '
         f'rx="{radius}" {style}/>'
     )
 
 
+_STROKES = {
+    "route": ("#556", "1.1", ""),
+    "dashed": ("#556", "1.1", ' stroke-dasharray="5,4"'),
+    "vetoed": ("#556", "2.4", ""),
+    "oversight": (OVERSIGHT_COLOUR, "1.3", ' stroke-dasharray="2,3"'),
+    "chooses": (CHOOSES_COLOUR, "1.1", ' stroke-dasharray="1,3"'),
+}
+
+
 def _stroke(link: _Link, arrow: str) -> str:
-    dash = ' stroke-dasharray="5,4"' if link.dashed else ""
-    return f'fill="none" stroke="#556" stroke-width="1.1"{dash} marker-end="url(#{arrow})"'
+    colour, width, dash = _STROKES[link.style]
+    return f'fill="none" stroke="{colour}" stroke-width="{width}"{dash} marker-end="url(#{arrow})"'
 
 
-def _label(x: float, y: float, text: str) -> str:
+def _label(x: float, y: float, text: str, colour: str = "#333") -> str:
     width = _text_width(text, SMALL) + 6
     return (
         f'<rect x="{x - width / 2:.1f}" y="{y - 8:.1f}" width="{width:.1f}" height="14" '
         f'fill="#ffffff" fill-opacity="0.9"/>'
         f'<text x="{x:.1f}" y="{y + 3:.1f}" font-size="{SMALL}" text-anchor="middle" '
-        f'fill="#333">{escape(text)}</text>'
+        f'fill="{colour}">{escape(text)}</text>'
     )
+
+
+def _link_colour(link: _Link) -> str:
+    return OVERSIGHT_COLOUR if link.style == "oversight" else "#333"
 
 
 def draw_svg(institution: Institution, prefix: str = "g") -> str:
@@ -262,9 +332,20 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
     _layers(nodes, links, order)
     chains = _chains(nodes, links)
     inner = _positions(nodes, chains, order)
-    backs = sum(link.back or link.source == link.target for link in links)
-    dx, dy = MARGIN, MARGIN + 28
-    width = inner + 2 * MARGIN + (40 + 14 * backs if backs else 0)
+    side_links = sorted((k for k in links if k.side), key=lambda k: order[k.source])
+    chosen = [
+        _Link(chooser, stage_id, "chooses", "chooses", False)
+        for chooser, stage_id in chooses_links(institution)
+    ]
+    notes = [" · ".join(text) for _, text in oversight_notes(institution)]
+    left = 40 + 14 * len(chosen) if chosen else 0
+    dx, dy = MARGIN + left, MARGIN + 28 + NOTE_HEIGHT * len(notes)
+    width = max(
+        [
+            inner + 2 * MARGIN + left + (40 + 14 * len(side_links) if side_links else 0),
+            *(_text_width(note, SMALL) + 2 * MARGIN for note in notes),
+        ]
+    )
     height = (
         dy
         + (max((n.layer for n in nodes.values()), default=0) + 1) * (NODE_HEIGHT + LAYER_GAP)
@@ -288,10 +369,14 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
             f'<line x1="{ex:.1f}" y1="{ey - 17:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" stroke="#445" '
             f'marker-end="url(#{arrow})"/>'
         )
+    for index, note in enumerate(notes):
+        parts.append(
+            f'<text x="{MARGIN}" y="{MARGIN + NOTE_HEIGHT * index + 10}" font-size="{SMALL}" '
+            f'fill="{OVERSIGHT_COLOUR}">{escape(note)}</text>'
+        )
     labels = []
     side = inner + dx
-    back_links = [k for k in links if k.back or k.source == k.target]
-    for index, link in enumerate(sorted(back_links, key=lambda k: order[k.source])):
+    for index, link in enumerate(side_links):
         source, target = nodes[link.source], nodes[link.target]
         bulge = side + 24 + 14 * index
         x1, y1 = source.x + source.width / 2 + dx, source.y + dy + NODE_HEIGHT / 2
@@ -300,7 +385,17 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
             f'<path d="M{x1:.1f},{y1:.1f} C{bulge:.1f},{y1:.1f} {bulge:.1f},{y2:.1f} '
             f'{x2:.1f},{y2:.1f}" {_stroke(link, arrow)}/>'
         )
-        labels.append(_label(bulge - 6, (y1 + y2) / 2, link.label))
+        labels.append(_label(bulge - 6, (y1 + y2) / 2, link.label, _link_colour(link)))
+    for index, link in enumerate(chosen):
+        source, target = nodes[link.source], nodes[link.target]
+        bulge = dx - 24 - 14 * index
+        x1, y1 = source.x - source.width / 2 + dx, source.y + dy + NODE_HEIGHT / 2
+        x2, y2 = target.x - target.width / 2 + dx, target.y + dy + NODE_HEIGHT / 2 + 6
+        parts.append(
+            f'<path d="M{x1:.1f},{y1:.1f} C{bulge:.1f},{y1:.1f} {bulge:.1f},{y2:.1f} '
+            f'{x2:.1f},{y2:.1f}" {_stroke(link, arrow)}/>'
+        )
+        labels.append(_label(bulge + 6, (y1 + y2) / 2, link.label, CHOOSES_COLOUR))
     for link, chain in chains.items():
         points = []
         for position, name in enumerate(chain):
@@ -308,7 +403,7 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
             if node.kind == "dummy":
                 points.append((node.x + dx, node.y + dy + NODE_HEIGHT / 2))
             elif position == 0:
-                points.append((node.x + dx, node.y + dy + NODE_HEIGHT))
+                points.append((node.x + dx, node.y + dy + node.height))
             else:
                 points.append((node.x + dx, node.y + dy))
         path = " ".join(
@@ -327,10 +422,11 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
             f'<text x="{x:.1f}" y="{y + 17:.1f}" font-size="{FONT_SIZE}" font-weight="bold" '
             f'text-anchor="middle" fill="#111">{escape(node.title)}</text>'
         )
-        parts.append(
-            f'<text x="{x:.1f}" y="{y + 31:.1f}" font-size="{SMALL}" text-anchor="middle" '
-            f'fill="#333">{escape(node.detail)}</text>'
-        )
+        for line, detail in enumerate(node.details):
+            parts.append(
+                f'<text x="{x:.1f}" y="{y + 31 + LINE_HEIGHT * line:.1f}" font-size="{SMALL}" '
+                f'text-anchor="middle" fill="#333">{escape(detail)}</text>'
+            )
     parts += labels
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
