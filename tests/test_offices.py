@@ -342,3 +342,63 @@ def test_a_vacant_office_stage_sends_the_item_to_the_stage_that_fills_it(project
     holders.append(chosen[2]["holders"][0])
     assert [governor(s)[0] for s in states] == holders
     assert all(s["outcome"] == "completed" for s in states)
+
+
+def test_items_in_flight_together_fill_a_vacant_office_once(project: Path) -> None:
+    """Four items reach the vacant office at once: the first fills it, the others wait for
+    its choice instead of drawing their own."""
+    institution = venice(project, term="run")
+    ledger = MemoryLedger()
+    controller = Controller(institution, ledger=ledger)
+    client = ScriptedClient({})
+    router = ModelRouter(clients={model: client for model in {*COUNCIL_MODELS, "sim/doge"}})
+    items = [f"i{n}" for n in range(1, 5)]
+    context = RunContext(
+        institution,
+        GSM8K(),
+        router,
+        {"doge": "sim/doge"},
+        golds=dict.fromkeys(items, "1"),
+        controller=controller,
+        seat_models={f"council#{n}": m for n, m in enumerate(COUNCIL_MODELS, 1)},
+    )
+    compiled = compile_institution(institution)
+
+    async def one(item: str) -> dict[str, Any]:
+        controller.begin_item(item)
+        state = await compiled.graph.ainvoke(
+            initial_state(item, "What is 1 + 0?"),
+            {"recursion_limit": compiled.recursion_limit},
+            context=context,
+        )
+        controller.end_item(item, state["outcome"])
+        return state
+
+    async def all_at_once() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    states = asyncio.run(all_at_once())
+    assert sum(s["path"].count("elect") for s in states) == 1
+    assert [e["event"] for e in office_events(ledger)] == ["chosen"]
+    assert all(s["outcome"] == "completed" for s in states)
+    (holder,) = office_events(ledger)[0]["holders"]
+    assert {governor(s)[0] for s in states} == {holder}
+
+
+def test_an_item_that_ends_without_filling_the_office_hands_the_filling_on(
+    project: Path,
+) -> None:
+    institution = venice(project)
+    controller = Controller(institution, ledger=MemoryLedger())
+    assert controller.offices.claim("doge", "i1") is True
+    assert controller.offices.claim("doge", "i2") is None  # i1 is filling it: wait
+
+    async def waiting() -> bool:
+        waiter = asyncio.ensure_future(controller.office_stage("i2", "doge"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        controller.end_item("i1", "error")  # i1 ends without filling the office
+        return await waiter
+
+    assert asyncio.run(waiting()) is False  # i2 now fills it: the office is not held
+    assert controller.offices.filling == {"doge": "i2"}

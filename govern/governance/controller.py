@@ -202,6 +202,13 @@ class Controller:
     def office_held(self, office: str) -> bool:
         return bool(self.offices.holders(office))
 
+    async def office_stage(self, item: str, office: str) -> bool:
+        """Whether ``office`` is held when ``item`` asks; a vacant one is filled by one item
+        at a time, and the others wait for its choice rather than elect again."""
+        while (must_fill := self.offices.claim(office, item)) is None:
+            await self.offices.settled(office)
+        return not must_fill
+
     def _office_actor(self, item: str, stage: str, office: str) -> str | None:
         """The first holder who may act, else another holder as stand-in; a vacant office
         has nobody to act for it."""
@@ -513,6 +520,7 @@ class Controller:
         """Advance the items clock, then record the end with the digest of the item's result
         line and, under an overlay, the state the next item starts from (what resume reads)."""
         self.clock += 1
+        self.offices.release_item(item)
         for office, tenure in self.offices.expire(self.clock):
             self._log_office(
                 "term_ended",

@@ -10,6 +10,7 @@ with the rest of the Controller's state.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -41,6 +42,35 @@ class OfficeBook:
             role.id: role.office.term for role in institution.roles if role.office is not None
         }
         self.tenures: dict[str, Tenure] = {}  # office -> its tenure; absent: vacant
+        # office -> the item now filling it, and what the other items in flight wait on: with
+        # several items in flight, a vacant office is filled by one election, not by each
+        self.filling: dict[str, str] = {}
+        self._settled: dict[str, asyncio.Event] = {}
+
+    def claim(self, office: str, item: str) -> bool | None:
+        """Whether ``item`` must fill the vacant ``office`` (True), finds it held (False), or
+        must wait for the item already filling it (None)."""
+        if office in self.tenures:
+            return False
+        filler = self.filling.setdefault(office, item)
+        return True if filler == item else None
+
+    async def settled(self, office: str) -> None:
+        """Until the item filling ``office`` has filled it or ended without doing so."""
+        event = self._settled.setdefault(office, asyncio.Event())
+        await event.wait()
+
+    def release(self, office: str) -> None:
+        """The filling of ``office`` is over: whoever waits on it looks again."""
+        self.filling.pop(office, None)
+        event = self._settled.pop(office, None)
+        if event is not None:
+            event.set()
+
+    def release_item(self, item: str) -> None:
+        """An item ended: any office it was filling (and did not fill) is free to fill."""
+        for office in [o for o, filler in self.filling.items() if filler == item]:
+            self.release(office)
 
     def is_office(self, role: str) -> bool:
         return role in self.terms
@@ -54,6 +84,7 @@ class OfficeBook:
         if office in self.tenures:
             return False
         self.tenures[office] = tenure
+        self.release(office)
         return True
 
     def expire(self, clock: int) -> list[tuple[str, Tenure]]:

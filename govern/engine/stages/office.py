@@ -1,5 +1,7 @@
 """office: is the office held? ``held`` when it has holders in their term, else ``vacant``,
 so that an election or a lot runs only when the office needs filling. No model is asked.
+With several items in flight, the first to find the office vacant fills it and the others
+wait here for its choice (or for it to end without one), so an office is filled once.
 
 ``fill_if_office`` is what a stage that chooses seats (a lot, a choice vote) calls once it
 has chosen: if the stage ``fills`` an office, the Controller seats the chosen there.
@@ -18,7 +20,8 @@ def build(stage: OfficeStage) -> StageNodes:
     async def node(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
         _, arrival = arrive(state, stage.id)
-        decision = HELD if ctx.controller.office_held(stage.office) else VACANT
+        held = await ctx.controller.office_stage(state["item_id"], stage.office)
+        decision = HELD if held else VACANT
         return leave(ctx, state, stage.id, decision, arrival)
 
     return StageNodes(entry=stage.id, exit=stage.id, nodes={stage.id: node})
