@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from govern.engine.formats import ABSTAIN, parse_choice, render_choice
 from govern.engine.prompts import slate_section
-from govern.engine.stages.election import tally
+from govern.engine.stages.election import named_by, tally
 from govern.models.base import ModelRequest, ModelResponse, Oracle
 from govern.models.sim.behaviour import simulate
 from govern.models.sim.client import SimClient, sim_response
@@ -188,6 +188,23 @@ def test_min_yes_not_reached_fails() -> None:
     assert tally(two, ballots([1], [1], [2], [3]), 3, eligible=4).decision == "fail"
 
 
+def test_min_yes_counts_ballots_that_name_a_candidate_not_borda_points() -> None:
+    # candidate 1 is ranked on three ballots but first on none: 3 ballots, 3 points
+    ranked = ballots([2, 1, 3], [3, 1, 2], [2, 1])
+    count = tally(vote(rule="borda", min_yes=3), ranked, 3, eligible=3)
+    assert count.scores == (1 + 1 + 1, 2 + 0 + 2, 0 + 2)
+    assert (count.decision, count.winners) == ("pass", (1,))  # 2 is ranked by all three
+    assert tally(vote(rule="borda", min_yes=4), ranked, 3, eligible=3).decision == "fail"
+
+
+def test_a_candidate_nobody_names_is_never_elected() -> None:
+    abstaining = vote(abstain=True, tie_breaker="pass")
+    count = tally(abstaining, ballots("abstain", "abstain"), 2, eligible=2)
+    assert count.decision == "fail"
+    # choosing two of a slate where only one is named: the other cannot make up the number
+    assert tally(vote(choose=2, tie_breaker="pass"), ballots([1], [1]), 2, 2).decision == "fail"
+
+
 @pytest.mark.parametrize(("breaker", "decision", "winners"), [("pass", "pass", (0, 1)),
                                                                ("fail", "fail", ())])  # fmt: skip
 def test_a_tie_at_the_cut_goes_to_the_tie_breaker(
@@ -232,11 +249,13 @@ def test_the_count_keeps_its_promises(
     per_ballot = [sum(size - r for r in range(1, len(m) + 1)) if rule == "borda" else len(m)
                   for m in marks]  # fmt: skip
     assert sum(count.scores) == sum(per_ballot)
+    support = named_by(ballots(*marks), size)
     if count.decision == "pass":
         assert len(count.winners) == choose
-        losers = set(range(size)) - set(count.winners)
+        eligible = {i for i in range(size) if support[i] >= (min_yes or 1)}
+        assert set(count.winners) <= eligible
+        losers = eligible - set(count.winners)
         assert all(count.scores[w] >= count.scores[o] for w in count.winners for o in losers)
-        assert all(count.scores[w] >= (min_yes or 0) for w in count.winners)
         assert [count.scores[w] for w in count.winners] == sorted(
             (count.scores[w] for w in count.winners), reverse=True
         )

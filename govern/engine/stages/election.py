@@ -21,7 +21,9 @@ in exact integers, in this order:
 3. Scores: plurality gives the candidate named 1 point, approval each candidate approved
    1 point; borda gives a candidate ranked r-th on a slate of m candidates m - r points,
    and an unranked one none.
-4. A candidate may win only with a score of at least ``min_yes``, where it is set.
+4. A candidate may win only if some ballot names it and, where ``min_yes`` is set, at
+   least ``min_yes`` ballots name it (a plurality vote for it, an approval of it, or a
+   place anywhere in a borda ranking): the Doge needed 25 of the 41, however they ranked.
 5. The ``choose`` winners are the candidates that may win with the highest scores (the
    earlier on the slate first among equal scores). With fewer than ``choose`` such
    candidates the vote fails. When a candidate left out scores as much as the last winner,
@@ -84,6 +86,16 @@ def scores(rule: str, ballots: list[dict], size: int) -> tuple[int, ...]:
     return tuple(points)
 
 
+def named_by(ballots: list[dict], size: int) -> tuple[int, ...]:
+    """Each slate position's number of ballots that name it (in any place)."""
+    counts = [0] * size
+    for ballot in ballots:
+        if isinstance(ballot["ballot"], list):
+            for number in set(ballot["ballot"]):
+                counts[number - 1] += 1
+    return tuple(counts)
+
+
 def tally(stage: VoteStage, ballots: list[dict], size: int, eligible: int) -> Count:
     """The count of a choice vote on a slate of ``size`` candidates with ``eligible`` seats,
     in the order the module's docstring gives."""
@@ -93,8 +105,10 @@ def tally(stage: VoteStage, ballots: list[dict], size: int, eligible: int) -> Co
         return Count(UNPARSABLE, points)
     if stage.quorum is not None and Fraction(len(cast), eligible) < exact_share(stage.quorum):
         return Count("no_quorum", points)
+    support = named_by(cast, size)
+    needed = max(stage.min_yes or 1, 1)
     ranked = sorted(range(size), key=lambda i: -points[i])  # stable: slate order among equals
-    standing = [i for i in ranked if stage.min_yes is None or points[i] >= stage.min_yes]
+    standing = [i for i in ranked if support[i] >= needed]
     k = stage.choose
     if len(standing) < k:
         return Count("fail", points)
