@@ -373,15 +373,23 @@ class VoteStage(StageBase):
         None, description="the office (a role with office:) the winners of a choice vote hold"
     )
 
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_above_half(cls, threshold: float | str | None) -> float | str | None:
+        if threshold is not None and not Fraction(1, 2) < exact_share(threshold) <= 1:
+            raise ValueError("a threshold is a share above one half, at most 1 (e.g. 2/3)")
+        return threshold
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum_is_a_share(cls, quorum: float | str | None) -> float | str | None:
+        if quorum is not None and not 0 < exact_share(quorum) <= 1:
+            raise ValueError("a quorum is a share above 0, at most 1 (e.g. 0.5 or 21/41)")
+        return quorum
+
     @model_validator(mode="after")
     def _rule_fields_agree(self) -> VoteStage:
         choice = self.rule in CHOICE_RULES
-        if self.threshold is not None:
-            share = exact_share(self.threshold)
-            if not Fraction(1, 2) < share <= 1:
-                raise ValueError("a threshold is a share above one half, at most 1 (e.g. 2/3)")
-        if self.quorum is not None and not 0 < exact_share(self.quorum) <= 1:
-            raise ValueError("a quorum is a share above 0, at most 1 (e.g. 0.5 or 21/41)")
         if self.rule == "supermajority" and self.threshold is None:
             raise ValueError("a supermajority vote needs a threshold, e.g. threshold: 2/3")
         if self.rule not in ("supermajority", "weighted") and self.threshold is not None:
@@ -573,13 +581,19 @@ class Oversight(SpecModel):
         "no longer consulted on that item",
     )
 
-    @model_validator(mode="after")
-    def _rate_is_a_share(self) -> Oversight:
-        if not 0 < exact_share(self.rate) <= 1:
+    @field_validator("rate")
+    @classmethod
+    def _rate_is_a_share(cls, rate: float | str) -> float | str:
+        if not 0 < exact_share(rate) <= 1:
             raise ValueError("rate is a share above 0, at most 1 (e.g. 0.2 or 1/5)")
-        if UPHOLD in self.interventions:
+        return rate
+
+    @field_validator("interventions")
+    @classmethod
+    def _uphold_is_reserved(cls, interventions: dict[str, str]) -> dict[str, str]:
+        if UPHOLD in interventions:
             raise ValueError("'uphold' is the overseer's word for not intervening")
-        return self
+        return interventions
 
 
 class Institution(SpecModel):
