@@ -18,10 +18,28 @@ TRACES = {
         "solve solve done",
         "no_answer",  # both answers unparsable: the item completed with no answer
     ),
+    "qin_han_first_edition": (
+        "institutions/first_edition/qin_han.yaml",
+        {},
+        "decree plan dispatch execution censorate reported",
+        "completed",
+    ),
     "qin_han": (
         "institutions/qin_han.yaml",
         {},
-        "decree plan dispatch execution censorate reported",
+        "decree plan dispatch execution reported",
+        "completed",
+    ),
+    "qin_han_censor_impeaches_the_dispatch": (
+        "institutions/qin_han.yaml",
+        {"oversee dispatch": ["impeach"]},
+        "decree plan dispatch plan dispatch execution reported",
+        "completed",
+    ),
+    "qin_han_censor_impeaches_once_per_item": (
+        "institutions/qin_han.yaml",
+        {"oversee plan": ["impeach"], "oversee dispatch": ["impeach"]},
+        "decree plan plan dispatch execution reported",
         "completed",
     ),
     "mongol": (
@@ -48,22 +66,88 @@ TRACES = {
         "draft review draft review draft review dispatch ministries reconcile promulgated",
         "completed",
     ),
-    "athens_vote_fails_quorum": (
-        "institutions/athens.yaml",
+    "athens_first_edition_vote_fails_quorum": (
+        "institutions/first_edition/athens.yaml",
         {"assembly": [{"*": "?", "citizen#1": "yes", "citizen#2": "yes"}, YES]},
         "probouleuma assembly probouleuma assembly court execution decreed",
         "completed",
     ),
-    "athens_court_strikes_down": (
-        "institutions/athens.yaml",
+    "athens_first_edition_court_strikes_down": (
+        "institutions/first_edition/athens.yaml",
         {"court": ["reject", "approve"]},
         "probouleuma assembly court probouleuma assembly court execution decreed",
+        "completed",
+    ),
+    "athens_first_edition_proposals_run_out": (
+        "institutions/first_edition/athens.yaml",
+        {"assembly": [NO]},
+        "probouleuma assembly probouleuma assembly probouleuma assembly no_decree",
+        "rejected",
+    ),
+    "athens": (
+        "institutions/athens.yaml",
+        {},
+        "council_in_office sortition probouleuma assembly jury_by_lot court execution decreed",
+        "completed",
+    ),
+    "athens_jury_by_lot_strikes_down": (
+        "institutions/athens.yaml",
+        {"court": [NO, YES]},
+        "council_in_office sortition probouleuma assembly jury_by_lot court probouleuma "
+        "assembly jury_by_lot court execution decreed",
         "completed",
     ),
     "athens_proposals_run_out": (
         "institutions/athens.yaml",
         {"assembly": [NO]},
-        "probouleuma assembly probouleuma assembly probouleuma assembly no_decree",
+        "council_in_office sortition probouleuma assembly probouleuma assembly probouleuma "
+        "assembly no_decree",
+        "rejected",
+    ),
+    "venice_elects_a_doge_in_ten_rounds": (
+        "institutions/venice.yaml",
+        {},
+        "doge_in_office lot_30 lot_9 stand_40 elect_40 lot_12 stand_25 elect_25 lot_9_again "
+        "stand_45 elect_45 lot_11 stand_41 elect_41 stand_doge elect_doge signoria senate "
+        "enactment decreed",
+        "completed",
+    ),
+    "venice_ten_annul_the_doge_s_proposal": (
+        "institutions/venice.yaml",
+        {"oversee signoria": ["annul"]},
+        "doge_in_office lot_30 lot_9 stand_40 elect_40 lot_12 stand_25 elect_25 lot_9_again "
+        "stand_45 elect_45 lot_11 stand_41 elect_41 stand_doge elect_doge signoria revision "
+        "senate enactment decreed",
+        "completed",
+    ),
+    "venice_forty_not_elected_interregnum": (
+        "institutions/venice.yaml",
+        {"elect_40": [{"*": "1, 2, 3"}]},  # three candidates reach 7 votes, not forty
+        "doge_in_office lot_30 lot_9 stand_40 elect_40 interregnum senate enactment decreed",
+        "completed",
+    ),
+    "sejm": (
+        "institutions/sejm.yaml",
+        {},
+        "proposition sejm constitution enacted",
+        "completed",
+    ),
+    "sejm_liberum_veto_then_confederation": (
+        "institutions/sejm.yaml",
+        {"sejm": [{"*": "yes", "envoy#3": "no"}]},
+        "proposition sejm confederation constitution enacted",
+        "completed",
+    ),
+    "sejm_ordinary_defeat_is_no_veto": (
+        "institutions/sejm.yaml",
+        {"sejm": [{"*": "abstain", "senator#1": "no", "senator#2": "no", "envoy#1": "yes"}]},
+        "proposition sejm proposition sejm proposition sejm nothing_enacted",
+        "rejected",
+    ),
+    "sejm_malformed_ballots_are_no_veto": (
+        "institutions/sejm.yaml",
+        {"sejm": [{"*": "?"}]},
+        "proposition sejm proposition sejm proposition sejm nothing_enacted",
         "rejected",
     ),
     "us_veto_and_override": (
@@ -135,8 +219,12 @@ def test_golden_trace(spec: str, script: dict, path: str, outcome: str) -> None:
 
 
 def test_every_shipped_institution_has_a_golden_trace() -> None:
-    covered = {spec.split("/")[-1].removesuffix(".yaml") for spec, *_ in TRACES.values()}
+    covered = {spec.removesuffix(".yaml").split("/", 1)[1] for spec, *_ in TRACES.values()}
     assert covered == {
+        "first_edition/athens",
+        "first_edition/qin_han",
+        "venice",
+        "sejm",
         "bare",
         "qin_han",
         "mongol",

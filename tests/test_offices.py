@@ -402,3 +402,17 @@ def test_an_item_that_ends_without_filling_the_office_hands_the_filling_on(
 
     assert asyncio.run(waiting()) is False  # i2 now fills it: the office is not held
     assert controller.offices.filling == {"doge": "i2"}
+
+
+def test_an_item_keeps_the_holders_it_found_when_the_term_ends_meanwhile(project: Path) -> None:
+    """Item i1 found the office held; item i2 ends and the term with it. i1's business is
+    finished by the holder it found, while the next item to ask finds the office vacant."""
+    controller = Controller(venice(project, term=1), ledger=MemoryLedger())
+    controller.fill_office("i0", "doge", ["council#3"], "elect")
+    assert asyncio.run(controller.office_stage("i1", "doge")) is True
+    controller.end_item("i2", "completed")  # the one-item term is over
+    assert not controller.office_held("doge")
+    assert controller.actor_for("i1", "govern", "doge") == "council#3"
+    assert controller.actor_for("i3", "govern", "doge") is None  # vacant for anyone else
+    controller.end_item("i1", "completed")
+    assert controller.actor_for("i1", "govern", "doge") is None  # the binding ended with i1

@@ -188,6 +188,7 @@ class Controller:
         in flight filled it first, the choice is recorded as not applied (False)."""
         tenure = Tenure([self._holder[s] for s in seats], list(seats), stage, item, self.clock)
         applied = self.offices.fill(office, tenure)
+        self.offices.bind(office, item)
         self._log_office(
             "chosen" if applied else "not_applied",
             office,
@@ -207,12 +208,13 @@ class Controller:
         at a time, and the others wait for its choice rather than elect again."""
         while (must_fill := self.offices.claim(office, item)) is None:
             await self.offices.settled(office)
+        self.offices.bind(office, item)
         return not must_fill
 
     def _office_actor(self, item: str, stage: str, office: str) -> str | None:
         """The first holder who may act, else another holder as stand-in; a vacant office
         has nobody to act for it."""
-        holders = self.offices.holders(office)
+        holders = self.offices.holders(office, item)
         if not holders:
             self.ledger.append(
                 "transition",
@@ -230,13 +232,13 @@ class Controller:
             return None
         if self.may_act(holders[0]):
             return holders[0]
-        stand_in = self._office_stand_in(office, holders[0])
+        stand_in = self._office_stand_in(office, holders[0], item)
         self._log_block(item, stage, holders[0], stand_in)
         return stand_in
 
-    def _office_stand_in(self, office: str, agent: str) -> str | None:
+    def _office_stand_in(self, office: str, agent: str, item: str) -> str | None:
         """Another holder of the office who may act: an office's stand-in is one of its own."""
-        holders = self.offices.holders(office)
+        holders = self.offices.holders(office, item)
         return next((a for a in holders if a != agent and self.may_act(a)), None)
 
     def _office_of(self, stage: Any) -> str | None:
@@ -330,7 +332,7 @@ class Controller:
         actor_ok = actor is None or (
             (
                 actor.split("#")[0] in self._roles_of(spec)
-                or (office is not None and actor in self.offices.holders(office))
+                or (office is not None and actor in self.offices.holders(office, item))
             )
             and self.may_act(actor)
         )
@@ -369,7 +371,7 @@ class Controller:
             and edge_ok
             and blocks < MAX_BLOCKS
             and (
-                self._office_stand_in(office, actor)
+                self._office_stand_in(office, actor, item)
                 if office is not None
                 else self._stand_in(actor.split("#")[0], actor.split("~")[0])
             )

@@ -45,6 +45,7 @@ class OfficeBook:
         # office -> the item now filling it, and what the other items in flight wait on: with
         # several items in flight, a vacant office is filled by one election, not by each
         self.filling: dict[str, str] = {}
+        self.bound: dict[str, dict[str, list[str]]] = {}  # item in flight -> office -> holders
         self._settled: dict[str, asyncio.Event] = {}
 
     def claim(self, office: str, item: str) -> bool | None:
@@ -68,16 +69,30 @@ class OfficeBook:
             event.set()
 
     def release_item(self, item: str) -> None:
-        """An item ended: any office it was filling (and did not fill) is free to fill."""
+        """An item ended: any office it was filling (and did not fill) is free to fill, and
+        the holders it found are no longer its own."""
+        self.bound.pop(item, None)
         for office in [o for o, filler in self.filling.items() if filler == item]:
             self.release(office)
 
     def is_office(self, role: str) -> bool:
         return role in self.terms
 
-    def holders(self, office: str) -> list[str]:
+    def holders(self, office: str, item: str | None = None) -> list[str]:
+        """The office's holders: those ``item`` found in office, if it has found some (an
+        item keeps them to its end, so a term that ends meanwhile does not leave it without
+        a magistrate halfway), else the current ones."""
+        bound = self.bound.get(item, {}).get(office) if item is not None else None
+        if bound is not None:
+            return list(bound)
         tenure = self.tenures.get(office)
         return list(tenure.holders) if tenure is not None else []
+
+    def bind(self, office: str, item: str) -> None:
+        """``item`` has found ``office`` held (or filled it): its holders act for that item."""
+        tenure = self.tenures.get(office)
+        if tenure is not None:
+            self.bound.setdefault(item, {})[office] = list(tenure.holders)
 
     def fill(self, office: str, tenure: Tenure) -> bool:
         """Seat ``tenure`` in a vacant office; False (nothing changes) if it is held."""

@@ -55,7 +55,8 @@ def fingerprint(institution: Institution) -> Fingerprint:
     shortest, longest = _happy_path_calls(institution, multi)
     return Fingerprint(
         roles=len(institution.roles),
-        agents=sum(r.seats for r in institution.roles),
+        # an office's seats are held by agents of other roles: they are not agents again
+        agents=sum(r.seats for r in institution.roles if r.office is None),
         stages=len(institution.stages),
         gates=sum(s.kind in ("review", "vote") for s in institution.stages),
         branches=sum(simple.out_degree(n) >= 2 for n in simple.nodes),
