@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import re
 import shlex
@@ -14,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from govern.cli import build_parser
-from tests.conftest import ROOT, spec_errors, write
+from tests.conftest import ROOT, TEST_KEYS, spec_errors, write
 
 README = (ROOT / "README.md").read_text()
 YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
@@ -159,3 +161,83 @@ def test_after_activating_the_venv_govern_is_on_the_path() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("govern ")
+
+
+# The second edition's example: one complete institution, the excerpts that explain it
+# (each checked against it), and a manifest fragment for it.
+
+EXCERPT = "# excerpt of the small republic above\n"
+MANIFEST_FRAGMENT = "# in a manifest of the small republic above\n"
+
+
+def _republic() -> str:
+    return next(b for b in YAML_BLOCKS if "\nid: small_republic\n" in "\n" + b)
+
+
+def _contained(part: object, whole: object) -> bool:
+    """Whether ``part`` says nothing ``whole`` does not: mappings key by key, a list of
+    mappings item by item (each within some item of the whole), anything else equal."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(
+            key in whole and _contained(value, whole[key]) for key, value in part.items()
+        )
+    if isinstance(part, list) and part and all(isinstance(p, dict) for p in part):
+        return isinstance(whole, list) and all(any(_contained(p, w) for w in whole) for p in part)
+    return part == whole
+
+
+def test_every_complete_institution_in_the_readme_validates(project: Path) -> None:
+    institutions = [b for b in YAML_BLOCKS if "\nstages:" in b and "pattern:" in b]
+    assert len(institutions) >= 2
+    for n, text in enumerate(institutions):
+        path = write(project / "institutions", f"example_{n}.yaml", text)
+        assert spec_errors(path) == [], text.splitlines()[0]
+
+
+EXCERPTS = [b for b in YAML_BLOCKS if b.startswith(EXCERPT)]
+
+
+@pytest.mark.parametrize("excerpt", EXCERPTS, ids=lambda b: b.splitlines()[1].strip())
+def test_each_excerpt_is_part_of_the_small_republic(excerpt: str) -> None:
+    republic = yaml.safe_load(_republic())
+    part = yaml.safe_load(excerpt)
+    where = [republic] if isinstance(part, dict) else [republic["roles"], republic["stages"]]
+    assert any(_contained(part, whole) for whole in where), excerpt
+
+
+def test_the_readme_explains_each_construct_by_excerpts() -> None:
+    assert len(EXCERPTS) >= 8
+
+
+def test_the_manifest_fragment_validates_for_the_small_republic(project: Path) -> None:
+    fragments = [b for b in YAML_BLOCKS if b.startswith(MANIFEST_FRAGMENT)]
+    assert fragments
+    write(project / "institutions", "republic.yaml", _republic())
+    for n, fragment in enumerate(fragments):
+        manifest = f"id: republic_{n}\ninstitution: ../institutions/republic.yaml\n{fragment}"
+        assert spec_errors(write(project / "manifests", f"m{n}.yaml", manifest)) == []
+
+
+def test_the_small_republic_runs_as_the_readme_tells(project: Path, cli) -> None:
+    """Elected on the first item, the magistrate holds the office for five finished items
+    (the items between go straight to the proposal), then it is elected again; the audit
+    redoes the draws."""
+    path = write(project / "institutions", "republic.yaml", _republic())
+    out = project / "run"
+    data = str(ROOT / "tasks" / "gsm8k_sample.jsonl")
+    args = ("run", str(path), "--task", "gsm8k", "--limit", "6", "--concurrency", "1")
+    ran = cli(*args, "--data", data, "--out", str(out), home=project, **TEST_KEYS)
+    assert ran.returncode == 0, ran.stderr
+    results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    paths = [r["path"] for r in sorted(results, key=lambda r: r["id"])]
+    elected, held = ["office_check", "sortition"], ["office_check", "proposal"]
+    assert [p[:2] for p in paths] == [elected, held, held, held, held, elected]
+    entries = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    offices = [e["body"] for e in entries if e["kind"] == "office"]
+    assert [(o["event"], o.get("by"), o["term"]) for o in offices[:2]] == [
+        ("chosen", "election", 5),
+        ("term_ended", None, 5),
+    ]
+    assert any(e["kind"] == "oversight" for e in entries)
+    audited = cli("audit", str(out), home=project, **TEST_KEYS)
+    assert audited.returncode == 0, audited.stdout
