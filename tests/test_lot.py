@@ -382,9 +382,10 @@ def test_audit_redoes_the_draws(cli, lot_run: Path, tmp_path: Path) -> None:
     assert "lots: 6 draws redone from the run's seed, each as recorded" in result.stdout
 
 
-def forge(run: Path, folder: Path, change: dict[str, Any]) -> tuple[Path, int]:
-    """The run rewritten by a holder of its keys, the first lot's body changed: every MAC,
-    the chain, the seals and ledger.head are genuine. Returns the folder and the lot's seq."""
+def forge(run: Path, folder: Path, change: dict[str, Any], kind: str = "lot") -> tuple[Path, int]:
+    """The run rewritten by a holder of its keys, the body of the first entry of ``kind``
+    changed: every MAC, the chain, the seals and ledger.head are genuine. Returns the folder
+    and the changed entry's seq."""
     forged = Path(shutil.copytree(run, folder / "forged"))
     (forged / "ledger.jsonl").unlink()
     (forged / "ledger.head").unlink()
@@ -393,7 +394,7 @@ def forge(run: Path, folder: Path, change: dict[str, Any]) -> tuple[Path, int]:
     ring = keyring_from_secrets(TEST_KEY, TEST_SEAL_KEY, "test")
     header = entries[0]
     writer = LedgerWriter.create(forged / "ledger.jsonl", ring, header["run"], header["body"])
-    target = next(e["seq"] for e in entries if e["kind"] == "lot")
+    target = next(e["seq"] for e in entries if e["kind"] == kind)
     for entry in entries[1:-1]:
         body = {**entry["body"], **change} if entry["seq"] == target else entry["body"]
         assert writer.append(entry["kind"], entry["actor"], body) == entry["seq"]

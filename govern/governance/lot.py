@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from govern.ledger.format import parse
+from govern.governance.draws import is_counting, is_seats, is_text, is_whole, redo, unsound
 from govern.spec.digest import canonical_json
 
 METHOD = "sha256-rank/1"
@@ -50,37 +50,25 @@ def draw(seed: int, item: str, stage: str, visit: int, pool: list[str], k: int) 
     return sorted(seats, key=lambda seat: seat_key(seed, item, stage, visit, seat))[:k]
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _seats(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(seat, str) for seat in value)
+SHAPES = {
+    "item": is_text,
+    "stage": is_text,
+    "visit": is_counting,
+    "seed": is_whole,
+    "pool": is_seats,
+    "draw": is_counting,
+    "drawn": is_seats,
+}
 
 
 def recheck(seq: int, body: Any, run_seed: Any) -> str | None:
     """Why the ``lot`` entry ``seq`` does not follow from the run's seed (the header's), or
     None when the draw recomputes. The seats are drawn again from the recorded pool; the
     seed the entry names is compared with the run's, never used."""
+    problem = unsound(seq, "lot", body, METHOD, SHAPES, run_seed)
+    if problem is not None:
+        return problem
     where = f"entry {seq}"
-    if not isinstance(body, dict):
-        return f"{where}: the lot entry has no body"
-    if body.get("method") != METHOD:
-        return f"{where}: the lot names method {body.get('method')!r}, which is not {METHOD}"
-    shapes = {
-        "item": isinstance(body.get("item"), str),
-        "stage": isinstance(body.get("stage"), str),
-        "visit": _whole(body.get("visit")) and body["visit"] >= 1,
-        "seed": _whole(body.get("seed")),
-        "pool": _seats(body.get("pool")),
-        "draw": _whole(body.get("draw")) and body["draw"] >= 1,
-        "drawn": _seats(body.get("drawn")),
-    }
-    bad = [name for name, ok in shapes.items() if not ok]
-    if bad:
-        return f"{where}: the lot entry's {', '.join(bad)} is missing or malformed"
-    if not _whole(run_seed):
-        return f"{where}: a lot was drawn, but the ledger's header records no run seed"
     if body["seed"] != run_seed:
         return f"{where}: the lot names seed {body['seed']}, but the run's seed is {run_seed}"
     expected = draw(
@@ -102,16 +90,5 @@ def _listed(seats: list[str]) -> str:
 def check_lots(lines: list[bytes], kinds: list[bytes]) -> tuple[int, list[str]]:
     """Redo every draw in the verified entries ``lines`` (whose kinds the verifier read)
     from the ledger alone: (lots found, why each one that does not recompute fails)."""
-    seqs = [seq for seq, kind in enumerate(kinds) if kind == b"lot"]
-    if not seqs:
-        return 0, []
-    header = parse(lines[0]) or {}
-    config = (header.get("body") or {}).get("config") if header.get("kind") == "header" else None
-    run_seed = config.get("seed") if isinstance(config, dict) else None
-    problems = []
-    for seq in seqs:
-        entry = parse(lines[seq]) or {}
-        problem = recheck(seq, entry.get("body"), run_seed)
-        if problem is not None:
-            problems.append(problem)
-    return len(seqs), problems
+    redone = redo(lines, kinds, b"lot", recheck)
+    return len(redone.bodies), redone.problems

@@ -17,6 +17,7 @@ from typing import Any
 
 from govern.files import read_regular
 from govern.governance.lot import check_lots
+from govern.governance.oversight import check_oversight
 from govern.ledger.binding import check_binding
 from govern.ledger.explain import as_dicts, render, timeline
 from govern.ledger.keys import (
@@ -168,7 +169,7 @@ def audit(
         result.intact = result.intact and not binding.problems
         seal = latest_seal(lines[: report.entries])
         result.head = head_of(seal) if seal else None
-    _check_lots(report.lines[: report.entries], report.kinds, result)
+    _check_draws(report.lines[: report.entries], report.kinds, result)
     if explain:
         stories = timeline(report.lines[: report.entries])
         result.report["agents"] = as_dicts(stories)
@@ -180,18 +181,44 @@ def audit(
     return result
 
 
-def _check_lots(lines: list[bytes], kinds: list[bytes], result: AuditResult) -> None:
-    """Redo every draw by lot from the ledger alone: one that does not follow from the run's
-    seed and its pool fails the audit, whoever holds the keys that signed it."""
+def _check_draws(lines: list[bytes], kinds: list[bytes], result: AuditResult) -> None:
+    """Redo every draw by lot and every oversight draw from the ledger alone: one that does
+    not follow from the run's seed fails the audit, whoever holds the keys that signed it.
+    (An oversight draw is redone at the rate it records; see ``oversight.recheck`` for why
+    that rate is not checked against the institution here.)"""
     lots, problems = check_lots(lines, kinds)
-    if not lots:
+    _report_draws(
+        result,
+        "lots",
+        {"checked": lots, "problems": problems},
+        failed="a draw by lot does not follow from the run's seed",
+        done=f"{lots} draws redone from the run's seed, each as recorded",
+    )
+    coverage = check_oversight(lines, kinds)
+    _report_draws(
+        result,
+        "oversight",
+        {"checked": coverage.draws, "examined": coverage.examined, "problems": coverage.problems},
+        failed="an oversight draw does not follow from the run's seed",
+        done=f"{coverage.draws} draws redone from the run's seed, each as recorded; "
+        f"{coverage.examined} examined a transition, {coverage.draws - coverage.examined} "
+        "did not",
+    )
+
+
+def _report_draws(
+    result: AuditResult, section: str, report: dict[str, Any], *, failed: str, done: str
+) -> None:
+    """Add one kind of draw to the audit (nothing when the ledger has none of them)."""
+    if not report["checked"]:
         return
-    result.report["lots"] = {"checked": lots, "problems": problems}
+    result.report[section] = report
+    problems = report["problems"]
     if problems:
-        result.text.insert(0, "NOT INTACT: a draw by lot does not follow from the run's seed")
-        result.text += [f"lots: {problem}" for problem in problems]
+        result.text.insert(0, f"NOT INTACT: {failed}")
+        result.text += [f"{section}: {problem}" for problem in problems]
     else:
-        result.text.append(f"lots: {lots} draws redone from the run's seed, each as recorded")
+        result.text.append(f"{section}: {done}")
     result.intact = result.intact and not problems
 
 
