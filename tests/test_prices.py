@@ -9,10 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from govern.run.runner import execute
+from govern.run.runner import RunRequest, execute, prepare
+from govern.spec.checks import load_checked
 from govern.spec.errors import SpecInvalid
+from govern.tasks.gsm8k import SAMPLE
 from tests.conftest import ROOT, spec_errors, write
-from tests.test_litellm_client import USAGE, FakeServer, server  # noqa: F401 - the fixture
+from tests.test_litellm_client import (  # noqa: F401 - the server fixture
+    USAGE,
+    FakeServer,
+    Reply,
+    completion,
+    server,
+)
 from tests.test_sampling import prepared_against, turns
 
 PRICED = """\
@@ -108,3 +116,48 @@ def test_a_prices_file_outside_the_project_is_refused(priced: Path) -> None:
     priced.write_text(EXPERIMENT.replace("prices.yaml", "../prices.yaml"))
     (error,) = spec_errors(priced)
     assert "points outside the project folder" in error.message and error.line == 7
+
+
+SEATED = """\
+id: seated
+name: Two solvers on models of their own
+era: none
+pattern: pipeline
+history: The first seat answers on a priced model; the second, on the simulator, waits.
+roles:
+  - id: solver
+    title: Solver
+    seats: 2
+    models: [openai/priced-model, sim/strong]
+    instructions: Solve the problem step by step and state one final answer.
+entry: solve
+stages:
+  - id: solve
+    kind: execute
+    role: solver
+    purpose: Solve the task and state the final answer.
+    next: {done: done, unparsable: done}
+  - id: done
+    kind: terminal
+"""
+
+
+def test_a_seats_own_model_takes_its_price_in_an_experiment(
+    priced: Path,
+    server: FakeServer,  # noqa: F811
+) -> None:
+    write(priced.parent / "institutions", "seated.yaml", SEATED)
+    priced.write_text(EXPERIMENT.replace("bare.yaml", "seated.yaml").replace(", sim/weak", ""))
+    write(priced.parent, "prices.yaml", "openai/priced-model: {input: 2.5, output: 10}\n")
+    [cell] = load_checked(priced).cells  # type: ignore[union-attr]
+    assert cell.manifest.models.prices["openai/priced-model"].input == 2.5
+    server.script = [Reply(body=completion("It comes to 18.\n#### 18"))] * 4
+    folder = priced.parent / "run"
+    request = RunRequest(
+        priced, cell=cell.id, limit=1, concurrency=1, out=folder, data=SAMPLE, api_base=server.url
+    )
+    summary = asyncio.run(execute(prepare(request)))
+    per_call = (USAGE["prompt_tokens"] * 2.5 + USAGE["completion_tokens"] * 10) / 1_000_000
+    calls = turns(folder)
+    assert [c["model"] for c in calls] == ["openai/priced-model"]
+    assert summary.cost == pytest.approx(per_call, abs=1e-6)

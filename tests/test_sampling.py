@@ -15,12 +15,17 @@ from hypothesis import strategies as st
 from govern.engine.context import DEFAULT_MAX_TOKENS
 from govern.engine.seeds import SEED_BITS, call_seed
 from govern.ledger.audit import audit
+from govern.models.base import ModelRequest, ModelResponse
 from govern.models.router import ModelRouter
+from govern.models.sim.client import SimClient
+from govern.models.sim.params import PRESETS
 from govern.run.runner import RunRequest, execute, prepare
+from govern.spec.checks import checked_institution, load_checked
 from govern.spec.errors import SpecInvalid
 from govern.spec.models import ModelChoice, Sampling, SamplingPolicy
 from govern.tasks.gsm8k import SAMPLE
 from tests.conftest import ROOT, run_cli, spec_errors, write
+from tests.engine_harness import run_item
 from tests.test_litellm_client import (  # the loopback server and its replies
     FakeServer,
     Reply,
@@ -28,6 +33,7 @@ from tests.test_litellm_client import (  # the loopback server and its replies
     error,
     server,  # noqa: F401
 )
+from tests.test_slates import SENATE as TEST_SLATES_SENATE
 
 SENATE = (ROOT / "manifests" / "senate.yaml").read_text()
 
@@ -382,3 +388,39 @@ def test_each_failed_seat_of_a_body_is_counted_once(
     assert record["outcome"] == "error" and failed_seats >= 1
     assert record["failed_attempts"] == len(server.raw)
     assert record["calls"] == len(record["turns"]) + failed_seats
+
+
+class Recorder(SimClient):
+    """The simulator, keeping every request it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(PRESETS["medium"])
+        self.requests: list[ModelRequest] = []
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        self.requests.append(request)
+        return await super().complete(request)
+
+
+OVERSEEN_SENATE = TEST_SLATES_SENATE.replace(
+    "  - {id: elder,",
+    "  - {id: censor, title: Censor, instructions: Intervene only when it is wrong.}\n"
+    "  - {id: elder,",
+) + (
+    "oversight:\n  - {role: censor, watches: [elect], rate: 1, interventions: {annul: nominate}}\n"
+)
+
+
+def test_ballots_among_candidates_and_oversight_have_their_own_default_max_tokens(
+    tmp_path: Path,
+) -> None:
+    """An elector names candidates on a line or two, as a voter does; an overseer gives its
+    reasons, as a reviewer does."""
+    assert (DEFAULT_MAX_TOKENS["elect"], DEFAULT_MAX_TOKENS["oversee"]) == (256, 512)
+    institution = checked_institution(load_checked(write(tmp_path, "senate.yaml", OVERSEEN_SENATE)))
+    client = Recorder()
+    state = run_item(institution, client, gold="7")
+    sent = {(r.oracle.act, r.max_tokens) for r in client.requests}
+    assert {act for act, _ in sent} >= {"solve", "elect", "oversee"}
+    assert sent == {(act, DEFAULT_MAX_TOKENS[act]) for act, _ in sent}
+    assert {(t["act"], t["max_tokens"]) for t in state["turns"]} == sent

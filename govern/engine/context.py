@@ -7,19 +7,28 @@ models, task, seed and budgets arrive here, so one compiled graph serves any run
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from govern.engine.formats import parse_ballot
 from govern.engine.seeds import call_seed
 from govern.governance.controller import Controller
 from govern.models.base import Message, ModelRequest, ModelResponse, Oracle
 from govern.models.router import ModelRouter
-from govern.spec.models import Budgets, Institution, Parsing, Sampling, SamplingPolicy
+from govern.spec.models import Budgets, Institution, ModelChoice, Parsing, Sampling, SamplingPolicy
 from govern.tasks.base import Task
 
 # The most tokens an output may have when the manifest sets none: an answer needs room for
-# its working, a review for its reasons, a ballot for a line or two.
-DEFAULT_MAX_TOKENS = {"solve": 1024, "revise": 1024, "integrate": 1024, "review": 512, "vote": 256}
+# its working, a review (or an overseer's examination) for its reasons, a ballot (on a
+# motion, or naming candidates) for a line or two.
+DEFAULT_MAX_TOKENS = {
+    "solve": 1024,
+    "revise": 1024,
+    "integrate": 1024,
+    "review": 512,
+    "oversee": 512,
+    "vote": 256,
+    "elect": 256,
+}
 
 
 @dataclass(frozen=True)
@@ -146,13 +155,26 @@ class RunContext:
         )
 
 
+class Assignment(NamedTuple):
+    """Which model each role runs on (``roles``), and each seat of a mixed body (``seats``)."""
+
+    roles: dict[str, str]
+    seats: dict[str, str]
+
+    @property
+    def used(self) -> set[str]:
+        """Every model the run uses, its seats' own included: what its prices, cache,
+        endpoints and simulated label are worked out from."""
+        return {*self.roles.values(), *self.seats.values()}
+
+
 def assign_models(
     institution: Institution,
     default: str,
     manifest_roles: dict[str, str],
     cli_roles: dict[str, str] | None = None,
     manifest_seats: dict[str, list[str]] | None = None,
-) -> tuple[dict[str, str], dict[str, str]]:
+) -> Assignment:
     """(role -> model, seat -> model): --role-model (the whole role), then the manifest's
     seats, the manifest's roles, the role's own models or model, the default. A role whose
     seats have models of their own is in the second mapping, seat by seat; any other, in
@@ -168,4 +190,10 @@ def assign_models(
             seats.update((f"{role.id}#{n}", model) for n, model in enumerate(per_seat, 1))
         else:
             roles[role.id] = manifest_roles.get(role.id) or role.model or default
-    return roles, seats
+    return Assignment(roles, seats)
+
+
+def models_used(institution: Institution, choice: ModelChoice) -> set[str]:
+    """Every model a run of ``institution`` under a manifest's ``choice`` uses (no command
+    line overrides: an experiment's cells are run as their manifests say)."""
+    return assign_models(institution, choice.default, choice.roles, {}, choice.seats).used

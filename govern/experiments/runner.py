@@ -275,14 +275,9 @@ def _cell_digest(cell: Cell, items: list[TaskItem]) -> str:
 
 
 def _models_of(cell: Cell) -> set[str]:
-    from govern.engine.context import assign_models
+    from govern.engine.context import models_used
 
-    manifest = cell.manifest
-    choice = manifest.models
-    roles, seats = assign_models(
-        manifest.institution, choice.default, choice.roles, {}, choice.seats
-    )
-    return {*roles.values(), *seats.values()}
+    return models_used(cell.manifest.institution, cell.manifest.models)
 
 
 def _make_folder(folder: Path, force_new: bool) -> tuple[list[str], int]:

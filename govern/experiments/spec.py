@@ -333,6 +333,8 @@ def _cell_manifest(
 ) -> LoadedManifest:
     """The base's manifest with the experiment's settings, and a source whose positions point
     each setting at the line that gave it (the experiment file's, or the base's)."""
+    from govern.engine.context import models_used  # the engine loads only to run
+
     exp, source = loaded.experiment, loaded.source
     if isinstance(base, LoadedManifest):
         manifest, inst = base.manifest, base.institution
@@ -344,7 +346,7 @@ def _cell_manifest(
         inst = base
         values, keys, kept = {(): source.value_position(("institutions", index))}, {}, {}
     models = choice.choice()
-    used = {models.default, *models.roles.values()}
+    used = models_used(manifest.institution, models)  # its seats' models too
     prices = {m: price for m, price in loaded.prices.items() if m in used}
     update: dict[str, Any] = {
         "models": models.model_copy(update={"prices": {**prices, **models.prices}}),

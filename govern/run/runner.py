@@ -131,14 +131,14 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         raise RunSetupError(
             f"--role-model names no role of {institution.id}: {', '.join(sorted(unknown_roles))}"
         )
-    role_models, seat_models = assign_models(
+    assigned = assign_models(
         institution,
         request.model or manifest.models.default,
         manifest.models.roles,
         request.role_models,
         manifest.models.seats,
     )
-    used = {*role_models.values(), *seat_models.values()}
+    role_models, seat_models, used = assigned.roles, assigned.seats, assigned.used
     router = router or ModelRouter(
         simulator=manifest.simulator,
         api_base=request.api_base or manifest.models.api_base,
