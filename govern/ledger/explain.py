@@ -17,9 +17,11 @@ class AgentStory:
     applied: int = 0
     blocked: int = 0
     stages: Counter = field(default_factory=Counter)
-    events: list[str] = field(default_factory=list)  # findings, sanctions, restorations
+    events: list[str] = field(default_factory=list)  # findings, sanctions, offices held
     stood_in: Counter = field(default_factory=Counter)  # (stage, stand-in) -> times
     first_stand_in: dict[tuple[str, str], int] = field(default_factory=dict)
+    drawn: Counter = field(default_factory=Counter)  # lot stage -> times drawn in it
+    first_drawn: dict[str, int] = field(default_factory=dict)
     state: str | None = None
 
 
@@ -27,6 +29,7 @@ def timeline(lines: list[bytes]) -> list[AgentStory]:
     """Stories of every agent named in the (verified) ledger lines, in order of first
     appearance; an entry not shaped as govern writes it ends the story there."""
     stories: dict[str, AgentStory] = {}
+    holders: dict[str, str] = {}  # seat -> its agent, where a replacement took it
 
     def story(agent: str) -> AgentStory:
         return stories.setdefault(agent, AgentStory(agent))
@@ -34,13 +37,13 @@ def timeline(lines: list[bytes]) -> list[AgentStory]:
     for line in lines:
         entry = parse(line)
         try:
-            _add(entry, story)
+            _add(entry, story, holders)
         except (KeyError, TypeError, AttributeError, ValueError):
             break
     return list(stories.values())
 
 
-def _add(entry: dict[str, Any], story) -> None:
+def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
     kind, body, seq = entry["kind"], entry["body"], entry["seq"]
     item = body.get("item")
     where = f"#{seq}" + (f" {item}" if item else "")
@@ -67,7 +70,17 @@ def _add(entry: dict[str, Any], story) -> None:
         story(body["subject"]).events.append(
             f"{where} finding {body['predicate']}: {body['detail']} [{body['rule']}]"
         )
+    elif kind == "lot":  # the seats drawn, told in the stories of the agents seated in them
+        for seat in body["drawn"]:
+            who = story(holders.get(seat, seat))
+            who.drawn[body["stage"]] += 1
+            who.first_drawn.setdefault(body["stage"], seq)
+    elif kind == "office":
+        for holder in body["holders"]:
+            story(holder).events.append(f"{where} {_office_event(body)}")
     elif kind == "state":
+        if body.get("replaces") is not None:  # a successor takes the seat: later lots seat it
+            holders[body["agent"].split("~")[0]] = body["agent"]
         who = story(body["agent"])
         sanction = body.get("sanction") or {}
         extra = f" ({sanction.get('kind')})" if sanction else ""
@@ -76,6 +89,20 @@ def _add(entry: dict[str, Any], story) -> None:
         who.state = body["to"]
     elif kind == "notice":
         story(body["agent"]).events.append(f"{where} notice delivered under {body['rule']}")
+
+
+def _office_event(body: dict[str, Any]) -> str:
+    """What happened to an office, as its holders' stories tell it."""
+    office, event = body["office"], body["event"]
+    if event == "chosen":
+        return f"took office {office} (chosen by {body['by']}, term {body['term']})"
+    if event == "not_applied":
+        return f"chosen for office {office} by {body['by']}, not seated: it was filled first"
+    if event == "term_ended":
+        return f"left office {office}: its term ended after {body['served']} items"
+    if event == "removed":
+        return f"left office {office}: {body['agent']} was removed under {body['rule']}"
+    raise ValueError(f"unknown office event {event!r}")
 
 
 def render(stories: list[AgentStory]) -> str:
@@ -89,6 +116,11 @@ def render(stories: list[AgentStory]) -> str:
             f"{s.applied} transitions applied, {s.blocked} blocked"
         )
         out.extend(f"  {event}" for event in s.events)
+        for stage, times in s.drawn.items():
+            out.append(
+                f"  drawn by lot in {stage} {times} time{'s' if times != 1 else ''}, "
+                f"first at #{s.first_drawn[stage]}"
+            )
         for (stage, stand_in), times in s.stood_in.items():
             out.append(
                 f"  barred from {stage} {times} times from #{s.first_stand_in[stage, stand_in]}"
@@ -107,6 +139,7 @@ def as_dicts(stories: list[AgentStory]) -> list[dict[str, Any]]:
             "blocked": s.blocked,
             "stages": dict(s.stages),
             "state": s.state,
+            "drawn": dict(s.drawn),
             "events": s.events,
         }
         for s in stories
