@@ -18,7 +18,18 @@ from pathlib import Path
 from govern.run.runner import RunRequest, execute, prepare
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = [*sorted((ROOT / "institutions").glob("*.yaml")), ROOT / "manifests" / "senate.yaml"]
+SPECS = [
+    *sorted((ROOT / "institutions").glob("*.yaml")),
+    *sorted((ROOT / "institutions" / "first_edition").glob("*.yaml")),
+    ROOT / "manifests" / "senate.yaml",
+]
+
+
+def label(spec: Path) -> str:
+    """The spec's name in the table: first-edition topologies keep their folder."""
+    return f"{spec.parent.name}/{spec.stem}" if spec.parent.name == "first_edition" else spec.stem
+
+
 MODELS = ("sim/weak", "sim/strong")
 
 
@@ -29,7 +40,7 @@ def measure(spec: Path, model: str, limit: int | None, folder: Path) -> tuple[fl
         limit=limit,
         model=model,
         concurrency=64,
-        out=folder / f"{spec.stem}-{model.replace('/', '-')}",
+        out=folder / f"{label(spec).replace('/', '-')}-{model.replace('/', '-')}",
     )
     summary = asyncio.run(execute(prepare(request)))
     return summary.accuracy_strict.value or 0.0, summary.calls_per_item or 0.0
@@ -43,7 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         for model in MODELS:
             for spec in SPECS:
-                results[spec.stem, model] = measure(spec, model, limit, Path(folder))
+                results[label(spec), model] = measure(spec, model, limit, Path(folder))
         n = prepare(
             RunRequest(SPECS[0], task="gsm8k", limit=limit, out=Path(folder) / "probe")
         ).data
@@ -52,12 +63,13 @@ def main() -> None:
     print(header + " |")
     print("|---" * (1 + 2 * len(MODELS)) + "|")
     for spec in SPECS:
-        cells = [f"{results[spec.stem, m][0]:.1%} | {results[spec.stem, m][1]:.1f}" for m in MODELS]
-        print(f"| {spec.stem} | " + " | ".join(cells) + " |")
+        got = [results[label(spec), m] for m in MODELS]
+        cells = [f"{accuracy:.1%} | {calls:.1f}" for accuracy, calls in got]
+        print(f"| {label(spec)} | " + " | ".join(cells) + " |")
     rankings = {}
     for model in MODELS:
-        order = sorted(SPECS, key=lambda s, m=model: -results[s.stem, m][0])
-        rankings[model] = [s.stem for s in order]
+        order = sorted(SPECS, key=lambda s, m=model: -results[label(s), m][0])
+        rankings[model] = [label(s) for s in order]
         print(f"\nranking under {model}: {' > '.join(rankings[model])}")
     same = rankings[MODELS[0]] == rankings[MODELS[1]]
     best = {m: rankings[m][0] for m in MODELS}

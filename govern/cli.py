@@ -48,6 +48,7 @@ def _yaml_files(paths: Sequence[str]) -> list[Path]:
     x.yaml, a dangling link), the loader reports it as that file's error, so one
     bad entry never stops the others from being checked.
     """
+    from govern.discovery import yaml_files_in
     from govern.spec.errors import escape_controls
 
     files: list[Path] = []
@@ -61,7 +62,7 @@ def _yaml_files(paths: Sequence[str]) -> list[Path]:
             files.append(path)
             continue
         try:
-            inside = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            inside = yaml_files_in(path)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise UsageError(f"cannot list the folder {escape_controls(raw)}: {reason}") from None
@@ -233,8 +234,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     found = discover(project_root(Path.cwd()))
     if not found:
         print("no institutions, manifests or tasks found here", file=sys.stderr)
+    width = min(max((len(item.path) for item in found), default=0), 48)
     for item in found:
-        print(f"{item.kind:<12} {item.path:<36} {item.summary}")
+        print(f"{item.kind:<12} {item.path:<{width}}  {item.summary}")
     return 0
 
 

@@ -28,17 +28,19 @@ class Found:
 def discover(root: Path) -> list[Found]:
     found: list[Found] = []
     for folder in ("institutions", "manifests"):
-        for path in _yaml_in(root / folder):
+        for path in yaml_files_in(root / folder):
             found.append(_describe(path))
     for name, task in sorted(TASKS.items()):
         found.append(Found("task", "(built in)", f"{name}: {task.description}"))
-    for path in _yaml_in(root / "tasks"):
+    for path in yaml_files_in(root / "tasks"):
         found.append(Found("task", display_path(path), path.stem))
     return found
 
 
-def _yaml_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*") if p.suffix in (".yaml", ".yml"))
+def yaml_files_in(folder: Path) -> list[Path]:
+    """Every .yaml or .yml file in ``folder`` and its subfolders (institutions/first_edition/
+    holds the topologies the second edition replaced), in path order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml"))
 
 
 def _describe(path: Path) -> Found:

@@ -292,7 +292,10 @@ def _refuse(pattern: str, features: set[str]) -> None:
 
     def needs(feature: str, what: str, patterns: str) -> None:
         if feature in features:
-            raise FeatureError(f"{feature} needs {what}, which a {pattern} has not: {patterns}")
+            article = "an" if pattern[0] in "aeiou" else "a"
+            raise FeatureError(
+                f"{feature} needs {what}, which {article} {pattern} has not: {patterns}"
+            )
 
     if pattern != "consensus":
         for feature in ("veto", "abstain"):
