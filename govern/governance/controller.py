@@ -166,7 +166,16 @@ class Controller:
             candidates = [self._holder[s] for s in self._seats[role] if s != seat]
         return next((agent for agent in candidates if self.may_act(agent)), None)
 
-    def _log_block(self, item: str, stage: str, agent: str, stand_in: str | None) -> None:
+    def _log_block(
+        self,
+        item: str,
+        stage: str,
+        agent: str | None,
+        stand_in: str | None,
+        reason: str | None = None,
+        rule: str = "oracle:actor_not_allowed",
+    ) -> None:
+        """A blocked actor: by default an agent whose legal state may not act."""
         self.ledger.append(
             "transition",
             CONTROLLER,
@@ -175,9 +184,9 @@ class Controller:
                 "stage": stage,
                 "status": "blocked",
                 "actor": agent,
-                "reason": f"{agent} is {self.agents[agent].state} and may not act",
+                "reason": reason or f"{agent} is {self.agents[agent].state} and may not act",
                 "stand_in": stand_in,
-                "rule": "oracle:actor_not_allowed",
+                "rule": rule,
             },
         )
 
@@ -216,19 +225,8 @@ class Controller:
         has nobody to act for it."""
         holders = self.offices.holders(office, item)
         if not holders:
-            self.ledger.append(
-                "transition",
-                CONTROLLER,
-                {
-                    "item": item,
-                    "stage": stage,
-                    "status": "blocked",
-                    "actor": None,
-                    "reason": f"the office '{office}' is vacant",
-                    "stand_in": None,
-                    "rule": "office:vacant",
-                },
-            )
+            vacant = f"the office '{office}' is vacant"
+            self._log_block(item, stage, None, None, vacant, "office:vacant")
             return None
         if self.may_act(holders[0]):
             return holders[0]

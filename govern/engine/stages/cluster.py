@@ -14,9 +14,14 @@ from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
 from govern.engine.prompts import candidate_section, feedback_section
-from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
-from govern.engine.stages.parallel import ask_seat, parallel_stage, seat_failure, this_visit
-from govern.engine.state import combine
+from govern.engine.stages.common import Consultation, StageNodes, Update, leave
+from govern.engine.stages.parallel import (
+    ask_seat,
+    parallel_stage,
+    seat_failure,
+    seat_result,
+    this_visit,
+)
 from govern.spec.models import UNPARSABLE, ClusterStage
 
 
@@ -40,17 +45,7 @@ def build(stage: ClusterStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return asked
-        answer = asked.reading
-        report = {
-            "stage": stage.id,
-            "visit": asked.visit,
-            "seat": payload["seat"],
-            "agent": asked.agent,
-            "answer": answer,
-            "text": asked.response.text,
-        }
-        record = record_turn(ctx, payload, stage.id, asked, answer=answer, seat=payload["seat"])
-        return combine(record, {"reports": [report]})
+        return seat_result(ctx, payload, stage.id, asked, "answer", asked.reading)
 
     async def merge(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context

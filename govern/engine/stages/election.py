@@ -46,7 +46,7 @@ from langgraph.runtime import Runtime
 from govern.engine.context import RunContext
 from govern.engine.formats import ABSTAIN, choice_format, parse_choice
 from govern.engine.prompts import slate_section
-from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
+from govern.engine.stages.common import Consultation, StageNodes, Update, leave
 from govern.engine.stages.nominate import slate_of
 from govern.engine.stages.office import fill_if_office
 from govern.engine.stages.parallel import (
@@ -54,9 +54,9 @@ from govern.engine.stages.parallel import (
     body_seats,
     parallel_stage,
     seat_failure,
+    seat_result,
     this_visit,
 )
-from govern.engine.state import combine
 from govern.spec.models import UNPARSABLE, VoteStage, exact_share
 
 
@@ -166,17 +166,7 @@ def build(stage: VoteStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return asked
-        ballot = asked.reading
-        entry = {
-            "stage": stage.id,
-            "visit": asked.visit,
-            "seat": payload["seat"],
-            "agent": asked.agent,
-            "ballot": ballot,
-            "text": asked.response.text,
-        }
-        record = record_turn(ctx, payload, stage.id, asked, ballot=ballot, seat=payload["seat"])
-        return combine(record, {"ballots": [entry]})
+        return seat_result(ctx, payload, stage.id, asked, "ballot", asked.reading)
 
     async def count(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context

@@ -15,9 +15,14 @@ from __future__ import annotations
 from langgraph.runtime import Runtime
 
 from govern.engine.context import RunContext
-from govern.engine.stages.common import Consultation, StageNodes, Update, leave, record_turn
-from govern.engine.stages.parallel import ask_seat, parallel_stage, seat_failure, this_visit
-from govern.engine.state import combine
+from govern.engine.stages.common import Consultation, StageNodes, Update, leave
+from govern.engine.stages.parallel import (
+    ask_seat,
+    parallel_stage,
+    seat_failure,
+    seat_result,
+    this_visit,
+)
 from govern.spec.models import UNPARSABLE, NominateStage
 
 
@@ -49,17 +54,7 @@ def build(stage: NominateStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return asked
-        answer = asked.reading
-        report = {
-            "stage": stage.id,
-            "visit": asked.visit,
-            "seat": payload["seat"],
-            "agent": asked.agent,
-            "answer": answer,
-            "text": asked.response.text,
-        }
-        record = record_turn(ctx, payload, stage.id, asked, answer=answer, seat=payload["seat"])
-        return combine(record, {"reports": [report]})
+        return seat_result(ctx, payload, stage.id, asked, "answer", asked.reading)
 
     async def put_up(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context

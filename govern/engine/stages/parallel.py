@@ -25,6 +25,7 @@ from govern.engine.stages.common import (
     failed,
     failed_call,
     nobody_may_act,
+    record_turn,
 )
 from govern.engine.stages.solo import Reader, consult
 from govern.engine.state import combine
@@ -115,6 +116,23 @@ async def ask_seat(
         return {"errors": [f"{stage_id}: {exc}"], **failed_call(exc)}
     assert asked is not None  # the roster named this agent
     return asked
+
+
+def seat_result(
+    ctx: RunContext, payload: dict, stage_id: str, asked: Consultation, key: str, value: Any
+) -> Update:
+    """A seat's turn, recorded, and what it gave (``answer`` or ``ballot``) added to the
+    item's ``reports`` or ``ballots`` for the join to find."""
+    entry = {
+        "stage": stage_id,
+        "visit": asked.visit,
+        "seat": payload["seat"],
+        "agent": asked.agent,
+        key: value,
+        "text": asked.response.text,
+    }
+    record = record_turn(ctx, payload, stage_id, asked, **{key: value}, seat=payload["seat"])
+    return combine(record, {"ballots" if key == "ballot" else "reports": [entry]})
 
 
 def seat_failure(ctx: RunContext, state: dict, stage_id: str) -> Update | None:

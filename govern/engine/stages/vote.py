@@ -37,6 +37,7 @@ from govern.engine.stages.parallel import (
     body_seats,
     parallel_stage,
     seat_failure,
+    seat_result,
     this_visit,
 )
 from govern.engine.stages.solo import consult_or_stop
@@ -138,17 +139,7 @@ def build(stage: VoteStage) -> StageNodes:
         )
         if not isinstance(asked, Consultation):
             return asked
-        ballot = asked.reading
-        entry = {
-            "stage": stage.id,
-            "visit": asked.visit,
-            "seat": payload["seat"],
-            "agent": asked.agent,
-            "ballot": ballot,
-            "text": asked.response.text,
-        }
-        record = record_turn(ctx, payload, stage.id, asked, ballot=ballot, seat=payload["seat"])
-        return combine(record, {"ballots": [entry]})
+        return seat_result(ctx, payload, stage.id, asked, "ballot", asked.reading)
 
     async def decide(state: dict, runtime: Runtime[RunContext]) -> Update:
         ctx = runtime.context
