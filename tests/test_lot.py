@@ -329,13 +329,11 @@ def test_a_lot_without_the_runs_seed_in_the_header_fails() -> None:
     assert "header records no run seed" in problem
 
 
-@pytest.fixture(scope="module")
-def lot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six items through the jury by lot on the simulator, with a ledger."""
+def keyed_run(folder: Path, spec: Path) -> Path:
+    """Six items of ``spec`` on the simulator through the command line, with the test keys
+    and a ledger; the run's folder."""
     from govern.cli import main
 
-    folder = tmp_path_factory.mktemp("lot_run")
-    spec = write(folder, "sortition.yaml", SORTITION)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in TEST_KEYS.items():
             patch.setenv(name, value)
@@ -347,6 +345,13 @@ def lot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     assert status == 0
     return folder / "run"
+
+
+@pytest.fixture(scope="module")
+def lot_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six items through the jury by lot on the simulator, with a ledger."""
+    folder = tmp_path_factory.mktemp("lot_run")
+    return keyed_run(folder, write(folder, "sortition.yaml", SORTITION))
 
 
 def entries_of(ledger: Path) -> list[dict[str, Any]]:

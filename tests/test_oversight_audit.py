@@ -17,7 +17,7 @@ from govern.governance.controller import Controller
 from govern.governance.oversight import METHOD, check_oversight, examined
 from govern.ledger.memory import MemoryLedger
 from tests.conftest import TEST_KEYS, write
-from tests.test_lot import HEADER, SAMPLE, entries_of, forge, ledger_lines
+from tests.test_lot import HEADER, entries_of, forge, keyed_run, ledger_lines
 from tests.test_oversight import SPEC, institution
 
 # --- from the ledger alone ----------------------------------------------------------------------
@@ -132,22 +132,9 @@ def test_a_draw_is_redone_at_the_rate_it_records() -> None:
 @pytest.fixture(scope="module")
 def overseen_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six items through the pipeline under a censor who examines half its transitions."""
-    from govern.cli import main
-
     folder = tmp_path_factory.mktemp("overseen_run")
     write(folder, "pyproject.toml", "")
-    spec = write(folder, "overseen.yaml", SPEC.format(rate="1/2"))
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in TEST_KEYS.items():
-            patch.setenv(name, value)
-        patch.setenv("XDG_CONFIG_HOME", str(folder / "config"))
-        patch.setenv("GOVERN_CACHE", "off")
-        args = ["--task", "gsm8k", "--data", str(SAMPLE), "--limit", "6", "--seed", "11"]
-        status = main(
-            ["run", str(spec), *args, "--model", "sim/medium", "--out", str(folder / "run")]
-        )
-    assert status == 0
-    return folder / "run"
+    return keyed_run(folder, write(folder, "overseen.yaml", SPEC.format(rate="1/2")))
 
 
 def draws_of(run: Path) -> list[dict[str, Any]]:
