@@ -18,7 +18,7 @@ from govern.ledger.memory import MemoryLedger
 from govern.models.router import ModelRouter
 from govern.models.sim.scripted import ScriptedClient
 from govern.spec.checks import checked_institution, load_checked
-from govern.spec.models import Governance, Institution
+from govern.spec.models import Governance, Institution, SamplingPolicy
 from govern.tasks.gsm8k import GSM8K
 from tests.conftest import write
 
@@ -416,3 +416,37 @@ def test_an_item_keeps_the_holders_it_found_when_the_term_ends_meanwhile(project
     assert controller.actor_for("i3", "govern", "doge") is None  # vacant for anyone else
     controller.end_item("i1", "completed")
     assert controller.actor_for("i1", "govern", "doge") is None  # the binding ended with i1
+
+
+def test_a_holder_samples_as_the_office_it_speaks_as(project: Path) -> None:
+    """The manifest's sampling for the office role applies to whoever holds it, not the
+    sampling of the holder's own role."""
+    institution = venice(project, term="run")
+    controller = Controller(institution, ledger=MemoryLedger())
+    client = ScriptedClient({})
+    router = ModelRouter(clients={model: client for model in {*COUNCIL_MODELS, "sim/doge"}})
+    sampling = SamplingPolicy.model_validate(
+        {"roles": {"doge": {"temperature": 0.3}, "council": {"temperature": 1.5}}}
+    )
+    context = RunContext(
+        institution,
+        GSM8K(),
+        router,
+        {"doge": "sim/doge"},
+        golds={"i1": "1"},
+        controller=controller,
+        sampling=sampling,
+        seat_models={f"council#{n}": m for n, m in enumerate(COUNCIL_MODELS, 1)},
+    )
+    compiled = compile_institution(institution)
+    controller.begin_item("i1")
+    state = asyncio.run(
+        compiled.graph.ainvoke(
+            initial_state("i1", "What is 1 + 0?"),
+            {"recursion_limit": compiled.recursion_limit},
+            context=context,
+        )
+    )
+    (turn,) = [t for t in state["turns"] if t["stage"] == "govern"]
+    assert turn["agent"].startswith("council#")
+    assert turn["temperature"] == 0.3 and client.requests[-1].temperature == 0.3

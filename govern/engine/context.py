@@ -100,11 +100,14 @@ class RunContext:
         """A ballot as the parsing policy reads it (``abstain``: the vote allows abstaining)."""
         return parse_ballot(text, self.parsing.mode, abstain=abstain)
 
-    def settings(self, agent: str, oracle: Oracle, sample: int = 0) -> CallSettings:
+    def settings(
+        self, agent: str, oracle: Oracle, sample: int = 0, role: str | None = None
+    ) -> CallSettings:
         """The seed and sampling of one call: its own seed (or the run's, when the manifest
-        shares it), and the manifest's sampling for the agent's role at this stage and, in
-        a stage of several seats, for the seat's sample."""
-        role_id = agent.split("#")[0]
+        shares it), and the manifest's sampling for the role it speaks as (its own, or the
+        office it holds) at this stage and, in a stage of several seats, for the seat's
+        sample."""
+        role_id = role or agent.split("#")[0]
         seed = (
             self.seed
             if self.sampling.seed == "shared"

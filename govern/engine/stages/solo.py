@@ -85,7 +85,7 @@ async def consult(
     if ctx.merges_system_prompt(agent):
         messages = merge_system_into_user(messages)
     oracle = ctx.oracle(state, stage_id, agent, act, visit, **oracle_extra)
-    asked = await _ask(ctx, agent, act, messages, oracle, sample, parse)
+    asked = await _ask(ctx, agent, speaks_as, messages, oracle, sample, parse)
     earlier: list[Consultation] = []
     for reask in range(1, ctx.parsing.reasks + 1):
         if asked.reading is not None or _budget_spent(ctx, state, [*earlier, asked]):
@@ -96,7 +96,8 @@ async def consult(
             {"role": "user", "content": output_format.reask(asked.response.text)},
         ]
         try:
-            answer = await _ask(ctx, agent, act, again, replace(oracle, reask=reask), sample, parse)
+            reasked = replace(oracle, reask=reask)
+            answer = await _ask(ctx, agent, speaks_as, again, reasked, sample, parse)
         except ModelError as exc:  # the unparsable reply stands; the failed call is counted
             return replace(asked, earlier=tuple(earlier), reask_failure=exc)
         earlier.append(asked)
@@ -117,17 +118,19 @@ def _budget_spent(ctx: RunContext, state: dict, made: list[Consultation]) -> boo
 async def _ask(
     ctx: RunContext,
     agent: str,
-    act: str,
+    role: str,
     messages: list[Message],
     oracle: Oracle,
     sample: int,
     parse: Reader,
 ) -> Consultation:
-    settings = ctx.settings(agent, oracle, sample)
+    """One call by ``agent`` speaking as ``role`` (an office holder as its office), with that
+    role's sampling."""
+    settings = ctx.settings(agent, oracle, sample, role)
     response = await ctx.call(agent, messages, oracle, settings)
     return Consultation(
         agent,
-        act,
+        oracle.act,
         oracle.visit,
         messages,
         response,
