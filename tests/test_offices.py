@@ -450,3 +450,31 @@ def test_a_holder_samples_as_the_office_it_speaks_as(project: Path) -> None:
     (turn,) = [t for t in state["turns"] if t["stage"] == "govern"]
     assert turn["agent"].startswith("council#")
     assert turn["temperature"] == 0.3 and client.requests[-1].temperature == 0.3
+
+
+def test_an_office_names_no_model_of_its_own(project: Path) -> None:
+    """Its holders speak on their own seats' models: a model for the office is an error at
+    its line, in the institution, in a manifest, and on the command line."""
+    from govern.cli import main
+    from tests.conftest import spec_errors
+
+    text = VENICE.replace("TERM", "run")
+    own = write(
+        project,
+        "own.yaml",
+        text.replace("    office: {term: run}", "    model: sim/strong\n    office: {term: run}"),
+    )
+    (error,) = spec_errors(own)
+    assert (error.line, error.column) == (15, 5) and "is an office" in error.message
+    write(project, "venice.yaml", text)
+    for key, value in (("roles", "sim/strong"), ("seats", "[sim/strong]")):
+        manifest = write(
+            project,
+            f"m_{key}.yaml",
+            f"id: m\ninstitution: venice.yaml\nmodels:\n  {key}: {{doge: {value}}}\n",
+        )
+        (error,) = spec_errors(manifest)
+        assert (error.line, error.column) == (4, 11) and "is an office" in error.message
+    status = main(["run", str(project / "venice.yaml"), "--task", "gsm8k", "--limit", "1",
+                   "--role-model", "doge=sim/strong", "--out", str(project / "run")])  # fmt: skip
+    assert status == 2  # a wrong argument, as a --role-model naming no role

@@ -181,11 +181,13 @@ def assign_models(
     """(role -> model, seat -> model): --role-model (the whole role), then the manifest's
     seats, the manifest's roles, the role's own models or model, the default. A role whose
     seats have models of their own is in the second mapping, seat by seat; any other, in
-    the first."""
+    the first; an office in neither (its holders call on their own seats' models)."""
     cli_roles, manifest_seats = cli_roles or {}, manifest_seats or {}
     roles: dict[str, str] = {}
     seats: dict[str, str] = {}
     for role in institution.roles:
+        if role.office is not None:  # its holders speak on their own seats' models
+            continue
         if role.id in cli_roles:
             roles[role.id] = cli_roles[role.id]
         elif role.id in manifest_seats or (role.id not in manifest_roles and role.models):

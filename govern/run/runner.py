@@ -131,6 +131,12 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         raise RunSetupError(
             f"--role-model names no role of {institution.id}: {', '.join(sorted(unknown_roles))}"
         )
+    offices = sorted(r.id for r in institution.roles if r.office and r.id in request.role_models)
+    if offices:
+        raise RunSetupError(
+            f"--role-model names the office {', '.join(offices)}, whose holders speak on the "
+            "models of their own seats: give the model of the roles it is filled from"
+        )
     assigned = assign_models(
         institution,
         request.model or manifest.models.default,

@@ -70,6 +70,12 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
                     )
                 )
     roles = {r.id: r for r in loaded.institution.institution.roles}
+    for key in ("roles", "seats"):
+        for role_id in getattr(loaded.manifest.models, key):
+            if role_id in roles and roles[role_id].office is not None:
+                errors.append(
+                    loaded.source.error(("models", key, role_id), office_model_error(role_id))
+                )
     for role_id, models in loaded.manifest.models.seats.items():
         if role_id in roles and len(models) != roles[role_id].seats:
             errors.append(
@@ -393,10 +399,11 @@ def _check_fills(loaded: LoadedInstitution, index: int) -> list[SpecError]:
 
 
 def _check_offices(loaded: LoadedInstitution) -> list[SpecError]:
-    """Every office is filled by some stage."""
+    """Every office is filled by some stage, and names no model: its holders speak on the
+    models of their own seats."""
     inst = loaded.institution
     filled = {getattr(s, "fills", None) for s in inst.stages}
-    return [
+    errors = [
         loaded.error(
             ("roles", i, "office"),
             f"no stage fills the office '{role.id}': give a lot or a choice vote fills: {role.id}",
@@ -404,6 +411,18 @@ def _check_offices(loaded: LoadedInstitution) -> list[SpecError]:
         for i, role in enumerate(inst.roles)
         if role.office is not None and role.id not in filled
     ]
+    for i, role in enumerate(inst.roles):
+        for key in ("model", "models"):
+            if role.office is not None and getattr(role, key) is not None:
+                errors.append(loaded.error(("roles", i, key), office_model_error(role.id)))
+    return errors
+
+
+def office_model_error(office: str) -> str:
+    return (
+        f"'{office}' is an office, whose holders speak on the models of their own seats: "
+        "give the model of the roles it is filled from"
+    )
 
 
 def _check_order(loaded: LoadedInstitution) -> list[SpecError]:
