@@ -305,11 +305,21 @@ def api_base(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _model(text: str) -> str:
+    """A model named on the command line, checked as a spec's model names are."""
+    from govern.spec.models import model_name
+
+    try:
+        return model_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _role_model(text: str) -> tuple[str, str]:
     role, sep, model = text.partition("=")
     if not sep or not role or not model:
         raise argparse.ArgumentTypeError(f"expected ROLE=MODEL, got '{text}'")
-    return role, model
+    return role, _model(model)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -861,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=positive_int, metavar="N", help="run only the first N items (N >= 1)"
     )
-    p.add_argument("--model", metavar="M", help="model for every role without its own")
+    p.add_argument("--model", metavar="M", type=_model, help="model for every role without its own")
     p.add_argument(
         "--role-model",
         action="append",

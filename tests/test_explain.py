@@ -93,3 +93,10 @@ def test_audit_explain_tells_the_simulated_republic_who_was_drawn_and_held_offic
         story = printed.split(f"\n{seat}\n", 1)[1].split("\ncouncil#", 1)[0]
         assert f"#{office['seq']} {office['body']['item']} took office doge" in story
         assert f"drawn by lot in elect {sum(seat in e['body']['drawn'] for e in lots)} " in story
+
+
+def test_a_refused_choice_is_told_in_the_chosen_agents_story() -> None:
+    from govern.ledger.explain import _office_event
+
+    body = {"office": "doge", "event": "refused", "by": "elect", "reason": "council#3 is suspended"}
+    assert _office_event(body) == "chosen for office doge by elect, refused: council#3 is suspended"

@@ -478,3 +478,37 @@ def test_an_office_names_no_model_of_its_own(project: Path) -> None:
     status = main(["run", str(project / "venice.yaml"), "--task", "gsm8k", "--limit", "1",
                    "--role-model", "doge=sim/strong", "--out", str(project / "run")])  # fmt: skip
     assert status == 2  # a wrong argument, as a --role-model naming no role
+
+
+def test_two_items_filling_two_offices_in_opposite_orders_do_not_wait_on_each_other(
+    project: Path,
+) -> None:
+    """i1 is filling the doge's office and i2 another; each then finds the other's office
+    being filled. An item that is filling an office fills the next one itself instead of
+    waiting, so neither waits for ever."""
+    book = Controller(venice(project), ledger=MemoryLedger()).offices
+    book.terms["consul"] = "run"  # a second office, as an institution with two would have
+    assert book.claim("doge", "i1") is True
+    assert book.claim("consul", "i2") is True
+    assert book.claim("consul", "i1") is True  # i1 fills the consulship too: it never waits
+    assert book.claim("doge", "i2") is True
+    assert book.claim("doge", "i3") is None  # an item filling nothing waits for the filler
+
+
+def test_an_agent_suspended_before_it_is_seated_cannot_take_office(project: Path) -> None:
+    """Chosen by an election during which it was suspended: the choice is refused and the
+    office stays vacant, so the next item fills it rather than every item stopping on a
+    holder who may not act."""
+    ledger = MemoryLedger()
+    controller = Controller(
+        venice(project, term="run"), suspending({"kind": "suspension", "items": 2}), ledger
+    )
+    unparsable_turn(controller, "council#3")
+    unparsable_turn(controller, "council#3")  # suspended
+    assert controller.offices.claim("doge", "i1") is True
+    assert controller.fill_office("i1", "doge", ["council#3"], "elect") is False
+    assert not controller.office_held("doge")
+    refused = office_events(ledger)[-1]
+    assert refused["event"] == "refused" and refused["reason"] == "council#3 is suspended"
+    assert controller.offices.claim("doge", "i2") is True  # the filling is free again
+    assert controller.fill_office("i2", "doge", ["council#4"], "elect") is True

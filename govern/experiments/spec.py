@@ -50,6 +50,7 @@ from govern.spec.models import (
     Identifier,
     Manifest,
     ModelChoice,
+    ModelName,
     Parsing,
     ParsingMode,
     Price,
@@ -411,7 +412,7 @@ def load_experiment(source: YamlSource, path: Path) -> LoadedExperiment:
     return LoadedExperiment(experiment, source, tuple(bases), labels, prices, prices_file)
 
 
-class _PriceTable(RootModel[dict[str, Price]]):
+class _PriceTable(RootModel[dict[ModelName, Price]]):
     """A prices file: model name -> {input, output}."""
 
 

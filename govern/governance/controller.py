@@ -194,18 +194,30 @@ class Controller:
 
     def fill_office(self, item: str, office: str, seats: list[str], stage: str) -> bool:
         """The agents now in ``seats`` hold the vacant ``office`` from now on; if another item
-        in flight filled it first, the choice is recorded as not applied (False)."""
+        in flight filled it first, the choice is recorded as not applied (False). An agent
+        who may not act (suspended since it was chosen) cannot take office: the choice is
+        refused, and the office stays vacant for the next item to fill."""
         tenure = Tenure([self._holder[s] for s in seats], list(seats), stage, item, self.clock)
-        applied = self.offices.fill(office, tenure)
-        self.offices.bind(office, item)
+        barred = [agent for agent in tenure.holders if not self.may_act(agent)]
+        applied = not barred and self.offices.fill(office, tenure)
+        if barred:
+            if self.offices.filling.get(office) == item:  # over: a waiting item may fill it
+                self.offices.release(office)
+        else:
+            self.offices.bind(office, item)
         self._log_office(
-            "chosen" if applied else "not_applied",
+            "refused" if barred else "chosen" if applied else "not_applied",
             office,
             tenure.holders,
             item,
             seats=list(seats),
             by=stage,
             term=self.offices.terms[office],
+            **(
+                {"reason": ", ".join(f"{a} is {self.agents[a].state}" for a in barred)}
+                if barred
+                else {}
+            ),
         )
         return applied
 

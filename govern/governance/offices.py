@@ -50,11 +50,18 @@ class OfficeBook:
 
     def claim(self, office: str, item: str) -> bool | None:
         """Whether ``item`` must fill the vacant ``office`` (True), finds it held (False), or
-        must wait for the item already filling it (None)."""
+        must wait for the item already filling it (None).
+
+        An item that is filling an office itself never waits: it fills this one too (if the
+        other item fills it first, its own choice is recorded as not applied). Only items
+        that fill nothing wait, and they wait on items that never wait, so two items filling
+        two offices in opposite orders cannot wait on each other for ever."""
         if office in self.tenures:
             return False
         filler = self.filling.setdefault(office, item)
-        return True if filler == item else None
+        if filler == item or item in self.filling.values():
+            return True
+        return None
 
     async def settled(self, office: str) -> None:
         """Until the item filling ``office`` has filled it or ended without doing so."""

@@ -98,6 +98,8 @@ def _office_event(body: dict[str, Any]) -> str:
         return f"took office {office} (chosen by {body['by']}, term {body['term']})"
     if event == "not_applied":
         return f"chosen for office {office} by {body['by']}, not seated: it was filled first"
+    if event == "refused":
+        return f"chosen for office {office} by {body['by']}, refused: {body['reason']}"
     if event == "term_ended":
         return f"left office {office}: its term ended after {body['served']} items"
     if event == "removed":

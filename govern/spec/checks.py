@@ -24,6 +24,7 @@ from govern.spec.models import (
     GATE_KINDS,
     HELD,
     UNPARSABLE,
+    VACANT,
     VETOED,
     ChosenBy,
     Institution,
@@ -188,6 +189,14 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
     for i, oversight in enumerate(inst.oversight):
         at = ("oversight", i)
         known(oversight.role, role_ids, "role", (*at, "role"))
+        if oversight.role in known_ids["role"] and inst.role(oversight.role).office:
+            errors.append(
+                err(
+                    (*at, "role"),
+                    f"'{oversight.role}' is an office, which may be vacant when an item "
+                    "begins; an overseer watches from the start: give it a role of its own",
+                )
+            )
         for j, watched in enumerate([] if oversight.watches == "all" else oversight.watches):
             known(watched, stage_ids, "stage", (*at, "watches", j))
             if watched in known_ids["stage"] and not inst.stage(watched).calls_model:
@@ -269,6 +278,12 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
     return errors
 
 
+# Words with a meaning of their own anywhere in the language: a review's own word may not
+# take one (a 'vetoed' review would be drawn and read as a vote's veto)
+RESERVED_WORDS = frozenset(
+    {"done", "approve", "reject", "amend", "veto", "pass", "fail", "no_quorum", VETOED, HELD,
+     VACANT, UNPARSABLE, "uphold", "exhausted"}
+)  # fmt: skip
 _BODY_FIELDS = {
     "vote": ("voters",),
     "cluster": ("members",),
@@ -497,8 +512,25 @@ def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> l
     err = loaded.error
     vocabulary = stage.vocabulary
     means = stage.means if isinstance(stage, ReviewStage) else {}
+    narrowed = isinstance(stage, OfficeStage) and stage.decisions is not None
+    if narrowed and set(stage.decisions) != set(vocabulary):
+        errors.append(
+            err(
+                (*at, "decisions"),
+                f"an office stage may always find the office {HELD} or {VACANT}: leave "
+                "out decisions: and route both",
+            )
+        )
     for word in means:
-        if word in vocabulary:
+        if word in RESERVED_WORDS and word not in vocabulary:
+            errors.append(
+                err(
+                    (*at, "means", word),
+                    f"'{word}' is a decision of govern's own (of another stage kind, or an "
+                    "outcome): give your word another name",
+                )
+            )
+        elif word in vocabulary:
             errors.append(
                 err(
                     (*at, "means", word),
@@ -522,6 +554,14 @@ def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> l
                     (*at, "decisions", j),
                     "'unparsable' is implicit for every stage; "
                     "route it under next: but do not list it",
+                )
+            )
+        elif decision not in vocabulary and decision in RESERVED_WORDS:
+            errors.append(
+                err(
+                    (*at, "decisions", j),
+                    f"a {stage.kind} stage cannot return '{decision}', a decision of govern's "
+                    f"own; it may return: {', '.join(vocabulary)}, or a word of your own",
                 )
             )
         elif decision not in vocabulary:

@@ -10,6 +10,8 @@ with its line instead of stopping at the first.
 
 from __future__ import annotations
 
+import math
+import re
 from fractions import Fraction
 from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -26,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from govern.spec.errors import escape_controls, quoted
+
 Identifier = Annotated[
     str,
     Field(
@@ -35,6 +39,23 @@ Identifier = Annotated[
     ),
 ]
 NonEmptyText = Annotated[str, Field(min_length=1)]
+
+
+def model_name(name: str) -> str:
+    """A model's name: printable, without spaces around it (a name with a control character
+    would reach the terminal and every file that records it)."""
+    if not name.strip():
+        raise ValueError("a model name cannot be empty or blank")
+    if name != name.strip():
+        shown = escape_controls(quoted(name))
+        raise ValueError(f"'{shown}' has spaces around it: write the model's name alone")
+    if not name.isprintable():
+        shown = escape_controls(quoted(name))
+        raise ValueError(f"'{shown}' has a control character: a model name is printable")
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(model_name)]
 
 
 def server_url(url: str) -> str:
@@ -72,22 +93,30 @@ def exact_share(value: float | str) -> Fraction:
     return Fraction(value) if isinstance(value, str) else Fraction(str(value))
 
 
+_FRACTION = re.compile(r"\s*([0-9]{1,18})\s*/\s*([0-9]{1,18})\s*", re.ASCII)
+
+
 def _share_text(value: Any) -> Any:
-    """``threshold: 25/41`` is a fraction written as text; decimals stay numbers."""
+    """``threshold: 25/41`` is a fraction written as text (ASCII digits, at most 18 each);
+    decimals stay numbers."""
     if isinstance(value, str):
-        numerator, slash, denominator = value.strip().partition("/")
-        if not (slash and numerator.strip().isdigit() and denominator.strip().isdigit()):
+        match = _FRACTION.fullmatch(value)
+        if match is None:
             raise ValueError(
-                f"'{value}' is not a share: write a decimal (0.6) or a fraction (25/41)"
+                f"'{quoted(value)}' is not a share: write a decimal (0.6) or a fraction (25/41)"
             )
-        if int(denominator) == 0:
-            raise ValueError(f"'{value}' divides by zero")
-        return f"{int(numerator)}/{int(denominator)}"
+        numerator, denominator = (int(part) for part in match.groups())
+        if denominator == 0:
+            raise ValueError(f"'{value.strip()}' divides by zero")
+        return f"{numerator}/{denominator}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a share: write a decimal (0.6) or a fraction (25/41)")
     return value
 
 
 Share = Annotated[
-    float | Annotated[str, Field(pattern=r"^\s*\d+\s*/\s*\d+\s*$")],
+    Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[str, Field(pattern=r"^\s*[0-9]+\s*/\s*[0-9]+\s*$")],
     BeforeValidator(_share_text),
 ]
 
@@ -96,6 +125,13 @@ class SpecModel(BaseModel):
     """Base for every model of the language: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _each_once(names: list[str]) -> list[str]:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"listed twice: {', '.join(twice)}")
+    return names
 
 
 class ChosenBy(SpecModel):
@@ -141,8 +177,8 @@ class Role(SpecModel):
     title: NonEmptyText
     instructions: NonEmptyText = Field(description="the role's standing orders in plain English")
     seats: int = Field(1, ge=1, le=64, description="how many agents hold this role")
-    model: str | None = Field(None, min_length=1, description="model override for this role")
-    models: list[Annotated[str, Field(min_length=1)]] | None = Field(
+    model: ModelName | None = Field(None, description="model override for this role")
+    models: list[ModelName] | None = Field(
         None,
         min_length=1,
         description="one model per seat, in seat order (a mixed body); instead of model",
@@ -353,7 +389,7 @@ class VoteStage(StageBase):
         description="VOTE: abstain is a valid ballot: it counts toward the quorum, not "
         "toward yes or no",
     )
-    veto_by: list[Identifier] | None = Field(
+    veto_by: Annotated[list[Identifier], AfterValidator(_each_once)] | None = Field(
         None,
         min_length=1,
         description="roles any one of whose seats voting no vetoes the motion: the vote "
@@ -581,6 +617,13 @@ class Oversight(SpecModel):
         "no longer consulted on that item",
     )
 
+    @field_validator("watches")
+    @classmethod
+    def _watches_something(cls, watches: list[str] | str) -> list[str] | str:
+        if not watches:
+            raise ValueError("an overseer watches at least one stage (or all)")
+        return watches
+
     @field_validator("rate")
     @classmethod
     def _rate_is_a_share(cls, rate: float | str) -> float | str:
@@ -593,6 +636,8 @@ class Oversight(SpecModel):
     def _uphold_is_reserved(cls, interventions: dict[str, str]) -> dict[str, str]:
         if UPHOLD in interventions:
             raise ValueError("'uphold' is the overseer's word for not intervening")
+        if UNPARSABLE in interventions:
+            raise ValueError("'unparsable' is the outcome of an answer that cannot be read")
         return interventions
 
 
@@ -711,9 +756,9 @@ class Price(SpecModel):
 
 
 class ModelChoice(SpecModel):
-    default: str = Field("sim/medium", min_length=1, description="model for every role not listed")
-    roles: dict[Identifier, str] = Field(default_factory=dict, description="role id -> model")
-    seats: dict[Identifier, list[Annotated[str, Field(min_length=1)]]] = Field(
+    default: ModelName = Field("sim/medium", description="model for every role not listed")
+    roles: dict[Identifier, ModelName] = Field(default_factory=dict, description="role id -> model")
+    seats: dict[Identifier, list[ModelName]] = Field(
         default_factory=dict,
         description="role id -> one model per seat, in seat order (a mixed body); over roles",
     )
@@ -726,18 +771,18 @@ class ModelChoice(SpecModel):
     deadline: float = Field(
         180.0, gt=0, le=36000, description="seconds a whole call may take, retries included"
     )
-    system_prompt: dict[str, Literal["separate", "merge_into_user"]] = Field(
+    system_prompt: dict[ModelName, Literal["separate", "merge_into_user"]] = Field(
         default_factory=dict,
         description="model name -> how it takes the system prompt: separate (a system "
         "message, the default) or merge_into_user, for models whose chat template has no "
         "system role (e.g. Gemma)",
     )
-    endpoints: dict[str, Endpoint] = Field(
+    endpoints: dict[ModelName, Endpoint] = Field(
         default_factory=dict,
         description="model name -> its own server and concurrency limit, to mix servers "
         "(e.g. two local ones) in one run",
     )
-    prices: dict[str, Price] = Field(
+    prices: dict[ModelName, Price] = Field(
         default_factory=dict,
         description="model name -> {input, output} in US dollars per million tokens: the "
         "price of a model litellm does not know (it replaces litellm's price when both exist)",
@@ -1008,7 +1053,7 @@ class Manifest(SpecModel):
     governance: Governance | None = Field(
         None, description="legal agent states, evidence, sanctions and restorations"
     )
-    simulator: dict[str, SimOverride] = Field(
+    simulator: dict[ModelName, SimOverride] = Field(
         default_factory=dict,
         description="changes to simulated models, by name: {sim/medium: {latency_ms: 500}}; "
         "a new name needs base: strong | medium | weak",
