@@ -7,7 +7,9 @@ Method ``sha256-rank/1``. Every seat ``s`` of the pool gets a key::
 The JSON is a five-element array written without spaces, whole numbers in decimal and
 strings escaped as JSON requires and nothing more (``"``, ``\\`` and control characters;
 every other character as itself in UTF-8), which is what ``JSON.stringify`` in JavaScript
-and ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)`` in Python write. For
+and ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)`` in Python write (a
+JavaScript auditor writes a seed above 2**53 from the ledger's text, not from a Number,
+which would round it: seeds run to 2**63 - 1). For
 the run seed 7, item ``item-3``, stage ``sortition``, first visit and seat ``council#4``
 the bytes hashed are ``govern lot``, one zero byte, then
 ``[7,"item-3","sortition",1,"council#4"]``; in a shell::
