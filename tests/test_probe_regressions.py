@@ -402,9 +402,14 @@ def test_4_hmac_key_and_public_key_both_apply(
 @pytest.mark.parametrize(
     ("option", "value", "named"),
     [
-        ("--limit", "5", f"limit 5 (it started with {ITEMS})"),
-        ("--seed", "7", "seed 7 (it started with None)"),
-        ("--model", "sim/strong", "model 'sim/strong' (it started with None)"),
+        ("--limit", "5", f"5 items (it started with {ITEMS})"),
+        ("--seed", "7", "seed 7 (it started with 0)"),
+        (
+            "--model",
+            "sim/strong",
+            "models consul=sim/strong, senator=sim/strong, tribune=sim/strong (it started with "
+            "consul=sim/medium, senator=sim/medium, tribune=sim/medium)",
+        ),
     ],
 )
 def test_5_out_on_an_unfinished_run_refuses_other_settings(

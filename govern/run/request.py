@@ -94,22 +94,107 @@ class RunRequest:
 
 
 def same_run_or_refuse(request: RunRequest, resumed: RunRequest, folder: Path) -> None:
-    """``govern run MANIFEST --out DIR`` on DIR's unfinished run: the same request again
-    continues it; any other is refused rather than silently resumed as it was."""
+    """``govern run MANIFEST --out DIR`` on DIR's run must name the file it was run from; its
+    settings are compared with the run's once they are resolved (see `changes_since`)."""
     if resumed.manifest != request.manifest.resolve():
         raise RunSetupError(
             f"{folder} holds a run of {resumed.manifest}, not of {request.manifest}; "
             "choose a new --out folder, or resume it with --resume"
         )
-    asked, started = request.recorded(), resumed.recorded()
-    differ = [
-        f"{name} {asked[name]!r} (it started with {started[name]!r})"
-        for name in asked
-        if name not in MAY_CHANGE_ON_RESUME and asked[name] != started[name]
-    ]
-    if differ:
-        raise RunSetupError(
-            f"{folder} holds an unfinished run started with other settings: "
-            f"{'; '.join(differ)}; resume it as it was with --resume {folder}, or choose a "
-            "new --out folder"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How a run about to start differs from the one its folder holds, as their ledger
+    headers say: resolved settings, not the command lines, so that spelling out a setting
+    the run took from its manifest or by default is no change."""
+
+    settings: list[str]  # each with both values: "seed 5 (it started with 0)"
+    spec: str | None = None  # "the institution" or "the manifest", when it changed
+    edited: list[str] = field(default_factory=list)  # the spec's files that differ
+
+    def __bool__(self) -> bool:
+        return bool(self.settings or self.spec)
+
+
+def _at(header: dict[str, Any], *path: str) -> Any:
+    value: Any = header
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else str(value)
+
+
+def _by_role(models: Any, others: Any) -> str:
+    """The roles whose models differ from ``others``', as ROLE=MODEL."""
+    mine, theirs = models or {}, others or {}
+    roles = sorted(r for r in {*mine, *theirs} if mine.get(r) != theirs.get(r))
+    return ", ".join(f"{role}={mine.get(role, 'none')}" for role in roles)
+
+
+def changes_since(now: dict[str, Any], then: dict[str, Any]) -> Changes:
+    """What differs between the header of the run about to start and of the one it would
+    continue, in the words a refusal uses."""
+    settings = []
+    for name in ("task", "seed", "api_base"):
+        value, was = _at(now, "config", name), _at(then, "config", name)
+        if value != was:
+            settings.append(
+                f"{name.replace('_', ' ')} {_shown(value)} (it started with {_shown(was)})"
+            )
+    if _at(now, "config", "items_sha256") != _at(then, "config", "items_sha256"):
+        count, was = _at(now, "config", "items"), _at(then, "config", "items")
+        source, was_source = _at(now, "config", "data_source"), _at(then, "config", "data_source")
+        if source != was_source:
+            data = f"; the data {source} (it started with {was_source})"
+        else:
+            data = f"; the data {source} changed since" if count == was else ""
+        items = f"{count} items (it started with {was})" if count != was else f"other {count} items"
+        settings.append(items + data)
+    for name, key in (("models", "models"), ("seat models", "seat_models")):
+        models, were = _at(now, "config", key), _at(then, "config", key)
+        if models != were:
+            settings.append(
+                f"{name} {_by_role(models, were)} (it started with {_by_role(were, models)})"
+            )
+    if _at(now, "institution_sha256") != _at(then, "institution_sha256"):
+        spec: str | None = "the institution"
+    elif _at(now, "manifest", "semantic_sha256") != _at(then, "manifest", "semantic_sha256"):
+        spec = "the manifest"
+    else:
+        spec = None
+    files, were = _at(now, "manifest", "files") or {}, _at(then, "manifest", "files") or {}
+    edited = sorted(f for f in {*files, *were} if files.get(f) != were.get(f)) if spec else []
+    return Changes(settings, spec, edited)
+
+
+def refusal(folder: Path, changes: Changes, *, complete: bool, asked_anew: bool) -> str:
+    """Why the run in ``folder`` is not continued, and what to do instead. ``asked_anew``:
+    by `govern run MANIFEST --out DIR` again, whose settings may be what differs."""
+    settings = "; ".join(changes.settings)
+    edited = f" (edited: {', '.join(changes.edited)})" if changes.edited else ""
+    if complete:
+        if changes.spec is None:
+            return (
+                f"the run in {folder} is complete, and was started with other settings: "
+                f"{settings}; choose a new --out folder for a run with these"
+            )
+        also = f"; it was also started with other settings: {settings}" if settings else ""
+        return (
+            f"the run in {folder} is complete, but {changes.spec} changed since it ran"
+            f"{edited}{also}; its results are of the earlier files: choose a new --out folder "
+            "for a run of these"
         )
+    if changes.spec is None and asked_anew:
+        return (
+            f"{folder} holds an unfinished run started with other settings: {settings}; resume "
+            f"it as it was with --resume {folder}, or choose a new --out folder"
+        )
+    what = [f"{changes.spec} changed since the run started{edited}"] if changes.spec else []
+    return (
+        f"cannot resume {folder}: {'; '.join([*what, *changes.settings])}, so its results "
+        "would not be one run's; start a new run in a new --out folder"
+    )

@@ -29,6 +29,9 @@ class ResumeError(Exception):
 class AlreadyComplete(Exception):
     """The run in this folder finished; there is nothing to resume."""
 
+    def __init__(self, folder: Path) -> None:
+        super().__init__(f"the run in {folder} is complete; nothing to resume")
+
 
 @dataclass
 class PreviousRun:
@@ -114,7 +117,7 @@ def read_run(folder: Path, keyring: Keyring, *, complete_ok: bool) -> PreviousRu
             f"cannot read the run in {folder}: {exc.filename}: {exc.strerror}"
         ) from None
     if report.complete and not complete_ok:
-        raise AlreadyComplete(f"the run in {folder} is complete; nothing to resume")
+        raise AlreadyComplete(folder)
     if report.damage is not None and report.damage.kind not in ("torn", "unsealed"):
         raise ResumeError(
             f"the ledger in {folder} is damaged, so it cannot go on: {report.summary()}"

@@ -53,14 +53,17 @@ from govern.run.request import (
     DEFAULT_CONCURRENCY,
     RunRequest,
     RunSetupError,
+    changes_since,
+    refusal,
     same_run_or_refuse,
 )
 from govern.run.resume import (
     REQUEST_FILE,
+    AlreadyComplete,
     PreviousRun,
     ResumeError,
     is_run_folder,
-    read_previous,
+    read_run,
     rewrite_results,
 )
 from govern.run.summary import Summary, Tally
@@ -100,7 +103,7 @@ class PreparedRun:
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
     """Check everything, then open the run's ledger: a new run, or the unfinished one in
     ``request.resume`` (or in an ``--out`` folder that holds one)."""
-    request = _settled(request)
+    request, started = _settled(request)
     resume = request.resume
     loaded = load_checked(request.manifest)
     sample: TaskSample | None = None
@@ -200,7 +203,9 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     if resume is None:
         ledger, previous = _create_ledger(folder, keyring, header, request), None
     else:
-        ledger, previous = _reopen_ledger(folder, keyring, header, request)
+        ledger, previous = _reopen_ledger(folder, keyring, header, request, started)
+        if started is not None and previous.header is not None:
+            request = started  # the same run goes on, recorded as it was asked for
     controller = Controller(
         institution, manifest.governance, ledger, ManifestGuard(files), seed=seed
     )
@@ -311,9 +316,11 @@ def _check_model_settings(loaded: LoadedManifest, used: set[str]) -> None:
         raise SpecInvalid(errors)
 
 
-def _settled(request: RunRequest) -> RunRequest:
-    """The request to carry out: a resumed run's own, and a concurrency in any case."""
-    resume = request.resume
+def _settled(request: RunRequest) -> tuple[RunRequest, RunRequest | None]:
+    """The request to carry out: a resumed run's own, and a concurrency in any case. With
+    `run MANIFEST --out DIR` on DIR's run, the request as asked (compared with the run's
+    once resolved, in `_reopen_ledger`) and, second, the request that run started with."""
+    resume, started = request.resume, None
     if resume is None and request.out is not None and is_run_folder(request.out):
         resume = request.out
     if resume is not None:
@@ -323,37 +330,18 @@ def _settled(request: RunRequest) -> RunRequest:
             raise RunSetupError(str(exc)) from None
         if request.resume is None:  # `run MANIFEST --out DIR` again: the same run, or refuse
             same_run_or_refuse(request, resumed, resume)
-        request = resumed
+            request, started = replace(request, resume=resume), resumed
+        else:
+            request = resumed
+        if request.concurrency is None:
+            request = replace(request, concurrency=resumed.concurrency)
     if request.concurrency is None:
         request = replace(request, concurrency=DEFAULT_CONCURRENCY)
     if request.concurrency < 1:
         raise RunSetupError("concurrency must be at least 1")
-    return request
-
-
-# Where a header holds what a resumed run must share with the run it continues.
-_SHARED = {
-    "the manifest": ("manifest", "semantic_sha256"),
-    "the institution": ("institution_sha256",),
-    "the task items": ("config", "items_sha256"),
-    "the models": ("config", "models"),
-    "the seed": ("config", "seed"),
-}
-
-
-def _at(header: dict[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = header
-    for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
-
-
-def _changed_since(header: dict[str, Any], before: dict[str, Any]) -> list[str]:
-    changed = [name for name, path in _SHARED.items() if _at(header, path) != _at(before, path)]
-    source = ("config", "data_source")
-    if "the task items" in changed and _at(header, source) != _at(before, source):
-        changed.append(f"the data (now {_at(header, source)}, then {_at(before, source)})")
-    return changed
+    if started is not None:
+        started = replace(started, concurrency=request.concurrency)
+    return request, started
 
 
 def items_digest(items: list[TaskItem]) -> str:
@@ -383,10 +371,17 @@ def _write_request(folder: Path, run_id: str, request: RunRequest) -> None:
 
 
 def _reopen_ledger(
-    folder: Path, keyring: Keyring, header: dict[str, Any], request: RunRequest
+    folder: Path,
+    keyring: Keyring,
+    header: dict[str, Any],
+    request: RunRequest,
+    started: RunRequest | None,
 ) -> tuple[LedgerWriter, PreviousRun]:
+    """The ledger of the run in ``folder``, to go on with, when ``header`` (this session's)
+    differs from its own in nothing that changes a result; ``started``: the request that
+    run started with, when this one was asked anew (`run MANIFEST --out DIR`)."""
     try:
-        previous = read_previous(folder, keyring)
+        previous = read_run(folder, keyring, complete_ok=True)
     except ResumeError as exc:
         raise RunSetupError(str(exc)) from None
     if previous.header is None:  # killed before the ledger's first entry: start it afresh
@@ -394,12 +389,13 @@ def _reopen_ledger(
         ledger = _create_ledger(folder, keyring, header, request)
         rewrite_results(previous)  # nothing was recorded, so no result is kept
         return ledger, previous
-    changed = _changed_since(header, previous.header)
-    if changed:
+    changes = changes_since(header, previous.header)
+    if changes:
         raise RunSetupError(
-            f"cannot resume {folder}: {', '.join(changed)} changed since the run started, so "
-            "its results would not be one run's; start a new run instead"
+            refusal(folder, changes, complete=previous.complete, asked_anew=started is not None)
         )
+    if previous.complete:
+        raise AlreadyComplete(folder)
     try:  # the lock first: results are rewritten only by the one process that holds it
         ledger = LedgerWriter.reopen(folder / "ledger.jsonl", keyring, fsync=request.fsync)
     except LedgerBusy as exc:
