@@ -187,7 +187,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     import shlex
 
     from govern.spec.loader import project_root
-    from govern.spec.scaffold import FeatureError, scaffold_institution
+    from govern.spec.scaffold import FeatureError, NameRefused, scaffold_institution
 
     out: Path | None = Path(args.out) if args.out else None
     schema_ref = None
@@ -208,6 +208,8 @@ def cmd_new(args: argparse.Namespace) -> int:
         )
     except FeatureError as exc:
         raise UsageError(f"--with: {exc}") from None
+    except NameRefused as exc:
+        raise UsageError(f"NAME: {exc}") from None
     if out is None:
         print(text, end="")
         return 0

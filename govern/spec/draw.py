@@ -8,10 +8,18 @@ that stage, and a dotted "chooses" link joins the two; a choice vote shows its r
 slate, a motion its veto and abstention; a stage that fills an office says so, and an
 office is marked where it acts; a review's own words show their meaning; an overseer is
 a note of what it watches, its interventions are red dotted edges, and veto routes are bold.
+
+A stage id is written as it is, unless the format would read it as a keyword: DOT quotes
+``node``, ``edge``, ``graph``, ``digraph``, ``subgraph`` and ``strict``; Mermaid's flowchart
+lexer reads ``end`` (and ``click``, ``call``, ``href``) as keywords, and ``style``,
+``class``, ``graph``, ``flowchart``, ``subgraph``, ``interpolate`` even as the start of a
+longer word, so such a node is named with its first letter in upper case (``End``), which
+no spec id has, and labelled with the stage id. Label text is escaped for each format.
 """
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -66,8 +74,58 @@ _DOT_STYLES: dict[EdgeStyle, str] = {
 }
 
 
+_DOT_KEYWORDS = frozenset({"node", "edge", "graph", "digraph", "subgraph", "strict"})
+_DOT_BARE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MERMAID_KEYWORDS = frozenset({"end", "call", "click", "href", "direction"})
+_MERMAID_KEYWORD_STARTS = ("style", "class", "graph", "flowchart", "subgraph", "interpolate")
+_MERMAID_ENTITIES = {
+    "#": "#35;",
+    '"': "#quot;",
+    "&": "#amp;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "|": "#124;",
+}
+_MERMAID_ESCAPED = re.compile(r'[#"&<>|]')
+
+
 def draw(institution: Institution, fmt: DrawFormat = "mermaid") -> str:
     return _mermaid(institution) if fmt == "mermaid" else _dot(institution)
+
+
+def _dot_text(lines: list[str]) -> str:
+    """A DOT quoted string of the lines: quotes and backslashes escaped, lines broken by
+    ``\\n``, so no text can end the string or make an escape of its own."""
+    parts = [
+        part.replace("\\", "\\\\").replace('"', '\\"')
+        for line in lines
+        for part in line.splitlines() or [""]
+    ]
+    return '"' + "\\n".join(parts) + '"'
+
+
+def _dot_id(node: str) -> str:
+    """A node id as DOT reads it: bare when it is a plain name and no keyword, else quoted."""
+    bare = _DOT_BARE_ID.fullmatch(node) and node.lower() not in _DOT_KEYWORDS
+    return node if bare else _dot_text([node])
+
+
+def _mermaid_text(lines: list[str]) -> str:
+    """A Mermaid quoted label of the lines: the characters Mermaid or HTML would read written
+    as Mermaid's entity codes (``#quot;``), lines joined by ``<br/>``."""
+    parts = [
+        _MERMAID_ESCAPED.sub(lambda found: _MERMAID_ENTITIES[found[0]], part)
+        for line in lines
+        for part in line.splitlines() or [""]
+    ]
+    return '"' + "<br/>".join(parts) + '"'
+
+
+def _mermaid_id(node: str) -> str:
+    """A node id Mermaid's lexer does not read as a keyword (see the module's docstring)."""
+    if node in _MERMAID_KEYWORDS or node.startswith(_MERMAID_KEYWORD_STARTS):
+        return node[0].upper() + node[1:]
+    return node
 
 
 def _role_text(institution: Institution, role_id: str) -> str:
@@ -127,8 +185,8 @@ def stage_lines(institution: Institution, stage: Any) -> list[str]:
     return [first, " · ".join(more)] if more else [first]
 
 
-def _node_text(institution: Institution, stage_id: str) -> str:
-    return "\\n".join([stage_id, *stage_lines(institution, institution.stage(stage_id))])
+def _node_lines(institution: Institution, stage_id: str) -> list[str]:
+    return [stage_id, *stage_lines(institution, institution.stage(stage_id))]
 
 
 def _overseer(institution: Institution, edge: Edge) -> Oversight | None:
@@ -197,30 +255,32 @@ def oversight_notes(institution: Institution) -> list[tuple[str, list[str]]]:
 
 def _mermaid(institution: Institution) -> str:
     lines = ["flowchart TD"]
+    node = _mermaid_id
     for stage in institution.stages:
         left, right = _MERMAID_SHAPES.get(stage.kind, ("[", "]"))
-        text = _node_text(institution, stage.id).replace("\\n", "<br/>")
-        lines.append(f'    {stage.id}{left}"{text}"{right}')
+        text = _mermaid_text(_node_lines(institution, stage.id))
+        lines.append(f"    {node(stage.id)}{left}{text}{right}")
     notes = oversight_notes(institution)
-    for node, text in notes:
-        lines.append(f'    {node}>"{"<br/>".join(text)}"]')
-    lines.append(f'    __start(("start")) --> {institution.entry}')
+    for note, text in notes:
+        lines.append(f"    {note}>{_mermaid_text(text)}]")
+    lines.append(f'    __start(("start")) --> {node(institution.entry)}')
     red: list[str] = []  # link numbers, counted from the start link (0), for linkStyle
     for number, edge in enumerate(stage_edges(institution), start=1):
         style = edge_style(edge)
         if style == "oversight":
             red.append(str(number))
         arrow = _MERMAID_ARROWS[style]
-        lines.append(f'    {edge.source} {arrow}|"{edge_text(edge, institution)}"| {edge.target}')
+        label = _mermaid_text([edge_text(edge, institution)])
+        lines.append(f"    {node(edge.source)} {arrow}|{label}| {node(edge.target)}")
     for chooser, stage_id in chooses_links(institution):
-        lines.append(f'    {chooser} -.-o|"chooses"| {stage_id}')
+        lines.append(f'    {node(chooser)} -.-o|"chooses"| {node(stage_id)}')
     if red:
         lines.append(
             f"    linkStyle {','.join(red)} stroke:{OVERSIGHT_COLOUR},color:{OVERSIGHT_COLOUR}"
         )
     if notes:
         lines.append(f"    classDef oversight fill:#fdecea,stroke:{OVERSIGHT_COLOUR}")
-        lines.append(f"    class {','.join(node for node, _ in notes)} oversight")
+        lines.append(f"    class {','.join(note for note, _ in notes)} oversight")
     return "\n".join(lines) + "\n"
 
 
@@ -231,27 +291,26 @@ def _dot(institution: Institution) -> str:
         '    node [fontname="Helvetica", shape=box, style=rounded];',
         '    edge [fontname="Helvetica", fontsize=10];',
         '    __start [shape=point, label=""];',
-        f"    __start -> {institution.entry};",
+        f"    __start -> {_dot_id(institution.entry)};",
     ]
+    node = _dot_id
     for stage in institution.stages:
         shape = _DOT_SHAPES.get(stage.kind, "box")
+        label = _dot_text(_node_lines(institution, stage.id))
+        lines.append(f"    {node(stage.id)} [shape={shape}, label={label}];")
+    for note, text in oversight_notes(institution):
         lines.append(
-            f'    {stage.id} [shape={shape}, label="{_node_text(institution, stage.id)}"];'
-        )
-    for node, text in oversight_notes(institution):
-        label = "\\n".join(text)
-        lines.append(
-            f'    {node} [shape=note, style=solid, color="{OVERSIGHT_COLOUR}", '
-            f'fontcolor="{OVERSIGHT_COLOUR}", label="{label}"];'
+            f'    {note} [shape=note, style=solid, color="{OVERSIGHT_COLOUR}", '
+            f'fontcolor="{OVERSIGHT_COLOUR}", label={_dot_text(text)}];'
         )
     for edge in stage_edges(institution):
         style = _DOT_STYLES[edge_style(edge)]
-        lines.append(
-            f'    {edge.source} -> {edge.target} [label="{edge_text(edge, institution)}"{style}];'
-        )
+        label = _dot_text([edge_text(edge, institution)])
+        lines.append(f"    {node(edge.source)} -> {node(edge.target)} [label={label}{style}];")
     for chooser, stage_id in chooses_links(institution):
         lines.append(
-            f'    {chooser} -> {stage_id} [label="chooses", style=dotted, arrowhead=odot, '
+            f'    {node(chooser)} -> {node(stage_id)} [label="chooses", style=dotted, '
+            "arrowhead=odot, "
             f'color="{CHOOSES_COLOUR}", fontcolor="{CHOOSES_COLOUR}", constraint=false];'
         )
     lines.append("}")

@@ -6,11 +6,16 @@ an overseer, a veto, abstention, a review's own words, one model per seat. The t
 edited as blocks (one per role and per stage), so every combination that fits the pattern
 stays valid; one that cannot fit (a veto needs a vote on a motion) is refused, saying which
 pattern has what it needs.
+
+The name is written as a YAML double-quoted scalar, so any name loads back exactly (``yes``,
+``123``, ``Rome: the Senate``, ``#1``, a line break); in the comments, where nothing can be
+escaped, a character that could end the line or that YAML forbids becomes U+FFFD.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -24,7 +29,7 @@ _HEADER = """\
 # A route is a stage id, or {{to: STAGE, max_visits: N, exhausted: OTHER}}; every
 # loop needs such a bound somewhere on it.
 id: {id}
-name: {name}
+name: {quoted_name}
 era: when and where it existed
 pattern: {pattern}
 history: >
@@ -186,11 +191,54 @@ policy:
 
 
 def institution_id(name: str) -> str:
-    """A valid id from a free-form name: 'Roman Senate' -> 'roman_senate'."""
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    """A valid id from a free-form name: 'Roman Senate' -> 'roman_senate', 'Athénée' ->
+    'athenee'; a name with no letter or digit to keep gives 'institution', one that starts
+    with a digit 'institution_...', so the id always matches the spec's pattern."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
     if not slug or not slug[0].isalpha():
-        slug = f"institution_{slug}".rstrip("_")
-    return slug[:64]
+        slug = f"institution_{slug}"
+    return slug[:64].rstrip("_")
+
+
+def _escaped(char: str) -> bool:
+    """Written as an escape: controls and line breaks (which would end or fold the line),
+    format characters (bidi controls, the BOM), surrogates, unassigned code points."""
+    return unicodedata.category(char)[0] == "C" or char in "\u2028\u2029"
+
+
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def yaml_string(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar on one line, which loads back exactly."""
+
+    def one(char: str) -> str:
+        if char in _SHORT_ESCAPES:
+            return _SHORT_ESCAPES[char]
+        if not _escaped(char):
+            return char
+        code = ord(char)
+        if code < 0x100:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+    return '"' + "".join(one(char) for char in text) + '"'
+
+
+# Ids that plain YAML 1.1 (PyYAML) reads as a boolean or null, not as text.
+_YAML_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _plain_or_quoted(identifier: str) -> str:
+    """An id as written in the template: plain, unless YAML would read it as another type."""
+    return yaml_string(identifier) if identifier in _YAML_WORDS else identifier
+
+
+def _comment(text: str) -> str:
+    """``text`` for a comment line: nothing can be escaped there, so each character that
+    would be escaped in a string (one could end the line) becomes U+FFFD."""
+    return "".join("\ufffd" if _escaped(char) else char for char in text)
 
 
 Feature = Literal["lot", "slate", "office", "oversight", "veto", "abstain", "means", "seat-models"]
@@ -223,6 +271,10 @@ _MODELS = ("sim/strong", "sim/medium", "sim/weak")
 
 class FeatureError(ValueError):
     """A feature that does not fit the pattern; the message says what would."""
+
+
+class NameRefused(ValueError):
+    """A name no institution can have; the message says why."""
 
 
 @dataclass
@@ -524,9 +576,18 @@ def scaffold_institution(
     hint: str = "FILE",
     features: frozenset[str] = frozenset(),
 ) -> str:
-    schema_line = f"# yaml-language-server: $schema={schema_ref}\n" if schema_ref else ""
+    """The commented template of ``pattern`` for an institution called ``name`` (NameRefused
+    if it is empty), with ``features`` added (FeatureError if one cannot fit)."""
+    if not name:
+        raise NameRefused("the name is empty; give the institution a name, e.g. 'Roman Senate'")
+    schema_line = f"# yaml-language-server: $schema={_comment(schema_ref)}\n" if schema_ref else ""
     header = _HEADER.format(
-        schema_line=schema_line, name=name, pattern=pattern, id=institution_id(name), hint=hint
+        schema_line=schema_line,
+        name=_comment(name),
+        quoted_name=yaml_string(name),
+        pattern=pattern,
+        id=_plain_or_quoted(institution_id(name)),
+        hint=_comment(hint),
     )
     body = _BODIES[pattern]
     if features:

@@ -15,8 +15,10 @@ no script draws its own: a layered layout, computed in Python, the same every ti
   note at the top says what it watches; a body chosen by an earlier stage is joined to its
   chooser by a grey dotted "chooses" curve round the left-hand side, outside the layout.
 
-Every text comes from the institution's YAML and is escaped; ids inside the SVG carry a
-caller's prefix so that several drawings can sit in one HTML page.
+Every text comes from the institution's YAML and goes through one escaping function, which
+also replaces with U+FFFD each character XML 1.0 does not allow at all (most C0 controls,
+U+FFFE, U+FFFF, lone surrogates), so the drawing is well-formed XML whatever the YAML held;
+ids inside the SVG carry a caller's prefix so that several drawings can sit in one HTML page.
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ FILLS = {
     "terminal": "#eeeeee",
 }
 STAGE_FILL = "#eef3fb"
+# Characters XML 1.0 does not allow, not even as character references.
+_NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """Text for an SVG element or attribute: escaped, and every character XML 1.0 forbids
+    replaced with U+FFFD."""
+    return escape(_NOT_XML.sub("\ufffd", text))
 
 
 @dataclass
@@ -313,7 +323,7 @@ def _label(x: float, y: float, text: str, colour: str = "#333") -> str:
         f'<rect x="{x - width / 2:.1f}" y="{y - 8:.1f}" width="{width:.1f}" height="14" '
         f'fill="#ffffff" fill-opacity="0.9"/>'
         f'<text x="{x:.1f}" y="{y + 3:.1f}" font-size="{SMALL}" text-anchor="middle" '
-        f'fill="{colour}">{escape(text)}</text>'
+        f'fill="{colour}">{_xml(text)}</text>'
     )
 
 
@@ -355,8 +365,8 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'width="{width:.0f}" height="{height:.0f}" font-family="sans-serif" role="img" '
-        f'aria-label="{escape(f"topology of {institution.id}")}">',
-        f"<title>{escape(f'{institution.name} ({institution.id})')}</title>",
+        f'aria-label="{_xml(f"topology of {institution.id}")}">',
+        f"<title>{_xml(f'{institution.name} ({institution.id})')}</title>",
         f'<defs><marker id="{arrow}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         'fill="#445"/></marker></defs>',
@@ -372,7 +382,7 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
     for index, note in enumerate(notes):
         parts.append(
             f'<text x="{MARGIN}" y="{MARGIN + NOTE_HEIGHT * index + 10}" font-size="{SMALL}" '
-            f'fill="{OVERSIGHT_COLOUR}">{escape(note)}</text>'
+            f'fill="{OVERSIGHT_COLOUR}">{_xml(note)}</text>'
         )
     labels = []
     side = inner + dx
@@ -420,12 +430,12 @@ def draw_svg(institution: Institution, prefix: str = "g") -> str:
         parts.append(_shape(node, dx, dy))
         parts.append(
             f'<text x="{x:.1f}" y="{y + 17:.1f}" font-size="{FONT_SIZE}" font-weight="bold" '
-            f'text-anchor="middle" fill="#111">{escape(node.title)}</text>'
+            f'text-anchor="middle" fill="#111">{_xml(node.title)}</text>'
         )
         for line, detail in enumerate(node.details):
             parts.append(
                 f'<text x="{x:.1f}" y="{y + 31 + LINE_HEIGHT * line:.1f}" font-size="{SMALL}" '
-                f'text-anchor="middle" fill="#333">{escape(detail)}</text>'
+                f'text-anchor="middle" fill="#333">{_xml(detail)}</text>'
             )
     parts += labels
     parts.append("</svg>")
