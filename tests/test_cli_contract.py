@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from govern import cli
 from govern.cli import build_parser, main, non_negative_int, positive_int
@@ -263,8 +264,9 @@ def test_new_writes_a_non_utf8_file_name_and_escapes_it_in_the_text(tmp_path: Pa
     assert made.returncode == 0, made.stderr
     assert "\\udcff.yaml" in made.stderr
     written = Path(os.fsdecode(spec))
-    assert "name: \\udcffland" in written.read_text(encoding="utf-8")
+    assert 'name: "\\\\udcffland"' in written.read_text(encoding="utf-8")
     assert spec_errors(written) == []
+    assert yaml.safe_load(written.read_text(encoding="utf-8"))["name"] == "\\udcffland"
 
 
 def test_run_reads_data_with_a_non_utf8_name(tmp_path: Path) -> None:

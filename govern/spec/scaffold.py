@@ -211,7 +211,9 @@ _SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r
 
 
 def yaml_string(text: str) -> str:
-    """``text`` as a YAML double-quoted scalar on one line, which loads back exactly."""
+    """``text`` as a YAML double-quoted scalar on one line, which loads back exactly; a lone
+    surrogate (a byte of a command-line argument that is not UTF-8), which no YAML text can
+    hold, is written as the text of its escape (``\\udcff``), as errors show it."""
 
     def one(char: str) -> str:
         if char in _SHORT_ESCAPES:
@@ -219,6 +221,8 @@ def yaml_string(text: str) -> str:
         if not _escaped(char):
             return char
         code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            return f"\\\\u{code:04x}"
         if code < 0x100:
             return f"\\x{code:02x}"
         return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
