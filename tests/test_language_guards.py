@@ -108,3 +108,24 @@ def test_a_model_name_is_printable_and_trimmed(project: Path, model: str, messag
     (error,) = spec_errors(write(project, "guarded.yaml", text))
     assert error.line == 7 and message in error.message
     assert "\x1b" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("draw: 1\n", 'draw: "1"\n'),
+        ("draw: 1\n", "draw: true\n"),
+        ("threshold: 2/3\n", "threshold: 2/3\n    min_yes: true\n"),
+        ("threshold: 2/3\n", 'threshold: 2/3\n    abstain: "yes"\n'),
+        ("{term: 5}", '{term: "5"}'),
+        (
+            "interventions: {quash: failed}",
+            "interventions: {quash: failed}\n    max_interventions: true",
+        ),
+    ],
+)
+def test_the_new_counts_and_switches_take_their_own_type(project: Path, old: str, new: str) -> None:
+    """A number written as text, or a yes/no where a count goes, is a mistake to point at,
+    not something to read as 1."""
+    assert old in BASE
+    assert spec_errors(write(project, "guarded.yaml", BASE.replace(old, new)))

@@ -158,7 +158,7 @@ class Office(SpecModel):
     year). The Controller records the choice and the term's end, and a sanction that bars
     a holder removes them early."""
 
-    term: int | Literal["run"] = Field(
+    term: Annotated[int, Field(strict=True)] | Literal["run"] = Field(
         "run", description="items a holder serves before the office is filled again, or run"
     )
 
@@ -373,6 +373,7 @@ class VoteStage(StageBase):
     min_yes: int | None = Field(
         None,
         ge=1,
+        strict=True,
         description="ballots for the motion (or for the winner on a slate) needed besides "
         "the rule, e.g. 25 of the 41",
     )
@@ -386,6 +387,7 @@ class VoteStage(StageBase):
     )
     abstain: bool = Field(
         False,
+        strict=True,
         description="VOTE: abstain is a valid ballot: it counts toward the quorum, not "
         "toward yes or no",
     )
@@ -403,7 +405,10 @@ class VoteStage(StageBase):
         None, description="the nominate stage whose candidates a choice vote chooses among"
     )
     choose: int = Field(
-        1, ge=1, description="winners a choice vote chooses (their seats are its chosen body)"
+        1,
+        ge=1,
+        strict=True,
+        description="winners a choice vote chooses (their seats are its chosen body)",
     )
     fills: Identifier | None = Field(
         None, description="the office (a role with office:) the winners of a choice vote hold"
@@ -507,7 +512,7 @@ class LotStage(StageBase):
 
     kind: Literal["lot"]
     pool: Body = Field(description="roles whose seats are drawn from, or {chosen_by: STAGE}")
-    draw: int = Field(ge=1, description="seats drawn")
+    draw: int = Field(ge=1, strict=True, description="seats drawn")
     fills: Identifier | None = Field(
         None, description="the office (a role with office:) the seats drawn hold"
     )
@@ -612,6 +617,7 @@ class Oversight(SpecModel):
     max_interventions: int = Field(
         1,
         ge=1,
+        strict=True,
         le=100,
         description="interventions per item, after which the overseer is "
         "no longer consulted on that item",
