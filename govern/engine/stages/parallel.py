@@ -22,10 +22,10 @@ from govern.engine.stages.common import (
     StageNodes,
     Update,
     arrive,
-    failed,
     failed_call,
     nobody_may_act,
     record_turn,
+    route_update,
 )
 from govern.engine.stages.solo import Reader, consult
 from govern.engine.state import combine
@@ -136,9 +136,14 @@ def seat_result(
 
 
 def seat_failure(ctx: RunContext, state: dict, stage_id: str) -> Update | None:
-    """At the join: a seat whose call failed ends the item, once, with the error."""
+    """At the join: a seat whose call failed ends the item, once, with the error. Each failed
+    seat's worker has already added its error to the item's (one per failed call), so the
+    stop adds none of its own."""
     errors = [e for e in state["errors"] if e.startswith(f"{stage_id}: ")]
-    return failed(ctx, state, stage_id, RuntimeError(errors[-1]), {}) if errors else None
+    if not errors:
+        return None
+    stopped = ctx.controller.stop(state["item_id"], stage_id, None, "error", errors[-1])
+    return route_update(stopped, "")
 
 
 def this_visit(records: list[dict], stage_id: str, visit: int) -> list[dict]:
