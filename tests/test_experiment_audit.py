@@ -208,3 +208,24 @@ def test_a_sound_run_of_another_cell_in_a_cells_place_is_found(experiment: Path)
     assert status == 1
     assert f"DAMAGED    {a.name}" in out and f"DAMAGED    {b.name}" in out
     assert f"is the run of '{b.name}', not of this cell" in out
+
+
+@pytest.mark.parametrize("section", ["lots", "oversight"])
+def test_a_draw_the_seed_does_not_give_damages_its_cell(section: str) -> None:
+    """A cell whose ledger is intact (re-keyed by a holder of the keys) but one of whose
+    draws does not follow from the run's seed is damaged, not merely incomplete."""
+    from govern.experiments.audit import CellAudit, _judge
+    from govern.ledger.audit import AuditResult
+
+    report = {
+        "ledger": {"verified": True, "damage": None},
+        "files": {"problems": []},
+        section: {"checked": 3, "problems": ["entry 10: a draw that does not follow"]},
+    }
+    found = CellAudit("venice.sim-strong.gsm8k.s0", "not run")
+    _judge(found, Path("cells/venice"), AuditResult(False, report, ["NOT INTACT"]))
+    assert found.verdict == "damaged"
+    clean = {**report, section: {"checked": 3, "problems": []}}
+    found = CellAudit("venice.sim-strong.gsm8k.s0", "not run")
+    _judge(found, Path("cells/venice"), AuditResult(True, clean, ["intact"]))
+    assert found.verdict == "verified"

@@ -303,7 +303,10 @@ def _judge(found: CellAudit, run: Path, result: AuditResult) -> None:
         "torn",
         "unsealed",
     )
-    if damaged or files.get("problems") or not ledger.get("verified", True):
+    # a draw by lot or by an overseer that the run's seed does not give is damage too
+    draws = [result.report.get(section, {}) for section in ("lots", "oversight")]
+    forged = any(section.get("problems") for section in draws)
+    if damaged or forged or files.get("problems") or not ledger.get("verified", True):
         verdict = "damaged"
     elif result.intact:
         verdict = "verified"
