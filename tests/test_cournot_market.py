@@ -146,3 +146,24 @@ def test_the_indices_on_hand_built_rounds() -> None:
     assert hhi(np.zeros((2, 2))) == 0.0  # nothing sold: no concentration to speak of
     assert specialisation(np.array([[30.0, 10.0], [0.0, 0.0]])) == pytest.approx(0.5)
     assert specialisation(np.zeros((2, 2))) == 0.0
+
+
+def test_the_task_card_holds_the_default_market() -> None:
+    from govern.tasks.cournot.card import load_card
+
+    card = load_card()
+    assert card.market == MarketParams()
+    assert "2410.00031" in card.source
+
+
+def test_a_wrong_value_in_a_card_is_an_error_at_its_line(tmp_path) -> None:
+    from govern.spec.errors import SpecInvalid
+    from govern.tasks.cournot.card import CARD, load_card
+
+    bad = tmp_path / "cournot.yaml"
+    bad.write_text(CARD.read_text().replace("  b: 2\n", "  b: -2\n"))
+    with pytest.raises(SpecInvalid) as raised:
+        load_card(bad)
+    (error,) = raised.value.errors
+    line = CARD.read_text().splitlines().index("  b: 2") + 1
+    assert (error.line, error.column) == (line, 6) and "greater than 0" in error.message
