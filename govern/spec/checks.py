@@ -290,7 +290,6 @@ _BODY_FIELDS = {
     "nominate": ("nominees",),
     "lot": ("pool",),
 }
-CHOOSING_KINDS = ("lot", "nominate", "vote")
 
 
 def _chooses(stage: object) -> bool:

@@ -208,10 +208,6 @@ class Role(SpecModel):
             raise ValueError("give model (every seat) or models (one per seat), not both")
         return self
 
-    def seat_model(self, seat: int) -> str | None:
-        """The institution's model for seat ``seat`` (1-based), if it names one."""
-        return self.models[seat - 1] if self.models is not None else self.model
-
 
 class Route(SpecModel):
     """Where a decision leads; ``max_visits`` bounds how often this edge is taken per item."""
@@ -344,7 +340,6 @@ class IntegrateStage(SoloStage):
     )
 
 
-MOTION_RULES = ("majority", "supermajority", "unanimity", "weighted")
 CHOICE_RULES = ("plurality", "approval", "borda")
 
 
