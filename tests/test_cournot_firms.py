@@ -5,6 +5,8 @@ trainings (the collusion result itself is measured in benchmarks/cournot_market.
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -39,7 +41,7 @@ class Recorder:
         self.seen: list[Observation] = []
         self.feedback: list[Feedback] = []
 
-    def act(self, observation: Observation) -> np.ndarray:
+    async def act(self, observation: Observation) -> np.ndarray:
         self.seen.append(observation)
         return self.quantities
 
@@ -178,7 +180,7 @@ def test_a_colluder_punishes_a_deviator_then_returns() -> None:
     class OnceDeviator:
         """Divides the market but for round 4, where it also sells in firm 0's commodity."""
 
-        def act(self, observation: Observation) -> np.ndarray:
+        async def act(self, observation: Observation) -> np.ndarray:
             return nash[1] if observation.round == 4 else division[1]
 
         def learn(self, feedback: Feedback) -> None:
@@ -279,7 +281,7 @@ def test_exploration_decays_exponentially() -> None:
         for _ in range(400):
             firm = QLearningFirm(grid, q, config, period=period, state=0)
             seen = Observation(0, 0, MARKET, np.empty((0, 2, 2)), *[np.empty(0)] * 3, rng)
-            explored += bool((firm.act(seen) != grid.actions[0, 0]).any())
+            explored += bool((asyncio.run(firm.act(seen)) != grid.actions[0, 0]).any())
         counts.append(explored / 400)
     # epsilon 1, e^-1 and e^-5, less the random draws that pick action 0 (1 in 25)
     expected = [np.exp(-1e-3 * p) * 24 / 25 for p in (0, 1_000, 5_000)]

@@ -1,6 +1,6 @@
 """What a firm in the repeated market is, and two reference automata to test against.
 
-A firm is anything with ``act(observation) -> quantities`` and ``learn(feedback)``: a
+A firm is anything with ``async act(observation) -> quantities`` and ``learn(feedback)``: a
 model behind a prompt, a Q-learner (``learners.py``) or a fixed strategy. The interface is
 kept that small so that the market loop (``play.py``) cannot tell them apart and every
 kind of firm meets the same regime.
@@ -61,8 +61,9 @@ class Feedback:
 class Firm(Protocol):
     """A firm of the repeated market."""
 
-    def act(self, observation: Observation) -> np.ndarray:
-        """Its quantity of each commodity this round (clipped to [0, capacity] by the loop)."""
+    async def act(self, observation: Observation) -> np.ndarray:
+        """Its quantity of each commodity this round (clipped to [0, capacity] by the loop).
+        A coroutine, so that firms behind a model are asked side by side."""
         ...
 
     def learn(self, feedback: Feedback) -> None:
@@ -73,7 +74,7 @@ class Firm(Protocol):
 class NashFirm:
     """Plays its Cournot-Nash quantities whatever happens."""
 
-    def act(self, observation: Observation) -> np.ndarray:
+    async def act(self, observation: Observation) -> np.ndarray:
         return observation.market.nash_closed_form()[observation.firm]
 
     def learn(self, feedback: Feedback) -> None:
@@ -98,7 +99,7 @@ class DivisionColluder:
         self.cooperated: list[bool] = []  # whether I played division, round by round
         self.deviations_seen = 0
 
-    def act(self, observation: Observation) -> np.ndarray:
+    async def act(self, observation: Observation) -> np.ndarray:
         market, me = observation.market, observation.firm
         division = market.market_division()
         mine = division[me] > 0  # the commodities I hold under division
@@ -125,7 +126,7 @@ class FixedFirm:
     def __init__(self, quantities: np.ndarray) -> None:
         self.quantities = np.asarray(quantities, dtype=float)
 
-    def act(self, observation: Observation) -> np.ndarray:
+    async def act(self, observation: Observation) -> np.ndarray:
         return self.quantities
 
     def learn(self, feedback: Feedback) -> None:

@@ -258,7 +258,7 @@ class QLearningFirm:
         self.state = state
         self._acted: tuple[int, int] | None = None
 
-    def act(self, observation: Observation) -> np.ndarray:
+    async def act(self, observation: Observation) -> np.ndarray:
         if len(observation.quantities):
             state = int(self.grid.state_of(self.grid.action_of(observation.quantities[-1])))
         elif self.state is not None:

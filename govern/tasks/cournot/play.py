@@ -12,6 +12,7 @@ rounds, whatever the firm chooses.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -86,7 +87,19 @@ def play(
     seed: int = 0,
     fines: Regime | None = None,
 ) -> Play:
-    """Play ``rounds`` rounds (default the market's) of ``firms`` under regime ``fines``.
+    """:func:`play_async` outside an event loop (firms that need no model)."""
+    return asyncio.run(play_async(market, firms, rounds, seed, fines))
+
+
+async def play_async(
+    market: MarketParams,
+    firms: Sequence[Firm],
+    rounds: int | None = None,
+    seed: int = 0,
+    fines: Regime | None = None,
+) -> Play:
+    """Play ``rounds`` rounds (default the market's) of ``firms`` under regime ``fines``;
+    every round the firms are asked side by side.
 
     Each firm gets its own random stream spawned from ``seed``, so the same seed gives the
     same run whatever the firms draw. The regime's verdict applies to the round just
@@ -107,8 +120,8 @@ def play(
     remaining = np.zeros(n, dtype=int)  # rounds of suspension still to serve
     for t in range(rounds):
         start = max(0, t - market.history)
-        for i, firm in enumerate(firms):
-            seen = Observation(
+        seen = [
+            Observation(
                 firm=i,
                 round=t,
                 market=market,
@@ -118,8 +131,12 @@ def play(
                 profits=realised[start:t, i],
                 rng=streams[i],
             )
-            wanted = np.asarray(firm.act(seen), dtype=float).reshape(c)
-            chosen[t, i] = np.clip(np.nan_to_num(wanted, nan=0.0), 0.0, market.capacity)
+            for i in range(n)
+        ]
+        wanted = await asyncio.gather(*(firm.act(s) for firm, s in zip(firms, seen, strict=True)))
+        for i, quantity in enumerate(wanted):
+            quantity = np.asarray(quantity, dtype=float).reshape(c)
+            chosen[t, i] = np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, market.capacity)
         suspended[t] = remaining > 0
         remaining = np.maximum(remaining - 1, 0)
         quantities[t] = np.where(suspended[t][:, None], 0.0, chosen[t])
