@@ -14,6 +14,20 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 
 @dataclass(frozen=True, slots=True)
+class MarketView:
+    """What the simulator needs to play a firm of the repeated Cournot market
+    (``govern/tasks/cournot``): which firm it is, the market's parameters (every firm's
+    costs included) and the quantities of the rounds its prompt shows, oldest first."""
+
+    firm: int  # from 0
+    a: float  # inverse demand: p = max(0, a - Q / b)
+    b: float
+    capacity: float  # per firm, commodity and round
+    costs: tuple[tuple[float, ...], ...]  # unit cost of each firm (rows) in each commodity
+    quantities: tuple[tuple[tuple[float, ...], ...], ...] = ()  # (rounds, firms, commodities)
+
+
+@dataclass(frozen=True, slots=True)
 class Oracle:
     """Hidden context for the simulator; never shown to a real model."""
 
@@ -32,6 +46,7 @@ class Oracle:
     reask: int = 0  # the how-manieth time this output is asked again for its format
     abstain: bool = False  # a voter may abstain (the vote allows VOTE: abstain)
     rule: str = ""  # a choice vote's rule (plurality, approval, borda); inputs: its slate's answers
+    market: MarketView | None = None  # a Cournot firm choosing its quantities (act "produce")
 
 
 @dataclass(frozen=True, slots=True)

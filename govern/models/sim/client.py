@@ -8,6 +8,7 @@ import time
 
 from govern.models.base import ModelRequest, ModelResponse
 from govern.models.sim.behaviour import simulate, stable_random
+from govern.models.sim.cournot import choose_quantities, render_reply
 from govern.models.sim.params import SimParams
 from govern.models.sim.text import render
 
@@ -43,11 +44,14 @@ class SimClient:
         call = (request.model, oracle.run_seed, oracle.item_id, oracle.stage, oracle.agent,
                 oracle.visit, oracle.act)  # fmt: skip
         rng = stable_random(*call)
-        act = simulate(oracle, self.params, rng)
-        if oracle.reask:  # asked again: the same answer, its format drawn afresh
-            rng = stable_random(*call, "reask", oracle.reask)
-        text = render(act, oracle.act, self.params, rng)
+        # asked again for the format: the same decision, its rendering drawn afresh
+        fresh = stable_random(*call, "reask", oracle.reask) if oracle.reask else rng
+        if oracle.market is not None:  # a firm of the Cournot market
+            choice = choose_quantities(oracle.market, request.messages, self.params, rng)
+            text = render_reply(choice, oracle.market, self.params, fresh)
+        else:
+            text = render(simulate(oracle, self.params, rng), oracle.act, self.params, fresh)
         if self.params.latency_ms:
-            jitter = 1 + self.params.latency_jitter * (2 * rng.random() - 1)
+            jitter = 1 + self.params.latency_jitter * (2 * fresh.random() - 1)
             await asyncio.sleep(self.params.latency_ms * jitter / 1000)
         return sim_response(request, text, started)
