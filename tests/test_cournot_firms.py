@@ -301,10 +301,26 @@ def test_training_records_its_length_and_moves_q_away_from_the_start() -> None:
     assert settled.converged and settled.periods < 50_000
 
 
+class FineAllSessions:
+    """A training regime fining every firm of every session ``share`` of its profit, and
+    suspending firm 0 of every session for ``suspend`` periods after period 0."""
+
+    def __init__(self, share: float, suspend: int = 0) -> None:
+        self.share, self.suspend = share, suspend
+
+    def __call__(self, t: int, quantities: np.ndarray, profits: np.ndarray) -> Verdict:
+        suspend = np.zeros(profits.shape, dtype=int)
+        if t == 0:
+            suspend[:, 0] = self.suspend
+        return Verdict(fines=self.share * np.maximum(profits, 0.0), suspend=suspend)
+
+
 def test_fines_while_training_come_off_the_learners_reward() -> None:
     free = train(MARKET, SHORT, [4])[0]
-    fined = train(MARKET, SHORT, [4], regimes=lambda seed: FineEveryone(0.5))[0]
+    fined = train(MARKET, SHORT, [4], regime=FineAllSessions(0.5))[0]
     # the same draws, half the reward: every value learnt is lower
     assert fined.q.sum() < free.q.sum()
-    suspended = train(MARKET, SHORT, [4], regimes=lambda seed: FineEveryone(0.0, suspend=50))[0]
+    suspended = train(MARKET, SHORT, [4], regime=FineAllSessions(0.0, suspend=50))[0]
     assert (suspended.q != free.q).any()
+    alone = train(MARKET, SHORT, [4, 9], regime=FineAllSessions(0.5))[0]
+    assert np.array_equal(alone.q, fined.q)  # a session beside another learns the same

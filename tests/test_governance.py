@@ -290,7 +290,7 @@ OVERLAY_ERRORS = [
     ),
     (
         "rules: [{name: r, from: active, to: warned, evidence: {predicate: unparsable_strek}}]",
-        "no agent predicate 'unparsable_strek' (did you mean 'unparsable_streak'?)",
+        "no predicate 'unparsable_strek' (did you mean 'unparsable_streak'?)",
     ),
     (
         "rules: [{name: r, from: active, to: warned, evidence: {predicate: unparsable_streak},"

@@ -36,6 +36,10 @@ GOLDEN = {
     "us_federal": (7, 13, 10, 5, 5, 4, 1, 12, 12),
     "senate": (3, 7, 7, 2, 2, 3, 2, 13, 13),
     "chancery_governed": (3, 3, 3, 1, 1, 1, 1, 2, 2),
+    "cournot_market": (1, 2, 2, 0, 0, 0, 1, 2, 2),
+    "cournot_ungoverned": (1, 2, 2, 0, 0, 0, 1, 2, 2),
+    "cournot_constitutional": (1, 2, 2, 0, 0, 0, 1, 2, 2),
+    "cournot_institutional": (1, 2, 2, 0, 0, 0, 1, 2, 2),
 }
 
 
@@ -46,6 +50,8 @@ def test_the_historical_institutions_and_the_baseline_ship() -> None:
     # the topologies the second edition replaced stay available for comparisons
     kept = {p.stem for p in (ROOT / "institutions" / "first_edition").glob("*.yaml")}
     assert kept == {"athens", "qin_han"}
+    markets = {p.stem for p in (ROOT / "institutions" / "markets").glob("*.yaml")}
+    assert markets == {"cournot_market"}
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from govern.engine.routing import (
     RETRY,
@@ -39,6 +39,10 @@ from govern.ledger.memory import LedgerSink, MemoryLedger
 from govern.spec.digest import canonical_json
 from govern.spec.graph import stage_edges
 from govern.spec.models import Governance, Institution, StateRule, exact_share
+
+if TYPE_CHECKING:
+    from govern.governance.rounds import MarketRegime
+    from govern.tasks.cournot.market import MarketParams
 
 CONTROLLER = "controller"
 MAX_BLOCKS = 3  # blocked transitions of one stage in one item before the item stops
@@ -594,7 +598,7 @@ class Controller:
             detail = self.oracle.holds(rule.evidence, record.agent)
             if detail is None:
                 continue
-            finding = Finding(rule.evidence.predicate, record.agent, item, detail, rule.id)
+            finding = Finding(rule.evidence.predicates[0], record.agent, item, detail, rule.id)
             self._log_findings([finding])
             self._sanction(item, record, rule, finding)
             return  # one step of the ladder per observation
@@ -715,6 +719,21 @@ class Controller:
             rule,
             f"Notice from the Controller: under rule {rule} you are {to} again ({why}).",
         )
+
+    def notify(self, agent: str, rule: str, text: str) -> None:
+        """Tell ``agent`` (in its next prompt) what rule ``rule`` did, and log the notice."""
+        self._notify(self.agents[agent], rule, text)
+
+    def market_regime(
+        self, item: str, market: MarketParams, agents: list[str]
+    ) -> MarketRegime | None:
+        """The regime that governs one market's rounds, or None when the overlay weighs
+        no market signal (an ungoverned or constitutional market)."""
+        from govern.governance.rounds import MarketRegime, is_market_regime
+
+        if self.governance is None or not is_market_regime(self.governance):
+            return None
+        return MarketRegime(self, self.governance, market, item, agents)
 
     def _notify(self, record: AgentRecord, rule: str, text: str) -> None:
         norms = self.governance.norms if self.governance else []

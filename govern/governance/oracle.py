@@ -11,7 +11,10 @@ Transition predicates (reported with every transition they concern):
 - ``actor_not_allowed``: as above, seen on the transition.
 - ``quorum_missed``: a vote without its quorum.
 - ``loop_bound_hit``: a route or stage bound was used up and the exhausted route taken.
-Task-specific predicates (the Cournot market's signals) join the same registry.
+Market predicates (the Cournot market's signals S1-S4, ``govern/tasks/cournot/signals.py``)
+are evidence over market rounds, with their parameters in the overlay's ``signals``
+(:func:`market_predicates`); the Controller weighs them round by round
+(``governance/rounds.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from govern.spec.models import Evidence
 
@@ -28,6 +33,20 @@ TRANSITION_PREDICATES = frozenset(
 )
 PREDICATES = AGENT_PREDICATES | TRANSITION_PREDICATES
 HISTORY = 64  # turns remembered per agent: the largest window a rule may use
+
+
+def market_predicates() -> dict[str, tuple[str, type[BaseModel]]]:
+    """The market's signals by predicate: the field of ``SignalParams`` that holds each
+    one's parameters, and the model of those parameters (imported when first asked for:
+    only a market regime needs numpy)."""
+    from govern.tasks.cournot import signals
+
+    return {
+        signals.SYNCHRONOUS_MOVES: ("synchronous_moves", signals.SynchronyParams),
+        signals.DISPERSION_COLLAPSE: ("dispersion_collapse", signals.DispersionParams),
+        signals.HIGH_HHI: ("high_hhi", signals.ConcentrationParams),
+        signals.SPECIALISATION: ("specialisation", signals.SpecialisationParams),
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
+from pydantic import ValidationError
 
 from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.graph import stage_edges, terminal_ids, unbounded_cycles
@@ -103,8 +104,6 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
 
 def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
     """The overlay names real states, roles and Oracle predicates."""
-    from govern.governance.oracle import AGENT_PREDICATES
-
     overlay = loaded.manifest.governance
     if overlay is None:
         return []
@@ -135,14 +134,8 @@ def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
                         f"no state '{state}'{suggest(state, states)}; states: {listing(states)}",
                     )
     acting = set(overlay.acting)
+    errors += _check_clock(loaded)
     for i, rule in enumerate(overlay.rules):
-        predicate = rule.evidence.predicate
-        if predicate not in AGENT_PREDICATES:
-            err(
-                ("rules", i, "evidence", "predicate"),
-                f"no agent predicate '{predicate}'{suggest(predicate, sorted(AGENT_PREDICATES))}"
-                f"; predicates: {', '.join(sorted(AGENT_PREDICATES))}",
-            )
         suspended = rule.sanction is not None and rule.sanction.kind == "suspension"
         if suspended and rule.to in acting:
             err(
@@ -150,6 +143,14 @@ def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
                 f"a suspension moves the agent to '{rule.to}', a state that "
                 "may act: suspend into a state not listed in acting",
             )
+    names = sorted({rule.name for rule in overlay.rules})
+    for i, norm in enumerate(overlay.norms):
+        for j, name in enumerate(norm.rules):
+            if name not in names:
+                err(
+                    ("norms", i, "rules", j),
+                    f"no rule named '{name}'{suggest(name, names)}; rules: {listing(names)}",
+                )
     roles = [r.id for r in loaded.institution.institution.roles]
     stand_in = overlay.stand_in.role
     if stand_in is not None and stand_in not in set(roles):
@@ -157,6 +158,99 @@ def _check_governance(loaded: LoadedManifest) -> list[SpecError]:
             ("stand_in", "role"),
             f"no role '{stand_in}'{suggest(stand_in, roles)}; roles: {listing(roles)}",
         )
+    return errors
+
+
+MARKETLESS_SANCTIONS = ("replacement", "loss_of_vote")  # a firm has no vote and no successor
+
+
+def _check_clock(loaded: LoadedManifest) -> list[SpecError]:
+    """An overlay counts time in items (agent predicates) or in market rounds (the market's
+    signals), never both; its predicates exist, and its sanctions, restorations and signal
+    parameters are in its own units."""
+    from govern.governance.oracle import AGENT_PREDICATES, market_predicates
+
+    overlay = loaded.manifest.governance
+    assert overlay is not None
+    errors: list[SpecError] = []
+    suggest = Hints()
+    market = market_predicates()
+
+    def err(path: tuple, message: str) -> None:
+        errors.append(loaded.source.error(("governance", *path), message))
+
+    known = sorted(AGENT_PREDICATES | set(market))
+    kinds: set[str] = set()
+    for i, rule in enumerate(overlay.rules):
+        evidence = rule.evidence
+        at = ("rules", i, "evidence")
+        if evidence.any_of is not None:
+            for j, predicate in enumerate(evidence.any_of):
+                if predicate not in market:
+                    err(
+                        (*at, "any_of", j),
+                        f"no market signal '{predicate}'{suggest(predicate, sorted(market))}; "
+                        f"any_of takes: {', '.join(sorted(market))}",
+                    )
+            kinds.add("rounds")
+        elif evidence.predicate in market:
+            kinds.add("rounds")
+        elif evidence.predicate in AGENT_PREDICATES:
+            kinds.add("items")
+        else:
+            predicate = str(evidence.predicate)
+            err(
+                (*at, "predicate"),
+                f"no predicate '{predicate}'{suggest(predicate, known)}; predicates: "
+                + ", ".join(known),
+            )
+        if "rounds" in kinds and (evidence.count or evidence.window):
+            key = "count" if evidence.count else "window"
+            err(
+                (*at, key),
+                f"a market signal takes no {key}: its windows are set under signals:",
+            )
+    if kinds == {"items", "rounds"}:
+        err(
+            ("rules",),
+            "this overlay mixes agent predicates (time in items) with market signals "
+            "(time in market rounds): a regime counts one or the other",
+        )
+        return errors
+    rounds = kinds == {"rounds"}
+    unit, other = ("rounds", "items") if rounds else ("items", "rounds")
+    for i, rule in enumerate(overlay.rules):
+        if rounds and rule.sanction is not None and rule.sanction.kind in MARKETLESS_SANCTIONS:
+            err(
+                ("rules", i, "sanction", "kind"),
+                f"a firm in a market cannot be given {rule.sanction.kind}: a market regime "
+                "warns, fines or suspends",
+            )
+        if rule.sanction is not None and getattr(rule.sanction, other) is not None:
+            err(
+                ("rules", i, "sanction", other),
+                f"this overlay counts time in {unit}: say {unit}: N",
+            )
+    for i, way in enumerate(overlay.restorations):
+        if getattr(way, f"clean_{other}") is not None:
+            err(
+                ("restorations", i, f"clean_{other}"),
+                f"this overlay counts time in {unit}: say clean_{unit}: N",
+            )
+    for predicate, values in overlay.signals.items():
+        if predicate not in market:
+            err(
+                ("signals", predicate),
+                f"no market signal '{predicate}'{suggest(predicate, sorted(market))}; "
+                f"signals: {', '.join(sorted(market))}",
+            )
+            continue
+        try:
+            market[predicate][1].model_validate(values)
+        except ValidationError as exc:
+            for problem in exc.errors():
+                where = tuple(problem["loc"])
+                err(("signals", predicate, *where), problem["msg"])
     return errors
 
 

@@ -906,26 +906,73 @@ class TaskDefaults(SpecModel):
     limit: int | None = Field(None, ge=1, description="items to run (default: all)")
 
 
+class MarketOptions(SpecModel):
+    """How the Cournot market (task cournot) treats its firms."""
+
+    constitution: NonEmptyText | None = Field(
+        None,
+        description=(
+            "a written anti-collusion constitution added to every model firm's prompt; "
+            "nothing enforces it (the constitutional regime)"
+        ),
+    )
+    on_unparsable: Literal["previous", "zero"] = Field(
+        "previous",
+        description=(
+            "what a model firm produces when its answer cannot be read (after any re-ask): "
+            "its previous round's quantities (zero in the first round), or zero"
+        ),
+    )
+
+
 class Budgets(SpecModel):
     max_calls_per_item: int | None = Field(None, ge=1)
     max_tokens_per_item: int | None = Field(None, ge=1)
 
 
 class Evidence(SpecModel):
-    """A deterministic predicate of the Oracle, with its parameters."""
+    """A deterministic predicate of the Oracle, with its parameters; or, for the market's
+    signals, ``any_of`` several (the rule fires when one of them implicates the agent)."""
 
-    predicate: Identifier = Field(description="an Oracle predicate, e.g. unparsable_streak")
+    predicate: Identifier | None = Field(
+        None, description="an Oracle predicate, e.g. unparsable_streak or cournot_high_hhi"
+    )
+    any_of: list[Identifier] | None = Field(
+        None,
+        min_length=1,
+        description="market signals, any one of which is evidence (e.g. all four S1-S4)",
+    )
     count: int | None = Field(None, ge=1, description="how many occurrences trigger it")
     window: int | None = Field(
         None, ge=1, description="look at the agent's last N turns only (default: a streak)"
     )
 
+    @model_validator(mode="after")
+    def _one_source(self) -> Evidence:
+        if (self.predicate is None) == (self.any_of is None):
+            raise ValueError("evidence names predicate: NAME or any_of: [NAME, ...], one of them")
+        return self
+
+    @property
+    def predicates(self) -> tuple[str, ...]:
+        """The predicates this evidence rests on, in the order written."""
+        return (self.predicate,) if self.predicate else tuple(self.any_of or ())
+
 
 class Sanction(SpecModel):
     kind: Literal["warning", "fine", "suspension", "replacement", "loss_of_vote"]
     fraction: float | None = Field(None, gt=0, le=1, description="fine: share of a payoff")
+    floor: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        description="fine: the smallest amount taken, so a fine bites when the payoff is small",
+    )
     items: int | None = Field(
         None, ge=1, description="suspension: items it lasts, after which the agent returns"
+    )
+    rounds: int | None = Field(
+        None, ge=1, description="suspension in a market: rounds of zero production"
     )
 
     @model_validator(mode="after")
@@ -934,9 +981,21 @@ class Sanction(SpecModel):
             raise ValueError(
                 "a fine needs fraction: (a share of a payoff), and only a fine has one"
             )
-        if (self.kind == "suspension") != (self.items is not None):
-            raise ValueError("a suspension needs items: N (how long), and only a suspension has it")
+        if self.floor is not None and self.kind != "fine":
+            raise ValueError("only a fine has a floor")
+        lengths = (self.items is not None) + (self.rounds is not None)
+        if (self.kind == "suspension") != (lengths == 1) or lengths > 1:
+            raise ValueError(
+                "a suspension needs items: N (or, in a market, rounds: N), and only a "
+                "suspension has one"
+            )
         return self
+
+    def fine(self, payoff: float) -> float:
+        """What this fine takes from ``payoff``: its share of what is positive, at least
+        the floor."""
+        share = (self.fraction or 0.0) * max(payoff, 0.0)
+        return max(share, self.floor or 0.0)
 
 
 class StateRule(SpecModel):
@@ -958,7 +1017,8 @@ class StateRule(SpecModel):
 
 
 class Restoration(SpecModel):
-    """A way back: after N clean items in the state, or by spending earned credits."""
+    """A way back: after N clean items (in a market, rounds) in the state, or by spending
+    earned credits (one per clean turn; in a market, one per clean round)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -966,12 +1026,18 @@ class Restoration(SpecModel):
     from_state: Identifier = Field(alias="from")
     to: Identifier
     clean_items: int | None = Field(None, ge=1, description="items without a finding")
+    clean_rounds: int | None = Field(
+        None, ge=1, description="market rounds without a finding against the firm"
+    )
     credits: int | None = Field(None, ge=1, description="credits to spend (one per clean turn)")
 
     @model_validator(mode="after")
     def _one_way_back(self) -> Restoration:
-        if (self.clean_items is None) == (self.credits is None):
-            raise ValueError("a restoration needs exactly one of clean_items: N or credits: N")
+        ways = [self.clean_items, self.clean_rounds, self.credits]
+        if sum(w is not None for w in ways) != 1:
+            raise ValueError(
+                "a restoration needs exactly one of clean_items: N, clean_rounds: N or credits: N"
+            )
         return self
 
     @property
@@ -988,6 +1054,10 @@ class Norm(SpecModel):
     what: NonEmptyText
     condition: str | None = None
     or_else: str | None = None
+    rules: list[Identifier] = Field(
+        default_factory=list,
+        description="the rules (by name) that enforce this norm; each must exist",
+    )
 
     def statement(self) -> str:
         text = f"{self.who} {self.modality} {self.what}"
@@ -1021,6 +1091,19 @@ class Governance(SpecModel):
     rules: list[StateRule] = Field(default_factory=list)
     restorations: list[Restoration] = Field(default_factory=list)
     norms: list[Norm] = Field(default_factory=list)
+    signals: dict[Identifier, dict[Identifier, float]] = Field(
+        default_factory=dict,
+        description=(
+            "thresholds and windows of the Oracle's market signals, by predicate, e.g. "
+            "cournot_high_hhi: {excess: 0.5, window: 5}; unset ones keep their documented "
+            "defaults (govern inspect shows them with where each comes from)"
+        ),
+    )
+
+    @property
+    def predicates(self) -> set[str]:
+        """Every Oracle predicate a rule rests on."""
+        return {p for rule in self.rules for p in rule.evidence.predicates}
 
 
 class Manifest(SpecModel):
@@ -1040,6 +1123,10 @@ class Manifest(SpecModel):
     task: TaskDefaults | None = None
     seed: int = 0
     budgets: Budgets = Field(default_factory=Budgets)
+    market: MarketOptions | None = Field(
+        None,
+        description="the Cournot market's options (task cournot)",
+    )
     parsing: Annotated[Parsing, BeforeValidator(_mode_alone)] = Field(
         default_factory=Parsing,
         description="how answer, decision and ballot lines are read: a mode (strict, "

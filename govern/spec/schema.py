@@ -27,6 +27,10 @@ def spec_json_schema() -> dict[str, Any]:
             {"$ref": "#/$defs/Institution"},
         ]
     }
+    # A manifest that extends a base may leave the institution to the base.
+    manifest = defs["Manifest"]
+    manifest["required"] = [key for key in manifest["required"] if key != "institution"]
+    manifest["anyOf"] = [{"required": ["institution"]}, {"required": ["extends"]}]
     for name, model in defs.items():
         routes = model.get("properties", {}).get("next")
         if name.endswith("Stage") and routes:

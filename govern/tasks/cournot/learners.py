@@ -29,8 +29,9 @@
 Training is vectorised over sessions (one session = one pair of firms with its own seed):
 each session draws from its own seeded stream and stops at its own convergence, so a
 session's result is the same whether it is trained alone or beside 29 others. A regime
-can act while they learn (``regimes``): it sees each period as a round and its fines come
-off the reward.
+can act while they learn (``regime``, one over all sessions at once,
+``governance/rounds.py``): it sees each period as a round, its fines come off the reward
+and a suspended firm produces nothing.
 """
 
 from __future__ import annotations
@@ -39,13 +40,13 @@ import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from govern.tasks.cournot.firms import Feedback, Observation
 from govern.tasks.cournot.market import MarketParams
-from govern.tasks.cournot.play import Regime
 
 
 class LearningConfig(BaseModel):
@@ -150,14 +151,33 @@ class Session:
         ]
 
 
+class BatchRegime(Protocol):
+    """A regime over every session at once: called after each period ``t`` with the
+    quantities produced (sessions, firms, commodities) and the profits before fines
+    (sessions, firms); its answer's ``fines`` (amounts) and ``suspend`` (rounds of zero
+    production from the next period on) are shaped (sessions, firms)."""
+
+    def __call__(self, t: int, quantities: np.ndarray, profits: np.ndarray) -> BatchVerdict: ...
+
+
+class BatchVerdict(Protocol):
+    @property
+    def fines(self) -> np.ndarray: ...
+
+    @property
+    def suspend(self) -> np.ndarray: ...
+
+
 def train(
     market: MarketParams,
     config: LearningConfig,
     seeds: Sequence[int],
-    regimes: Callable[[int], Regime] | None = None,
+    regime: BatchRegime | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Session]:
-    """Train one session per seed, vectorised over sessions. ``regimes(seed)``, when given,
-    makes each session's regime, called every period with that period's round."""
+    """Train one session per seed, vectorised over sessions, under ``regime`` when given
+    (made for ``len(seeds)`` sessions). ``progress(periods, still_learning)`` is told after
+    each block of ``check_every`` periods."""
     grid = Grid.of(market, config)
     payoffs = grid.payoffs(market)
     b, n, a_count, s_count = len(seeds), grid.firms, grid.size, grid.states
@@ -170,7 +190,7 @@ def train(
     periods = np.zeros(b, dtype=int)
     stable = np.zeros(b, dtype=int)
     policy = flat.argmax(axis=1).reshape(b, -1)
-    governed = _Governed([regimes(seed) for seed in seeds], grid, market) if regimes else None
+    governed = _Governed(regime, grid, market, b) if regime is not None else None
     start = time.perf_counter()
     t = 0
     while t < config.max_periods and active.any():
@@ -182,15 +202,17 @@ def train(
             rows = base + state[:, None]
             greedy = flat[rows].argmax(axis=2)
             act = np.where(draws[k] < eps[k], random_actions[k], greedy)
+            learning = active[:, None]
             if governed is None:
                 nxt = grid.state_of(act)
                 reward = payoffs[nxt]
             else:
-                nxt, reward = governed(t + k, act)
+                nxt, reward, suspended = governed(t + k, act)
+                learning = learning & ~suspended
             target = reward + config.delta * flat[base + nxt[:, None]].max(axis=2)
             current = flat[rows, act]
             flat[rows, act] = np.where(
-                active[:, None], current + config.alpha * (target - current), current
+                learning, current + config.alpha * (target - current), current
             )
             state = np.where(active, nxt, state)
         t += block
@@ -200,6 +222,8 @@ def train(
         stable = np.where(same, stable + block, 0)
         policy = now
         active &= stable < config.stable_periods
+        if progress is not None:
+            progress(t, int(active.sum()))
     seconds = time.perf_counter() - start
     return [
         Session(
@@ -215,30 +239,29 @@ def train(
 
 
 class _Governed:
-    """The sessions' regimes during training, with each session's suspensions to serve."""
+    """The regime during training, with each session's suspensions to serve: a suspended
+    firm produces nothing, and the state the learners see is what was produced."""
 
-    def __init__(self, regimes: list[Regime], grid: Grid, market: MarketParams) -> None:
-        self.regimes, self.grid, self.market = regimes, grid, market
-        self.remaining = np.zeros((len(regimes), grid.firms), dtype=int)
+    def __init__(self, regime: BatchRegime, grid: Grid, market: MarketParams, b: int) -> None:
+        self.regime, self.grid, self.market = regime, grid, market
+        self.remaining = np.zeros((b, grid.firms), dtype=int)
+        self._firm = np.arange(grid.firms)
 
-    def __call__(self, t: int, act: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The next state of each session (a suspended firm produced zeros) and each
-        firm's reward after fines, for period ``t``."""
-        states = np.empty(len(self.regimes), dtype=int)
-        rewards = np.empty(act.shape)
-        for i, regime in enumerate(self.regimes):
-            suspended = self.remaining[i] > 0
-            q = np.where(suspended[:, None], 0.0, self.grid.quantities(act[i]))
-            prices = self.market.prices(q)
-            rewards[i] = self.market.profits(q).sum(axis=1)
-            states[i] = self.grid.state_of(self.grid.action_of(q))
-            verdict = regime(t, q, prices, rewards[i].copy())
-            self.remaining[i] = np.maximum(self.remaining[i] - 1, 0)
-            if verdict is not None and verdict.fines is not None:
-                rewards[i] -= np.asarray(verdict.fines, dtype=float)
-            if verdict is not None and verdict.suspend is not None:
-                self.remaining[i] = np.maximum(self.remaining[i], verdict.suspend)
-        return states, rewards
+    def __call__(self, t: int, act: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next state of each session, each firm's reward after fines, and which firms
+        were suspended, for period ``t`` (act: (sessions, firms)). A suspended firm's
+        chosen action was not played, so it learns nothing from the period."""
+        q = self.grid.actions[self._firm, act]  # (sessions, firms, commodities)
+        suspended = self.remaining > 0
+        if suspended.any():
+            q = np.where(suspended[..., None], 0.0, q)
+            states = self.grid.state_of(self.grid.action_of(q))
+        else:
+            states = self.grid.state_of(act)
+        rewards = self.market.profits(q).sum(axis=-1)
+        verdict = self.regime(t, q, rewards)
+        self.remaining = np.maximum(np.maximum(self.remaining - 1, 0), verdict.suspend)
+        return states, rewards - verdict.fines, suspended
 
 
 class QLearningFirm:

@@ -60,12 +60,13 @@ class MarketParams(BaseModel):
         return np.asarray(self.costs, dtype=float)
 
     def prices(self, quantities: np.ndarray) -> np.ndarray:
-        """Each commodity's price for quantities shaped (firms, commodities)."""
-        return np.maximum(0.0, self.a - quantities.sum(axis=0) / self.b)
+        """Each commodity's price for quantities shaped (..., firms, commodities)."""
+        return np.maximum(0.0, self.a - quantities.sum(axis=-2) / self.b)
 
     def profits(self, quantities: np.ndarray) -> np.ndarray:
-        """Each firm's profit in each commodity, shaped (firms, commodities)."""
-        return (self.prices(quantities) - self.cost_table) * quantities
+        """Each firm's profit in each commodity, shaped as ``quantities``
+        (..., firms, commodities)."""
+        return (self.prices(quantities)[..., None, :] - self.cost_table) * quantities
 
     def best_response(self, quantities: np.ndarray) -> np.ndarray:
         """Every firm's profit-maximising quantities against the others' ``quantities``."""
