@@ -111,8 +111,8 @@ def test_inspect_table_compares_institutions() -> None:
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert any("us_federal" in line and "gated_pipeline" in line for line in lines)
-    # 5 pipelines (first_edition/qin_han among them), 2 gated
-    assert sum("pipeline" in line for line in lines) == 7
+    # 6 pipelines (first_edition/qin_han and markets/cournot_market among them), 2 gated
+    assert sum("pipeline" in line for line in lines) == 8
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -149,7 +149,7 @@ def test_schema_command_writes_the_shipped_schema(tmp_path: Path) -> None:
 def test_list_finds_institutions_and_manifests() -> None:
     result = govern("list")
     lines = result.stdout.splitlines()
-    assert sum(line.startswith("institution ") for line in lines) == 12
+    assert sum(line.startswith("institution ") for line in lines) == 13
     assert any(line.startswith("manifest") and "senate" in line for line in lines)
     assert any(line.startswith("task") and "gsm8k" in line for line in lines)
 
