@@ -17,7 +17,7 @@ from tests.conftest import run_cli as govern
 def test_validate_shipped_specs_exits_0() -> None:
     result = govern("validate", "institutions", "manifests/senate.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "13 valid, 0 invalid" in result.stderr  # first_edition/ included
+    assert "14 valid, 0 invalid" in result.stderr  # first_edition/ included
 
 
 def test_validate_bad_file_prints_error_lines_and_exits_1(tmp_path: Path) -> None:
