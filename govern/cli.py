@@ -403,6 +403,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     for notice in run.notices:
         print(f"notice: {notice}", file=sys.stderr)
+    run.report = lambda line: print(f"govern: {line}", file=sys.stderr, flush=True)
     pending = len(run.data.items) - len(run.finished)
     try:
         with progress(pending, f"{run.manifest.id} on {run.task.name}") as advance:

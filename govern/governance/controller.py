@@ -32,7 +32,7 @@ from govern.governance.guard import ManifestGuard
 from govern.governance.lot import METHOD as LOT_METHOD
 from govern.governance.lot import draw as draw_seats
 from govern.governance.offices import OfficeBook, Tenure
-from govern.governance.oracle import Finding, Oracle
+from govern.governance.oracle import Finding, Oracle, is_market_regime
 from govern.governance.oversight import METHOD as OVERSIGHT_METHOD
 from govern.governance.oversight import examined
 from govern.ledger.memory import LedgerSink, MemoryLedger
@@ -80,6 +80,9 @@ class Controller:
         self.institution = institution
         self.seed = seed  # the run's seed: lots and oversight samples are drawn from it
         self.governance = governance
+        # an overlay weighing agents' turns moves agents between items; one weighing the
+        # market's signals moves firms between rounds (market_regime), never here
+        self.item_ladder = governance is not None and not is_market_regime(governance)
         self.ledger = ledger if ledger is not None else MemoryLedger()
         self.guard = guard
         self.oracle = Oracle()
@@ -587,7 +590,7 @@ class Controller:
     # -- the ladder -------------------------------------------------------------------------
 
     def _apply_rules(self, item: str, record: AgentRecord) -> None:
-        if self.governance is None:
+        if self.governance is None or not self.item_ladder:
             return
         for rule in self.governance.rules:
             if rule.from_state != record.state:
@@ -729,9 +732,9 @@ class Controller:
     ) -> MarketRegime | None:
         """The regime that governs one market's rounds, or None when the overlay weighs
         no market signal (an ungoverned or constitutional market)."""
-        from govern.governance.rounds import MarketRegime, is_market_regime
+        from govern.governance.rounds import MarketRegime
 
-        if self.governance is None or not is_market_regime(self.governance):
+        if self.governance is None or self.item_ladder:
             return None
         return MarketRegime(self, self.governance, market, item, agents)
 

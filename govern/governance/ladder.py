@@ -11,9 +11,10 @@ agents between items (``controller.py``), with time counted in rounds:
    stops the firm's production for the next N rounds, after which it returns to the
    state it was suspended from.
 2. **Evidence and credits**: a firm implicated by any of the overlay's signals has a
-   finding this round; a firm with none has a clean round and earns one credit. Credits
-   count clean rounds since the firm's last sanction (a sanction clears them), so a firm
-   cannot bank good conduct and then collude on credit.
+   finding this round; a firm with none that may act has a clean round and earns one
+   credit (rounds served in suspension earn none). Credits count clean rounds since the
+   firm's last sanction (a sanction clears them), so a firm cannot bank good conduct and
+   then collude on credit.
 3. **Restorations**, for firms no rule moved this round: the first restoration leaving
    the firm's state whose condition holds (``clean_rounds`` since it entered the state
    and since its last finding, or ``credits`` to spend) moves it.
@@ -142,7 +143,7 @@ class RoundLadder:
                     self.suspended_until[hits] = t + length
                     self.return_to[hits] = source
             self.last_finding[found] = t
-        credited = ~found
+        credited = ~found & self.acting[self.state]  # a suspended firm earns no credit
         self.credits += credited
         if self._restorable[self.state].any():
             for w, (source, target, way) in enumerate(self._restorations):

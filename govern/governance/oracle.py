@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from govern.spec.models import Evidence
+from govern.spec.models import Evidence, Governance
 
 AGENT_PREDICATES = frozenset({"unparsable_streak", "actor_not_allowed"})
 TRANSITION_PREDICATES = frozenset(
@@ -47,6 +47,12 @@ def market_predicates() -> dict[str, tuple[str, type[BaseModel]]]:
         signals.HIGH_HHI: ("high_hhi", signals.ConcentrationParams),
         signals.SPECIALISATION: ("specialisation", signals.SpecialisationParams),
     }
+
+
+def is_market_regime(governance: Governance | None) -> bool:
+    """Whether the overlay weighs the market's signals (time in rounds) rather than agents'
+    turns (time in items); the spec checks keep an overlay to one or the other."""
+    return governance is not None and not governance.predicates <= AGENT_PREDICATES
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,12 +55,6 @@ def signal_params(governance: Governance) -> SignalParams:
     )
 
 
-def is_market_regime(governance: Governance | None) -> bool:
-    """Whether the overlay weighs market signals (time in rounds) rather than agents'
-    turns (time in items)."""
-    return governance is not None and bool(governance.predicates & set(SIGNAL_ORDER))
-
-
 class TrainingRegime:
     """The regime over ``markets`` markets at once, unlogged: for learners in training."""
 

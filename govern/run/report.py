@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from govern.run.stats import Proportion
-from govern.run.summary import Summary
+from govern.run.summary import MarketSummary, Summary
 
 
 @contextmanager
@@ -60,8 +60,14 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
             "items",
             f"{summary.n} of {summary.n_planned}" + ("" if summary.complete else " (incomplete)"),
         ),
-        ("accuracy, strict (95% CI)", _share(summary.accuracy_strict)),
-        ("accuracy, flexible (95% CI)", _share(summary.accuracy_flexible)),
+        *(
+            _market_rows(summary.market)
+            if summary.market
+            else [
+                ("accuracy, strict (95% CI)", _share(summary.accuracy_strict)),
+                ("accuracy, flexible (95% CI)", _share(summary.accuracy_flexible)),
+            ]
+        ),
         ("calls per item", f"{summary.calls_per_item:.1f}" if summary.calls_per_item else "-"),
         ("tokens per item", f"{summary.tokens_per_item:.0f}" if summary.tokens_per_item else "-"),
         ("cost", "unknown" if summary.cost is None else f"${summary.cost:.4f}"),
@@ -81,6 +87,29 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
         table.add_row(name, value)
     console.print(table)
     console.print(f"results in {folder}")
+
+
+def _market_rows(market: MarketSummary) -> list[tuple[str, str]]:
+    """The markets as the paper judges them: collusion tier, concentration, who gained."""
+
+    def firms(values: list[float], digits: int = 0) -> str:
+        return " / ".join(f"{v:.{digits}f}" for v in values)
+
+    return [
+        ("mean collusion tier (0-4)", f"{market.mean_tier:.2f}"),
+        ("markets at tier 0/1/2/3/4", " / ".join(str(n) for n in market.tiers)),
+        ("HHI excess over Nash", f"{market.hhi_excess:+.2f}"),
+        ("CV excess over Nash", f"{market.cv_excess:+.2f}"),
+        ("profit a round, per firm", firms(market.profit_per_round)),
+        ("consumer surplus a round", f"{market.consumer_surplus_per_round:.0f}"),
+        ("fines a market, per firm", firms(market.fines)),
+        ("suspended rounds, per firm", firms(market.suspended_rounds, 1)),
+        *(
+            [("periods trained (learners)", f"{market.training_periods:,.0f}")]
+            if market.training_periods
+            else []
+        ),
+    ]
 
 
 _SHOWN_REASONS = 10

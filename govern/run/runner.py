@@ -32,6 +32,7 @@ from govern.experiments.spec import Cell, LoadedExperiment, TaskSample
 from govern.files import write_atomic
 from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
+from govern.governance.oracle import is_market_regime
 from govern.ledger.binding import RESULTS, folder_digests
 from govern.ledger.keys import (
     ENV_KEY,
@@ -46,7 +47,7 @@ from govern.ledger.keys import (
 from govern.ledger.writer import LedgerBusy, LedgerWriter
 from govern.models.cache import ResponseCache, default_cache_path
 from govern.models.router import ModelRouter
-from govern.models.sim.params import is_simulated
+from govern.models.sim.params import is_firm_model, is_simulated
 from govern.run import gc_policy
 from govern.run.records import ResultsWriter, failed_record, item_record
 from govern.run.request import (
@@ -74,6 +75,7 @@ from govern.spec.errors import SpecInvalid
 from govern.spec.loader import LoadedManifest, project_root
 from govern.spec.models import Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
+from govern.tasks.cournot.task import CournotTask
 from govern.tasks.registry import get_task
 from govern.text import printable
 
@@ -98,6 +100,7 @@ class PreparedRun:
     notices: list[str] = field(default_factory=list)
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed: done before
     stopped_by: str | None = None  # the signal (or spent budget) that interrupted the run
+    report: Callable[[str], None] | None = None  # progress of long work (training), for a console
 
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
@@ -126,7 +129,14 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         data = task.load(request.data, allow_download=request.download)
     except (KeyError, TaskDataError) as exc:
         raise RunSetupError(str(exc.args[0])) from None
+    if is_market_regime(manifest.governance) and not isinstance(task, CournotTask):
+        raise RunSetupError(
+            f"{manifest.id}'s governance weighs the Cournot market's signals: it governs "
+            f"task cournot, not {task_name}"
+        )
     limit = request.limit or (manifest.task.limit if manifest.task else None)
+    if isinstance(task, CournotTask) and limit:
+        data = TaskData(task.markets(limit), data.source, data.benchmark, data.notice)
     items = select_items(data.items, limit=limit, sample=sample, only=request.items)
     data = TaskData(items, data.source, data.benchmark, data.notice)
     unknown_roles = set(request.role_models) - {r.id for r in institution.roles}
@@ -160,7 +170,18 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     )
     if isinstance(loaded, LoadedManifest):
         _check_model_settings(loaded, used)
-    problems = router.problems(used)
+    seats = {
+        f"{role.id}#{n}": seat_models.get(f"{role.id}#{n}") or role_models[role.id]
+        for role in institution.roles
+        if role.office is None
+        for n in range(1, role.seats + 1)
+    }
+    from govern.run.market import firm_models_problems
+
+    firms = task.card.market.firms if isinstance(task, CournotTask) and task.card else 0
+    problems = firm_models_problems(seats, task_name, firms) + router.problems(
+        {m for m in used if not is_firm_model(m)}
+    )
     if problems:
         raise RunSetupError("; ".join(problems))
     seed = manifest.seed if request.seed is None else request.seed
@@ -169,7 +190,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     from govern.engine.compile import compile_institution
 
     compiled = compile_institution(institution)
-    simulated = all(is_simulated(m) for m in used)
+    simulated = all(is_simulated(m) or is_firm_model(m) for m in used)
     header = {
         "software": f"govern {__version__}",
         "manifest": {
@@ -562,6 +583,13 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
     controller = run.context.controller
     controller.begin_item(item.id)  # refuses to go on if the manifest changed
     try:
+        if isinstance(run.task, CournotTask):
+            from govern.run.market import play_market
+
+            record = await play_market(run, item)
+            controller.end_item(item.id, record["outcome"], writer.write(record))
+            run.ledger.flush()
+            return record
         state = await run.compiled.graph.ainvoke(
             initial_state(item.id, item.question), config, context=run.context
         )

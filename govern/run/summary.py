@@ -9,10 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from govern.models.sim.params import is_simulated
+from govern.models.sim.params import is_firm_model, is_simulated
 from govern.run.stats import Proportion, wilson
 
 SIMULATED_LABEL = "SIMULATED run on govern's built-in sim/ models: these are not LLM results"
+FIRMS_LABEL = (
+    "OFFLINE run of govern's built-in firms (firm/...): learning programs and automata in "
+    "a simulated market, not LLM results"
+)
 
 
 def partly_simulated_label(share: float) -> str:
@@ -58,6 +62,26 @@ class Summary(BaseModel):
     started: str
     finished: str
     govern_version: str
+    market: MarketSummary | None = None  # task cournot: what the markets are judged by
+
+
+class MarketSummary(BaseModel):
+    """The markets of a run (task cournot), as the "Institutional AI" paper judges them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    markets: int
+    mean_tier: float
+    tiers: list[int]  # markets at tier 0, 1, 2, 3, 4
+    severe: float  # the share at tier 4
+    hhi_excess: float  # means over markets
+    cv_excess: float
+    profit_per_round: list[float]  # per firm, after fines
+    consumer_surplus_per_round: float
+    fines: list[float]  # per firm, a market
+    suspended_rounds: list[float]  # per firm, a market
+    sanctions: float  # a market
+    training_periods: float | None  # learners: mean periods trained before the market
 
 
 class Tally:
@@ -85,6 +109,8 @@ class Tally:
         self.unparsed_turns = 0
         self.reasks_answered = 0
         self.cached_calls = 0
+        self.markets: list[dict[str, Any]] = []  # task cournot: each market's measures (small)
+        self.firms_only = True  # every market was played by built-in firms alone
 
     def add(self, record: dict[str, Any]) -> None:
         self.n += 1
@@ -105,6 +131,10 @@ class Tally:
         reason = failure_reason(record)
         if reason is not None:
             self.failures[reason] += 1
+        market = record.get("market")
+        if market is not None:
+            self.markets.append({k: v for k, v in market.items() if k != "quantities"})
+            self.firms_only &= all(is_firm_model(m) for m in market["firms"].values())
         for turn in record["turns"]:
             self.turns += 1
             self.simulated_turns += is_simulated(turn["model"])
@@ -116,7 +146,9 @@ class Tally:
         n = self.n
         share = self.simulated_turns / self.turns if self.turns else None
         label = (
-            SIMULATED_LABEL
+            FIRMS_LABEL
+            if fields["simulated"] and self.markets and self.firms_only
+            else SIMULATED_LABEL
             if fields["simulated"]
             else partly_simulated_label(share)
             if share
@@ -140,8 +172,39 @@ class Tally:
             outcomes=dict(self.outcomes),
             items_with_errors=self.items_with_errors,
             failures=_most_first(self.failures),
+            market=_market_summary(self.markets) if self.markets else None,
             **fields,
         )
+
+
+def _market_summary(markets: list[dict[str, Any]]) -> MarketSummary:
+    n = len(markets)
+
+    def mean(key: str) -> float:
+        return sum(float(m[key]) for m in markets) / n
+
+    def per_firm(key: str) -> list[float]:
+        columns = zip(*(m[key] for m in markets), strict=True)
+        return [round(sum(column) / n, 4) for column in columns]
+
+    tiers = [0] * 5
+    for m in markets:
+        tiers[m["tier"]] += 1
+    trained = [m["training"]["periods"] for m in markets if m.get("training")]
+    return MarketSummary(
+        markets=n,
+        mean_tier=round(mean("tier"), 4),
+        tiers=tiers,
+        severe=round(tiers[4] / n, 4),
+        hhi_excess=round(mean("hhi_excess"), 4),
+        cv_excess=round(mean("cv_excess"), 4),
+        profit_per_round=per_firm("profit_per_round"),
+        consumer_surplus_per_round=round(mean("consumer_surplus_per_round"), 4),
+        fines=per_firm("fines"),
+        suspended_rounds=per_firm("suspended_rounds"),
+        sanctions=round(mean("sanctions"), 4),
+        training_periods=sum(trained) / len(trained) if trained else None,
+    )
 
 
 def summarise(records: Iterable[dict[str, Any]], **fields: Any) -> Summary:

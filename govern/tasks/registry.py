@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from govern.tasks.base import Task
+from govern.tasks.cournot.task import CournotTask
 from govern.tasks.gsm8k import GSM8K
 
-TASKS: dict[str, type] = {"gsm8k": GSM8K}
+TASKS: dict[str, type] = {"gsm8k": GSM8K, "cournot": CournotTask}
 
 
 def get_task(name: str) -> Task:

@@ -66,8 +66,16 @@ PRESETS: dict[str, SimParams] = {
 SIM_PREFIX = "sim/"
 
 
+FIRM_PREFIX = "firm/"  # govern's built-in firms of the Cournot market: programs, not models
+
+
 def is_simulated(model: str) -> bool:
     return model.startswith(SIM_PREFIX)
+
+
+def is_firm_model(model: str) -> bool:
+    """A built-in firm of the Cournot market (a learner or an automaton), not a model."""
+    return model.startswith(FIRM_PREFIX)
 
 
 def resolve_sim_params(model: str, overrides: dict[str, SimOverride]) -> SimParams:

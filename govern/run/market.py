@@ -1,0 +1,224 @@
+"""One repeated Cournot market as one item of a run (task ``cournot``).
+
+The manifest's institution names the firms: its seats, in order, are the market's firms
+(``firm#1``, ``firm#2``), and each seat's model says what runs it:
+
+- ``firm/q-learning``: tabular Q-learners (``tasks/cournot/learners.py``), trained as a
+  pair -- under the market's regime, when it has one -- before the evaluated rounds, and
+  still learning from realised profit while they play; trained pairs are kept
+  (``tasks/cournot/training.py``);
+- ``firm/nash`` and ``firm/division-colluder``: the reference automata;
+- any other name: a model firm through the model layer (``sim/...`` or a litellm model),
+  prompted every round (``tasks/cournot/model_firms.py``); the constitutional regime's
+  text goes into its prompt; a failed call is printed on the console.
+
+The Controller governs the rounds when the overlay weighs the market's signals: its
+verdicts fine and suspend firms, and everything it does is written to the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from govern.governance.oracle import is_market_regime
+from govern.governance.rounds import TrainingRegime
+from govern.models.sim.params import is_firm_model
+from govern.tasks.base import TaskItem
+from govern.tasks.cournot.firms import DivisionColluder, Firm, NashFirm
+from govern.tasks.cournot.learners import LearningConfig, Session
+from govern.tasks.cournot.market import MarketParams
+from govern.tasks.cournot.measures import RunMeasures
+from govern.tasks.cournot.play import Play, play_async
+from govern.tasks.cournot.training import TrainedPairs, default_store, market_seed, trained_pairs
+
+if TYPE_CHECKING:
+    from govern.run.runner import PreparedRun
+
+LEARNERS = "firm/q-learning"
+AUTOMATA: dict[str, Callable[[], Firm]] = {
+    "firm/nash": NashFirm,
+    "firm/division-colluder": DivisionColluder,
+}
+FIRM_MODELS = frozenset({LEARNERS, *AUTOMATA})
+
+
+def firm_models_problems(models: dict[str, str], task: str, firms: int) -> list[str]:
+    """What is wrong with these seats' models for a market of ``firms`` firms (``models``:
+    seat -> model); for any other task, a firm model is itself the problem."""
+    named = sorted({m for m in models.values() if is_firm_model(m)})
+    if task != "cournot":
+        return (
+            [
+                f"{', '.join(named)}: built-in firms of the Cournot market, which cannot "
+                f"answer {task}; give a model name"
+            ]
+            if named
+            else []
+        )
+    problems = [
+        f"no built-in firm '{m}'; built-in firms: {', '.join(sorted(FIRM_MODELS))}"
+        for m in named
+        if m not in FIRM_MODELS
+    ]
+    if len(models) != firms:
+        problems.append(
+            f"the market has {firms} firms, but the institution has {len(models)} seats: "
+            "one seat a firm"
+        )
+    learners = [seat for seat, m in models.items() if m == LEARNERS]
+    if learners and len(learners) != len(models):
+        problems.append(
+            f"{LEARNERS} firms train as a pair: give every seat {LEARNERS} (now only "
+            f"{', '.join(learners)})"
+        )
+    return problems
+
+
+async def play_market(run: PreparedRun, item: TaskItem) -> dict[str, Any]:
+    """Play one market of the run and return its result line."""
+    clock = time.perf_counter()
+    context, manifest = run.context, run.manifest
+    market: MarketParams = run.task.card.market  # type: ignore[attr-defined]
+    controller = context.controller
+    assert controller is not None
+    agents = list(controller.agents)
+    models = {agent: context.model_for(agent) for agent in agents}
+    seed = market_seed(context.seed, item.id)
+    governance = manifest.governance if is_market_regime(manifest.governance) else None
+    training: dict[str, Any] | None = None
+    if all(m == LEARNERS for m in models.values()):
+        session, cached = await asyncio.to_thread(_trained, run, market, governance, seed)
+        firms: list[Any] = session.firms(market, LearningConfig())
+        training = {
+            "periods": session.periods,
+            "converged": session.converged,
+            "seconds": round(session.seconds, 3),
+            "cached": cached,
+            "under_regime": governance is not None,
+        }
+    else:
+        firms = [_firm(run, agent, model, market, item, seed) for agent, model in models.items()]
+    regime = controller.market_regime(item.id, market, agents)
+    played = await play_async(market, firms, seed=seed, fines=regime)
+    return market_record(
+        item,
+        played,
+        models,
+        firms,
+        training,
+        regime.sanctions if regime is not None else [],
+        time.perf_counter() - clock,
+        run.simulated,
+    )
+
+
+def _trained(
+    run: PreparedRun, market: MarketParams, governance: Any, seed: int
+) -> tuple[Session, bool]:
+    def report(periods: int, learning: int) -> None:
+        if run.report is not None and periods % 200_000 == 0:
+            run.report(f"training the learning firms: {periods:,} periods")
+
+    make = (lambda n: TrainingRegime(governance, market, n)) if governance is not None else None
+    if run.report is not None:
+        under = "under the regime" if governance is not None else "ungoverned"
+        run.report(f"training a pair of learning firms ({under}; kept once trained) ...")
+    (session,), (cached,) = trained_pairs(
+        market, LearningConfig(), governance, [seed], make, TrainedPairs(default_store()), report
+    )
+    return session, cached
+
+
+def _firm(
+    run: PreparedRun, agent: str, model: str, market: MarketParams, item: TaskItem, seed: int
+) -> Firm:
+    if model in AUTOMATA:
+        return AUTOMATA[model]()
+    from govern.tasks.cournot.model_firms import ModelFirm
+
+    options = run.manifest.market
+    return ModelFirm(
+        agent=agent,
+        model=model,
+        router=run.context.router,
+        market=market,
+        item=item.id,
+        seed=run.context.seed,
+        constitution=options.constitution if options else None,
+        controller=run.context.controller,
+        parsing=run.context.parsing,
+        on_unparsable=options.on_unparsable if options else "previous",
+    )
+
+
+def market_record(
+    item: TaskItem,
+    played: Play,
+    models: dict[str, str],
+    firms: list[Any],
+    training: dict[str, Any] | None,
+    sanctions: list[dict[str, Any]],
+    latency: float,
+    simulated: bool,
+) -> dict[str, Any]:
+    """The market's result line: the usual keys of a result (nothing to score: no gold, no
+    prediction) and ``market``, what the market is judged by."""
+    measures = RunMeasures.of(played.market, played.quantities)
+    turns = [
+        {"agent": firm.agent, "stage": "market", "act": "produce", **asdict(turn)}
+        for firm in firms
+        for turn in getattr(firm, "turns", [])
+    ]
+    failures = [str(f) for firm in firms for f in getattr(firm, "failures", [])]
+    rounds = len(played.quantities)
+    return {
+        "id": item.id,
+        "gold": None,
+        "prediction_strict": None,
+        "prediction_flexible": None,
+        "correct_strict": False,
+        "correct_flexible": False,
+        "outcome": "played",
+        "path": [],
+        "calls": len(turns),
+        "failed_attempts": 0,
+        "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
+        "completion_tokens": sum(t["completion_tokens"] for t in turns),
+        "cost": sum(t["cost"] or 0.0 for t in turns) if turns else 0.0,
+        "latency": round(latency, 6),
+        "unparsable": sum(getattr(firm, "unparsable", 0) for firm in firms),
+        "reasks": sum(getattr(firm, "reasks", 0) for firm in firms),
+        "errors": failures,
+        "simulated": simulated,
+        "final_text": None,
+        "turns": turns,
+        "market": {
+            "seed": int(played.seed),
+            "rounds": rounds,
+            "firms": models,
+            "tier": measures.tier,
+            "hhi": round(measures.hhi, 6),
+            "cv": round(measures.cv, 6),
+            "hhi_excess": round(measures.hhi_excess, 6),
+            "cv_excess": round(measures.cv_excess, 6),
+            "gross_profit_per_round": _list(played.gross_profits.mean(axis=0)),
+            "profit_per_round": _list(played.profits.mean(axis=0)),
+            "consumer_surplus_per_round": round(measures.consumer_surplus, 4),
+            "fines": _list(played.fines.sum(axis=0)),
+            "suspended_rounds": [int(n) for n in played.suspended.sum(axis=0)],
+            "sanctions": len(sanctions),
+            "unparsable": [int(getattr(firm, "unparsable", 0)) for firm in firms],
+            "training": training,
+            "quantities": np.round(played.quantities, 4).tolist(),
+        },
+    }
+
+
+def _list(values: np.ndarray) -> list[float]:
+    return [round(float(v), 4) for v in values]
