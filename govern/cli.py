@@ -161,7 +161,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         table.add_row(row["institution"], row["pattern"], *values)
     # Piped output goes to files and logs, where wrapping helps nobody.
     Console(width=None if sys.stdout.isatty() else 140).print(table)
+    for path in _yaml_files(args.paths):
+        _print_deterrence(path)
     return 0
+
+
+def _print_deterrence(path: Path) -> None:
+    """For a manifest whose governance weighs the Cournot market's signals: whether the
+    graph can deter collusion at all, before anyone runs it."""
+    from govern.governance.oracle import is_market_regime
+    from govern.spec.checks import load_checked
+    from govern.spec.loader import LoadedManifest
+
+    loaded = load_checked(path)
+    if not isinstance(loaded, LoadedManifest) or not is_market_regime(loaded.manifest.governance):
+        return
+    from govern.governance.rounds import deterrence_lines
+    from govern.tasks.cournot.card import load_card
+
+    governance = loaded.manifest.governance
+    assert governance is not None
+    print(f"\n{loaded.manifest.id} (market regime):")
+    for line in deterrence_lines(governance, load_card().market):
+        print(f"  {line}")
 
 
 def _write_output(path: Path, text: str, *, replace: bool) -> None:

@@ -29,8 +29,10 @@ from govern.spec.models import Governance
 from govern.tasks.cournot.market import MarketParams
 from govern.tasks.cournot.play import Verdict
 from govern.tasks.cournot.signals import (
+    SanctionLadder,
     SignalFinding,
     SignalParams,
+    deterrence,
     dispersion_collapse,
     high_hhi,
     specialised,
@@ -44,15 +46,76 @@ if TYPE_CHECKING:
 CONTROLLER = "controller"
 
 
+_FIELDS = {
+    SIGNAL_ORDER[0]: "synchronous_moves",
+    SIGNAL_ORDER[1]: "dispersion_collapse",
+    SIGNAL_ORDER[2]: "high_hhi",
+    SIGNAL_ORDER[3]: "specialisation",
+}
+
+
 def signal_params(governance: Governance) -> SignalParams:
     """The overlay's thresholds and windows for the market's signals (the defaults where it
     sets none); the spec checks have already validated them."""
-    from govern.governance.oracle import market_predicates
-
-    fields = market_predicates()
     return SignalParams.model_validate(
-        {fields[predicate][0]: values for predicate, values in governance.signals.items()}
+        {_FIELDS[predicate]: values for predicate, values in governance.signals.items()}
     )
+
+
+def sanction_ladder(governance: Governance) -> SanctionLadder:
+    """The overlay's ladder as the deterrence condition values it: the sanctions met by a
+    firm that keeps colluding, following from the initial state the first rule of each
+    state, up to the first suspension or a state already passed."""
+    by_state: dict[str, Any] = {}
+    for rule in governance.rules:
+        by_state.setdefault(rule.from_state, rule)
+    warnings, fines, floor, rounds = 0, [], 0.0, 0
+    state, seen = governance.initial, set()
+    while state in by_state and state not in seen:
+        seen.add(state)
+        rule = by_state[state]
+        sanction = rule.sanction
+        if sanction is None or sanction.kind == "warning":
+            warnings += 1
+        elif sanction.kind == "fine":
+            fines.append(sanction.fraction or 0.0)
+            floor = max(floor, sanction.floor or 0.0)
+        elif sanction.kind == "suspension":
+            rounds = sanction.rounds or 0
+            break
+        state = rule.to
+    return SanctionLadder(
+        warnings=warnings, fines=tuple(fines), fine_floor=floor, suspension_rounds=rounds
+    )
+
+
+def deterrence_lines(governance: Governance, market: MarketParams) -> list[str]:
+    """What ``govern inspect`` says of a market regime: can it deter at all (p S >= delta_pi,
+    per firm), and the signal parameters it rests on, each marked as the manifest's or the
+    documented default."""
+    params = signal_params(governance)
+    found = deterrence(market, sanction_ladder(governance), params)
+    lines = [
+        "deterrence, p S >= delta_pi (p: share of rounds of market division with noise in which "
+        "a signal implicates the firm; S: mean cost of one escalation; delta_pi: collusive rent "
+        "a round):",
+        *(f"  {line}" for line in found.lines()),
+        f"  the graph {'can' if found.holds else 'cannot'} deter collusion by every firm",
+        "signal parameters (where each default comes from: README, "The Cournot market"):",
+    ]
+    set_here = {
+        (field, key)
+        for predicate, values in governance.signals.items()
+        for field in [_FIELDS.get(predicate, predicate)]
+        for key in values
+    }
+    for field, values in params.model_dump().items():
+        shown = ", ".join(
+            f"{key} {value:g}" + ("" if (field, key) in set_here else " (default)")
+            for key, value in values.items()
+        )
+        lines.append(f"  {field}: {shown}")
+    return lines
 
 
 class TrainingRegime:

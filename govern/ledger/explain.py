@@ -47,6 +47,9 @@ def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
     kind, body, seq = entry["kind"], entry["body"], entry["seq"]
     item = body.get("item")
     where = f"#{seq}" + (f" {item}" if item else "")
+    if body.get("round") is not None:  # a market's rounds: sanctions are counted in them
+        where += f" round {body['round']}"
+    case = f" [case {body['case']}]" if body.get("case") else ""
     if kind == "turn":
         who = story(entry["actor"])
         who.turns += 1
@@ -68,7 +71,7 @@ def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
             )
     elif kind == "finding" and "#" in body["subject"]:  # agent findings; stage ones are not
         story(body["subject"]).events.append(
-            f"{where} finding {body['predicate']}: {body['detail']} [{body['rule']}]"
+            f"{where} finding {body['predicate']}: {body['detail']} [{body['rule']}]{case}"
         )
     elif kind == "lot":  # the seats drawn, told in the stories of the agents seated in them
         for seat in body["drawn"]:
@@ -83,10 +86,15 @@ def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
             holders[body["agent"].split("~")[0]] = body["agent"]
         who = story(body["agent"])
         sanction = body.get("sanction") or {}
-        extra = f" ({sanction.get('kind')})" if sanction else ""
+        amount = f" {sanction['amount']:.2f}" if "amount" in sanction else ""
+        extra = f" ({sanction.get('kind')}{amount})" if sanction else ""
         came = f" from {body['from']}" if body.get("from") else ""
-        who.events.append(f"{where} {body['kind']} {body['rule']}:{came} to {body['to']}{extra}")
+        who.events.append(
+            f"{where} {body['kind']} {body['rule']}:{came} to {body['to']}{extra}{case}"
+        )
         who.state = body["to"]
+    elif kind == "credit":
+        story(body["agent"]).events.append(f"{where} clean round: credit {body['credits']}{case}")
     elif kind == "notice":
         story(body["agent"]).events.append(f"{where} notice delivered under {body['rule']}")
 
