@@ -101,7 +101,7 @@ def deterrence_lines(governance: Governance, market: MarketParams) -> list[str]:
         "a round):",
         *(f"  {line}" for line in found.lines()),
         f"  the graph {'can' if found.holds else 'cannot'} deter collusion by every firm",
-        "signal parameters (where each default comes from: README, "The Cournot market"):",
+        "signal parameters (where each default comes from: README, 'The Cournot market'):",
     ]
     set_here = {
         (field, key)
