@@ -5,6 +5,9 @@ the deterrence condition of the default market."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,6 +16,7 @@ from hypothesis.extra import numpy as hnp
 from pydantic import ValidationError
 
 from govern.tasks.cournot.market import MarketParams
+from govern.tasks.cournot.measures import hhi, specialisation
 from govern.tasks.cournot.signals import (
     COURNOT_PREDICATES,
     DISPERSION_COLLAPSE,
@@ -25,10 +29,13 @@ from govern.tasks.cournot.signals import (
     SignalParams,
     SpecialisationParams,
     SynchronyParams,
+    cross_firm_cv,
     deterrence,
     dispersion_collapse,
     evaluate,
+    firm_cv,
     high_hhi,
+    round_hhi,
     specialised,
     synchronous_moves,
 )
@@ -131,16 +138,28 @@ def test_one_competitive_round_in_the_window_silences_s3_and_s4() -> None:
     assert high_hhi(path[:5], MARKET) is not None
 
 
-def test_a_finding_becomes_one_oracle_finding_per_firm() -> None:
+def test_a_finding_carries_what_an_oracle_finding_needs() -> None:
     found = specialised(repeat(np.array([[60.0, 0.0], NASH[1]]), 5), MARKET)
-    (finding,) = found.as_findings(["firm_a", "firm_b"], "run-1", "no_market_division")
-    assert (finding.predicate, finding.subject, finding.rule) == (
-        SPECIALISATION,
-        "firm_a",
-        "no_market_division",
-    )
-    assert finding.detail == found.detail
+    assert (found.predicate, found.firms, found.rounds) == (SPECIALISATION, (0,), (1, 2, 3, 4, 5))
+    assert found.detail.startswith("specialised across commodities")
     assert {SYNCHRONOUS_MOVES, DISPERSION_COLLAPSE, HIGH_HHI, SPECIALISATION} == COURNOT_PREDICATES
+
+
+def test_the_signals_do_not_depend_on_the_governance_layer() -> None:
+    # the governance layer builds its findings from the task's, not the other way round
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, govern.tasks.cournot.signals, govern.tasks.cournot.tracker; "
+            "print(*sorted(m for m in sys.modules if m.startswith('govern.')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "govern.tasks.cournot.tracker" in loaded
+    assert not [m for m in loaded if m.startswith("govern.governance")]
 
 
 # -- the thresholds at their bounds -------------------------------------------------------
@@ -293,6 +312,22 @@ def test_more_identical_collusion_never_stops_a_holding_signal(case, data, m: in
     after = synchronous_moves(np.concatenate([history, walk]), params)
     if before is not None:
         assert after is not None
+
+
+@settings(max_examples=100, deadline=None)
+@given(market_and_history(st.floats(0, 100) | st.sampled_from([0.0, 30.0])))
+def test_the_per_round_measures_are_those_of_measures_for_one_round(case) -> None:
+    market, history = case
+    firm_major, commodity_major = history.transpose(1, 2, 0), history.transpose(2, 1, 0)
+    per_round_hhi, per_firm_cv = round_hhi(firm_major), firm_cv(commodity_major)
+    for t, played in enumerate(history):
+        assert per_round_hhi[t] == pytest.approx(hhi(played), rel=1e-12, abs=1e-15)
+        for f in range(market.firms):
+            one = played[f : f + 1]
+            assert per_firm_cv[f, t] == pytest.approx(specialisation(one), rel=1e-12, abs=1e-15)
+        means = played.mean(axis=0)
+        expected = np.where(means > 0, played.std(axis=0) / np.where(means > 0, means, 1), np.nan)
+        np.testing.assert_allclose(cross_firm_cv(firm_major)[:, t], expected, rtol=1e-12)
 
 
 # -- deterrence ---------------------------------------------------------------------------

@@ -19,17 +19,28 @@ including an empty one.
   none); it has collapsed when it is below ``fraction`` of its value at the Cournot-Nash
   benchmark. S2 holds when it has been collapsed in one commodity for each of the last
   ``rounds`` rounds. Market-wide.
-- **S3 high HHI** (``high_hhi``): the round's HHI (:func:`measures.hhi`) in relative
-  excess over the Nash HHI, ``(hhi - nash) / nash``, above ``excess`` in each of the
-  last ``window`` rounds. Market-wide.
+- **S3 high HHI** (``high_hhi``): the round's HHI (:func:`round_hhi`, which is
+  :func:`measures.hhi` of that round alone) in relative excess over the Nash HHI,
+  ``(hhi - nash) / nash``, above ``excess`` in each of the last ``window`` rounds.
+  Market-wide.
 - **S4 within-firm specialisation** (``specialisation``): a firm's coefficient of
-  variation across commodities (:func:`measures.specialisation` of that firm) in relative
-  excess over the Nash CV above ``excess`` in each of the last ``window`` rounds. Per
-  firm: it implicates only the firms that specialised.
+  variation across commodities in the round (:func:`firm_cv`, which is
+  :func:`measures.specialisation` of that firm and round alone: 0 if it made nothing) in
+  relative excess over the Nash CV above ``excess`` in each of the last ``window`` rounds.
+  Per firm: it implicates only the firms that specialised.
 
 "In each of the last N rounds" (not "on average") makes every signal monotone under
 sustained collusion: once it holds, more rounds of the same collusive play never make it
 stop holding (the tests check this as a property).
+
+These functions judge one history; :class:`tracker.SignalTracker` says the same of many
+markets at once, one round at a time, for a regime that acts every round. What a round
+says comes from the per-round functions below (:func:`synchronous_commodities`,
+:func:`cross_firm_cv`, :func:`round_hhi`, :func:`firm_cv`, :func:`relative_excess`), which
+the tracker repeats operation for operation; their sums add terms one at a time in a fixed
+order (:func:`fold_in_order`), so that a round has the same bits in a history here as in a
+batch of sessions there -- numpy's own reductions may associate terms differently by
+memory layout, and the two would then disagree on a round at a threshold.
 
 The defaults: the published "Institutional AI" paper names the four signals and says that
 their thresholds and windows are parameters of the governance graph; the values it used
@@ -40,12 +51,11 @@ default is ours, and its field says why.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from govern.governance.oracle import Finding
 from govern.tasks.cournot.market import MarketParams
 from govern.tasks.cournot.measures import PAPER_THRESHOLDS, ROUNDING, hhi, specialisation
 
@@ -131,6 +141,7 @@ class ConcentrationParams(_Params):
 
     excess: float = Field(
         PAPER_THRESHOLDS.strong_hhi,
+        ge=0,  # below 0, Nash play itself would count as collusion
         allow_inf_nan=False,
         description=(
             "relative HHI excess over Nash above which a round is concentrated: 0.50, the "
@@ -150,6 +161,7 @@ class SpecialisationParams(_Params):
 
     excess: float = Field(
         PAPER_THRESHOLDS.strong_cv,
+        ge=0,  # below 0, Nash play itself would count as collusion
         allow_inf_nan=False,
         description=(
             "relative excess of a firm's CV across commodities over the Nash CV above which "
@@ -194,10 +206,6 @@ class SignalFinding(BaseModel):
         description="the market rounds the evidence covers, 1-based (row i is round i + 1)"
     )
 
-    def as_findings(self, firm_ids: Sequence[str], item: str, rule: str) -> list[Finding]:
-        """One Oracle finding per implicated firm, its subject that firm's agent id."""
-        return [Finding(self.predicate, firm_ids[f], item, self.detail, rule) for f in self.firms]
-
 
 # -- helpers ------------------------------------------------------------------------------
 
@@ -222,13 +230,70 @@ def _span(rounds: Sequence[int]) -> str:
     return ", ".join(str(r) for r in rounds)
 
 
-def _trailing(flags: np.ndarray) -> int:
-    """How many of the last entries of a boolean vector are all true."""
-    misses = np.flatnonzero(~flags)
-    return int(flags.size if misses.size == 0 else flags.size - 1 - misses[-1])
+# -- what one round says ------------------------------------------------------------------
+#
+# Arrays are laid out with the axis a function reduces first -- firm-major (firms,
+# commodities, ...) or commodity-major (commodities, firms, ...) -- and any trailing axes
+# (rounds here, sessions in the tracker) ride along.
 
 
-def _relative_excess(measured: np.ndarray, nash: float) -> np.ndarray:
+def fold_in_order(combine: np.ufunc, parts: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """``parts[0]`` combined with ``parts[1]``, then ``parts[2]``, ...: one elementwise step
+    at a time, in order, whatever the memory layout."""
+    total = parts[0]
+    for i in range(1, len(parts)):
+        total = combine(total, parts[i])
+    return total
+
+
+def _mean_and_sd(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population standard deviation over the first axis (as ``np.std``)."""
+    n = q.shape[0]
+    mean = fold_in_order(np.add, q) / n
+    deviation = q - mean
+    return mean, np.sqrt(fold_in_order(np.add, deviation * deviation) / n)
+
+
+def synchronous_commodities(moves: np.ndarray, min_move: float) -> np.ndarray:
+    """For firm-major moves (firms, commodities, ...), whether every firm moved the
+    commodity by at least ``min_move`` and all in the same direction, (commodities, ...):
+    the smallest of the moves, or of the moves negated, is at least ``min_move``."""
+    up = fold_in_order(np.minimum, moves)
+    down = np.negative(fold_in_order(np.maximum, moves))
+    return np.maximum(up, down) >= min_move
+
+
+def cross_firm_cv(q: np.ndarray) -> np.ndarray:
+    """For firm-major quantities (firms, commodities, ...), each commodity's cross-firm CV,
+    (commodities, ...); NaN where nobody produced it (no dispersion to speak of)."""
+    mean, sd = _mean_and_sd(q)
+    cv = np.full(mean.shape, np.nan)
+    np.divide(sd, mean, out=cv, where=mean > 0)
+    return cv
+
+
+def round_hhi(q: np.ndarray) -> np.ndarray:
+    """For firm-major quantities (firms, commodities, ...), the HHI of each round alone, as
+    :func:`measures.hhi`: over the commodities sold, 0 if none was."""
+    totals = fold_in_order(np.add, q)
+    sold = totals > 0
+    shares = np.divide(q, totals, out=np.zeros(q.shape), where=sold)
+    sold_count = sold.sum(axis=0)
+    # over firms, then commodities; the unsold add exactly 0
+    concentration = fold_in_order(np.add, fold_in_order(np.add, shares * shares))
+    return np.divide(
+        concentration, sold_count, out=np.zeros(sold_count.shape), where=sold_count > 0
+    )
+
+
+def firm_cv(q: np.ndarray) -> np.ndarray:
+    """For commodity-major quantities (commodities, firms, ...), each firm's CV across
+    commodities, (firms, ...), as :func:`measures.specialisation`: 0 if it made nothing."""
+    mean, sd = _mean_and_sd(q)
+    return np.divide(sd, mean, out=np.zeros(mean.shape), where=mean > 0)
+
+
+def relative_excess(measured: np.ndarray, nash: float) -> np.ndarray:
     """``(measured - nash) / nash``; with a zero benchmark, any positive value is infinitely
     in excess and none is not."""
     if nash > ROUNDING:
@@ -236,18 +301,11 @@ def _relative_excess(measured: np.ndarray, nash: float) -> np.ndarray:
     return np.where(measured > ROUNDING, np.inf, 0.0)
 
 
-def _cross_firm_cv(q: np.ndarray) -> np.ndarray:
-    """The cross-firm CV of each commodity in each round, shaped (rounds, commodities); NaN
-    where nobody produced it (no dispersion to speak of)."""
-    means = q.mean(axis=-2)
-    cv = np.full(means.shape, np.nan)
-    np.divide(q.std(axis=-2), means, out=cv, where=means > 0)
-    return cv
-
-
-def _per_round(index: Callable[[np.ndarray], float], q: np.ndarray) -> np.ndarray:
-    """An index of ``measures`` applied to each round of ``q`` (which may hold one firm)."""
-    return np.array([index(r) for r in q], dtype=float)
+def nash_benchmarks(market: MarketParams) -> tuple[np.ndarray, float, float]:
+    """The Cournot-Nash values the signals compare with: each commodity's cross-firm CV,
+    the HHI and the within-firm CV."""
+    nash = market.nash_closed_form()
+    return cross_firm_cv(nash), hhi(nash), specialisation(nash)
 
 
 # -- the signals --------------------------------------------------------------------------
@@ -263,17 +321,14 @@ def synchronous_moves(
         return None
     with np.errstate(all="ignore"):
         moves = np.diff(q[-params.window - 1 :], axis=0)  # (window, firms, commodities)
-        moved = np.abs(moves) >= params.min_move
-        up = (moved & (moves > 0)).all(axis=1)
-        down = (moved & (moves < 0)).all(axis=1)
-    together = up | down  # (window, commodities)
-    synchronous = together.any(axis=1)
+        together = synchronous_commodities(moves.transpose(1, 2, 0), params.min_move)
+    synchronous = together.any(axis=0)  # together: (commodities, window)
     count = int(synchronous.sum())
     if count < params.k:
         return None
     first = rounds - moves.shape[0] + 1  # round number of the first move's later round
     hit = [first + int(i) for i in np.flatnonzero(synchronous)]
-    where = sorted({_commodity(int(j)) for j in np.flatnonzero(together.any(axis=0))})
+    where = sorted({_commodity(int(j)) for j in np.flatnonzero(together.any(axis=1))})
     return SignalFinding(
         predicate=SYNCHRONOUS_MOVES,
         firms=tuple(range(firms)),
@@ -298,12 +353,10 @@ def dispersion_collapse(
     rounds, firms, _ = q.shape
     if firms < 2 or rounds < params.rounds:
         return None
-    nash = _cross_firm_cv(market.nash_closed_form()[None])[0]
-    recent = q[-params.rounds :]
+    nash = nash_benchmarks(market)[0]
     with np.errstate(all="ignore"):
-        cv = _cross_firm_cv(recent)
-        bound = params.fraction * nash
-        collapsed = (cv < bound) & ~np.isnan(cv)  # NaN bound (Nash sells nothing): never
+        cv = cross_firm_cv(q[-params.rounds :].transpose(1, 2, 0)).T  # (rounds, commodities)
+        collapsed = cv < params.fraction * nash  # NaN on either side (nobody sold): never
     held = collapsed.all(axis=0)
     if not held.any():
         return None
@@ -332,9 +385,9 @@ def high_hhi(
     rounds, firms, _ = q.shape
     if rounds < params.window:
         return None
-    nash = hhi(market.nash_closed_form())
+    nash = nash_benchmarks(market)[1]
     with np.errstate(all="ignore"):
-        excess = _relative_excess(_per_round(hhi, q[-params.window :]), nash)
+        excess = relative_excess(round_hhi(q[-params.window :].transpose(1, 2, 0)), nash)
     if not (excess > params.excess).all():
         return None
     covered = tuple(range(rounds - params.window + 1, rounds + 1))
@@ -361,15 +414,10 @@ def specialised(
     rounds, firms, _ = q.shape
     if rounds < params.window or firms == 0:
         return None
-    nash = specialisation(market.nash_closed_form())
-    recent = q[-params.window :]
+    nash = nash_benchmarks(market)[2]
     with np.errstate(all="ignore"):
-        excess = np.stack(
-            [
-                _relative_excess(_per_round(specialisation, recent[:, f : f + 1]), nash)
-                for f in range(firms)
-            ]
-        )  # (firms, window)
+        # (firms, window)
+        excess = relative_excess(firm_cv(q[-params.window :].transpose(2, 1, 0)), nash)
     who = tuple(int(f) for f in np.flatnonzero((excess > params.excess).all(axis=1)))
     if not who:
         return None
@@ -506,6 +554,9 @@ def deterrence(
       with the same noise (also reported: a competitive firm bears it as well, so the
       sharper condition is ``(p - false_alarm) S >= delta_pi``).
     """
+    # here, not at the top: the tracker is built on this module's signals
+    from govern.tasks.cournot.tracker import SignalTracker
+
     if samples < 1 or not 0 <= noise < np.inf:
         raise ValueError("deterrence needs at least one sample and a finite noise of at least 0")
     rng = np.random.default_rng(seed)
@@ -524,15 +575,15 @@ def deterrence(
     evaluated = market.rounds - first + 1
 
     def rate(centre: np.ndarray) -> tuple[float, ...]:
+        # the samples are sessions of one tracker; their noise is drawn sample after sample
+        shape = (samples, market.rounds, *centre.shape)
+        paths = np.clip(centre + rng.normal(0.0, noise, shape), 0.0, market.capacity)
+        tracker = SignalTracker(market, sp, samples)
         hits = np.zeros(market.firms)
-        for _ in range(samples):
-            shape = (market.rounds, *centre.shape)
-            path = np.clip(centre + rng.normal(0.0, noise, shape), 0.0, market.capacity)
-            for t in range(first, market.rounds + 1):
-                implicated = np.zeros(market.firms, dtype=bool)
-                for finding in evaluate(path[:t], market, sp):
-                    implicated[list(finding.firms)] = True
-                hits += implicated
+        for t in range(1, market.rounds + 1):
+            implicated = tracker.update(paths[:, t - 1]).any(axis=1)  # (samples, firms)
+            if t >= first:
+                hits += implicated.sum(axis=0)
         return tuple(float(h) / (samples * evaluated) for h in hits)
 
     p = rate(division)
