@@ -106,7 +106,7 @@ def test_ctrl_c_keeps_finished_items_and_marks_the_summary_incomplete(tmp_path: 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--task", "nope"], "unknown task 'nope'; known tasks: gsm8k"),
+        (["--task", "nope"], "unknown task 'nope'; known tasks: cournot, gsm8k"),
         (["--model", "sim/gigantic"], "unknown simulated model 'sim/gigantic'"),
         (
             ["--role-model", "emperor=sim/weak"],
