@@ -97,6 +97,9 @@ class Controller:
         initial = governance.initial if governance else "active"
         self.agents = {seat: AgentRecord(seat, initial, 0) for seat in self._holder}
         self._blocks: dict[tuple[str, str], int] = {}
+        # notices to one item's agent (a market's firm), by (item, agent): markets played
+        # side by side seat the same agent ids, and each is told only of its own market
+        self._item_notices: dict[tuple[str, str], list[str]] = {}
         self.offices = OfficeBook(institution)  # who holds each office, across items
 
     # -- who acts ---------------------------------------------------------------------------
@@ -551,6 +554,8 @@ class Controller:
             )
         if self._blocks:  # an item's blocks count only while it runs: a run's memory stays flat
             self._blocks = {key: n for key, n in self._blocks.items() if key[0] != item}
+        if self._item_notices:  # so are its notices: undelivered ones die with the market
+            self._item_notices = {k: v for k, v in self._item_notices.items() if k[0] != item}
         for record in list(self.agents.values()):
             self._expire(item, record)
             self._restore_by_clean_items(item, record)
@@ -579,12 +584,14 @@ class Controller:
         self.oracle.restore(snapshot["oracle"])
         self.offices.restore(snapshot.get("offices", {}))
 
-    def notices(self, agent: str) -> list[str]:
-        """Notices not yet delivered to this agent; each is shown once, in its next prompt."""
+    def notices(self, agent: str, item: str | None = None) -> list[str]:
+        """Notices not yet delivered to this agent (with ``item``, and to that item's agent);
+        each is shown once, in its next prompt."""
+        pending = self._item_notices.pop((item, agent), []) if item is not None else []
         record = self.agents.get(agent)
         if record is None or not record.notices:
-            return []
-        pending, record.notices = record.notices, []
+            return pending
+        pending, record.notices = record.notices + pending, []
         return pending
 
     # -- the ladder -------------------------------------------------------------------------
@@ -723,9 +730,12 @@ class Controller:
             f"Notice from the Controller: under rule {rule} you are {to} again ({why}).",
         )
 
-    def notify(self, agent: str, rule: str, text: str) -> None:
-        """Tell ``agent`` (in its next prompt) what rule ``rule`` did, and log the notice."""
-        self._notify(self.agents[agent], rule, text)
+    def notify(self, agent: str, rule: str, text: str, item: str | None = None) -> None:
+        """Tell ``agent`` (in its next prompt) what rule ``rule`` did, and log the notice;
+        with ``item``, only that item's agent, and only while the item runs (a market's
+        regime: its notices are kept out of the snapshot every item's end writes)."""
+        pending = self._item_notices.setdefault((item, agent), []) if item is not None else None
+        self._notify(self.agents[agent], rule, text, pending)
 
     def market_regime(
         self, item: str, market: MarketParams, agents: list[str]
@@ -738,11 +748,13 @@ class Controller:
             return None
         return MarketRegime(self, self.governance, market, item, agents)
 
-    def _notify(self, record: AgentRecord, rule: str, text: str) -> None:
+    def _notify(
+        self, record: AgentRecord, rule: str, text: str, pending: list[str] | None = None
+    ) -> None:
         norms = self.governance.norms if self.governance else []
         if norms:
             text += " The norms you are held to: " + " ".join(n.statement() for n in norms)
-        record.notices.append(text)
+        (record.notices if pending is None else pending).append(text)
         self.ledger.append(
             "notice", CONTROLLER, {"agent": record.agent, "rule": rule, "text": text}
         )

@@ -257,6 +257,7 @@ class MarketRegime:
                     f"your standing changed from {rule.from_state} to {rule.to} ({what}{cost}), "
                     f"because {'; '.join(f.detail for f in evidence) or 'the evidence held'}."
                 ),
+                self.item,
             )
         way_index = int(step.restored[0, firm])
         if step.credited[0, firm] and case is not None:
@@ -282,6 +283,7 @@ class MarketRegime:
                 way_id,
                 f"Notice from the Controller: after round {number}, under rule {way_id}, "
                 f"you are {target} again.",
+                self.item,
             )
         if step.expired[0, firm]:
             target = self.state_of(firm)
@@ -295,6 +297,7 @@ class MarketRegime:
                 "expiry",
                 f"Notice from the Controller: your suspension ended after round {number}; "
                 f"you are {target} again and may produce.",
+                self.item,
             )
 
     def _spent(self, way_index: int) -> int:

@@ -304,8 +304,10 @@ def select_items(
 
 
 def _response_cache(models: Iterable[str]) -> ResponseCache | None:
-    """The response cache, for a run with a real model (unless GOVERN_CACHE=off)."""
-    path = None if all(map(is_simulated, models)) else default_cache_path()
+    """The response cache, for a run with a real model (unless GOVERN_CACHE=off); built-in
+    firms call no model, so a market of them never opens it."""
+    offline = all(is_simulated(m) or is_firm_model(m) for m in models)
+    path = None if offline else default_cache_path()
     if path is None:
         return None
     try:

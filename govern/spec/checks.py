@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import networkx as nx
-from pydantic import ValidationError
 
 from govern.spec.errors import SpecError, SpecInvalid, quoted
 from govern.spec.graph import stage_edges, terminal_ids, unbounded_cycles
@@ -37,7 +36,7 @@ from govern.spec.models import (
     SoloStage,
     VoteStage,
 )
-from govern.spec.validation import Hints, listing
+from govern.spec.validation import Hints, listing, validate_data
 
 
 def check_institution(loaded: LoadedInstitution) -> list[SpecError]:
@@ -184,6 +183,7 @@ def _check_clock(loaded: LoadedManifest) -> list[SpecError]:
     for i, rule in enumerate(overlay.rules):
         evidence = rule.evidence
         at = ("rules", i, "evidence")
+        kind: str | None = None  # what this rule's evidence counts time in
         if evidence.any_of is not None:
             for j, predicate in enumerate(evidence.any_of):
                 if predicate not in market:
@@ -192,11 +192,11 @@ def _check_clock(loaded: LoadedManifest) -> list[SpecError]:
                         f"no market signal '{predicate}'{suggest(predicate, sorted(market))}; "
                         f"any_of takes: {', '.join(sorted(market))}",
                     )
-            kinds.add("rounds")
+            kind = "rounds"
         elif evidence.predicate in market:
-            kinds.add("rounds")
+            kind = "rounds"
         elif evidence.predicate in AGENT_PREDICATES:
-            kinds.add("items")
+            kind = "items"
         else:
             predicate = str(evidence.predicate)
             err(
@@ -204,7 +204,9 @@ def _check_clock(loaded: LoadedManifest) -> list[SpecError]:
                 f"no predicate '{predicate}'{suggest(predicate, known)}; predicates: "
                 + ", ".join(known),
             )
-        if "rounds" in kinds and (evidence.count or evidence.window):
+        if kind is not None:
+            kinds.add(kind)
+        if kind == "rounds" and (evidence.count or evidence.window):  # this rule's, not others'
             key = "count" if evidence.count else "window"
             err(
                 (*at, key),
@@ -245,12 +247,11 @@ def _check_clock(loaded: LoadedManifest) -> list[SpecError]:
                 f"signals: {', '.join(sorted(market))}",
             )
             continue
-        try:
-            market[predicate][1].model_validate(values)
-        except ValidationError as exc:
-            for problem in exc.errors():
-                where = tuple(problem["loc"])
-                err(("signals", predicate, *where), problem["msg"])
+        try:  # reported as any key of the file is: unknown keys named, bounds at the value
+            prefix = ("governance", "signals", predicate)
+            validate_data(market[predicate][1], values, loaded.source, prefix)
+        except SpecInvalid as exc:
+            errors += exc.errors
     return errors
 
 

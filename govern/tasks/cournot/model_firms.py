@@ -180,7 +180,7 @@ class ModelFirm:
         return len(self.failures)
 
     async def act(self, observation: Observation) -> np.ndarray:
-        notices = self.controller.notices(self.agent) if self.controller else []
+        notices = self.controller.notices(self.agent, self.item) if self.controller else []
         messages = self._messages(observation, notices)
         reading = await self._consult(observation, messages)
         if reading is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -70,8 +71,8 @@ class TrainedPairs:
             with np.load(path) as stored:
                 meta = json.loads(str(stored["meta"]))
                 return Session(seed=seed, q=stored["q"].copy(), **meta)
-        except (OSError, ValueError, KeyError):  # absent, or torn by a crash: train again
-            return None
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+            return None  # absent, or torn or garbled (a half-copied store): train again
 
     def put(self, key: str, session: Session) -> None:
         if self.folder is None:
