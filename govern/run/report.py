@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
+from govern.models.sim.params import is_firm_model
 from govern.run.stats import Proportion
 from govern.run.summary import MarketSummary, Summary
 
@@ -55,7 +56,7 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
     table.add_column("value")
     models = ", ".join(sorted(set(summary.models.values())))
     rows = [
-        ("models", models + (" (simulated)" if summary.simulated else "")),
+        ("models", models + _offline_tag(summary)),
         (
             "items",
             f"{summary.n} of {summary.n_planned}" + ("" if summary.complete else " (incomplete)"),
@@ -87,6 +88,13 @@ def print_summary(summary: Summary, folder: Path, notice: str | None) -> None:
         table.add_row(name, value)
     console.print(table)
     console.print(f"results in {folder}")
+
+
+def _offline_tag(summary: Summary) -> str:
+    if not summary.simulated:
+        return ""
+    firms = all(is_firm_model(m) for m in summary.models.values())
+    return " (offline firms)" if firms else " (simulated)"
 
 
 def _market_rows(market: MarketSummary) -> list[tuple[str, str]]:
