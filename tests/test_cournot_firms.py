@@ -324,3 +324,53 @@ def test_fines_while_training_come_off_the_learners_reward() -> None:
     assert (suspended.q != free.q).any()
     alone = train(MARKET, SHORT, [4, 9], regime=FineAllSessions(0.5))[0]
     assert np.array_equal(alone.q, fined.q)  # a session beside another learns the same
+
+
+def test_a_suspended_learner_learns_its_last_decision_over_the_suspension() -> None:
+    # firm 0 decides in round 0 (state 5, action 3), is suspended in rounds 1 and 2 and
+    # decides again in round 3: round 0's decision is learnt then, from round 0's reward,
+    # the nothing of rounds 1-2 and the value of round 3's state, discounted three times
+    config = LearningConfig(alpha=0.5, delta=0.9, beta=1.0)
+    grid = Grid.of(MARKET, SHORT)
+    q = np.zeros((grid.states, grid.size))
+    q[:, 3] = 10.0
+    firm = QLearningFirm(grid, q, config, period=100, state=5)
+    run = play(MARKET, [firm, FixedFirm([20.0, 46.0])], rounds=4, fines=FineEveryone(0.0, 0, 2))
+    assert run.suspended[:, 0].tolist() == [False, True, True, False]
+    target = run.profits[0, 0] + 0.9**3 * 10.0
+    assert firm.q[5, 3] == pytest.approx(10.0 + 0.5 * (target - 10.0))
+    unplayed = int(grid.state_of(grid.action_of(run.quantities[0])))
+    assert firm.q[unplayed, 3] == 10.0  # its choices while suspended taught it nothing
+
+
+class SuspendFirstFirm:
+    """A training regime suspending firm 0 of every session for ``rounds`` periods after
+    period 0, fining nobody; it keeps what it saw."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __call__(self, t: int, quantities: np.ndarray, profits: np.ndarray) -> Verdict:
+        self.seen.append((quantities.copy(), profits.copy()))
+        suspend = np.zeros(profits.shape, dtype=int)
+        if t == 0:
+            suspend[:, 0] = self.rounds
+        return Verdict(fines=np.zeros(profits.shape), suspend=suspend)
+
+
+def test_training_learns_a_decision_over_the_suspension_that_followed_it() -> None:
+    config = LearningConfig(max_periods=4, check_every=4, stable_periods=4)
+    regime = SuspendFirstFirm(2)
+    (session,) = train(MARKET, config, [2], regime=regime)
+    grid = Grid.of(MARKET, config)
+    q0 = calvano_q0(grid, grid.payoffs(MARKET), config.delta)[0]
+    start = int(np.random.default_rng(2).integers(grid.states))
+    first, profit = regime.seen[0][0][0], regime.seen[0][1][0]  # session 0
+    decided = int(grid.action_of(first)[0])
+    assert all((regime.seen[t][0][0, 0] == 0).all() for t in (1, 2))  # firm 0 suspended
+    target = profit[0] + config.delta**3 * q0[0].max()
+    expected = q0[start, decided] + config.alpha * (target - q0[start, decided])
+    assert session.q[0, start, decided] == pytest.approx(expected)
+    # the decisions of periods 0 and 3 are all firm 0 learnt
+    assert (session.q[0] != q0).sum() <= 2

@@ -31,7 +31,8 @@ each session draws from its own seeded stream and stops at its own convergence, 
 session's result is the same whether it is trained alone or beside 29 others. A regime
 can act while they learn (``regime``, one over all sessions at once,
 ``governance/rounds.py``): it sees each period as a round, its fines come off the reward
-and a suspended firm produces nothing.
+and a suspended firm produces nothing; the decision that earned a suspension is learnt
+over it, as a semi-Markov step (``_Governed``), so the periods lost reach its value.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def train(
     periods = np.zeros(b, dtype=int)
     stable = np.zeros(b, dtype=int)
     policy = flat.argmax(axis=1).reshape(b, -1)
-    governed = _Governed(regime, grid, market, b) if regime is not None else None
+    governed = _Governed(regime, grid, market, b, config) if regime is not None else None
     start = time.perf_counter()
     t = 0
     while t < config.max_periods and active.any():
@@ -200,6 +201,8 @@ def train(
         eps = np.exp(-config.beta * (t + np.arange(block)))
         for k in range(block):
             rows = base + state[:, None]
+            if governed is not None:
+                governed.resume(flat, rows, active)
             greedy = flat[rows].argmax(axis=2)
             act = np.where(draws[k] < eps[k], random_actions[k], greedy)
             learning = active[:, None]
@@ -208,7 +211,7 @@ def train(
                 reward = payoffs[nxt]
             else:
                 nxt, reward, suspended = governed(t + k, act)
-                learning = learning & ~suspended
+                learning = governed.hold(rows, act, reward, learning & ~suspended)
             target = reward + config.delta * flat[base + nxt[:, None]].max(axis=2)
             current = flat[rows, act]
             flat[rows, act] = np.where(
@@ -240,17 +243,53 @@ def train(
 
 class _Governed:
     """The regime during training, with each session's suspensions to serve: a suspended
-    firm produces nothing, and the state the learners see is what was produced."""
+    firm produces nothing, and the state the learners see is what was produced.
 
-    def __init__(self, regime: BatchRegime, grid: Grid, market: MarketParams, b: int) -> None:
+    A suspension is time the firm lives through without deciding, so the decision it made
+    just before is learnt as a semi-Markov step (Bradtke & Duff, 1995), once it decides
+    again: the reward of the period it decided in plus the discounted rewards of the
+    suspended periods (nothing produced, less any fine), and the value of the state it
+    then decides in, discounted by every period that passed. Its own choices while
+    suspended were not played and teach it nothing. Without this the suspension, the top
+    of the ladder, would reach no payoff: the decision that earned it would be scored as
+    if the firm had played on, and the periods lost would be learnt by nobody."""
+
+    def __init__(
+        self,
+        regime: BatchRegime,
+        grid: Grid,
+        market: MarketParams,
+        b: int,
+        config: LearningConfig,
+    ) -> None:
         self.regime, self.grid, self.market = regime, grid, market
-        self.remaining = np.zeros((b, grid.firms), dtype=int)
+        self.alpha, self.delta = config.alpha, config.delta
+        shape = (b, grid.firms)
+        self.remaining = np.zeros(shape, dtype=int)
         self._firm = np.arange(grid.firms)
+        # each firm's decision held over its suspension: its Q row and action, the
+        # discounted reward since, and the discount of the value where it decides next
+        self.held = np.zeros(shape, dtype=bool)
+        self.held_row = np.zeros(shape, dtype=int)
+        self.held_action = np.zeros(shape, dtype=int)
+        self.held_return = np.zeros(shape)
+        self.held_discount = np.ones(shape)
+
+    def resume(self, flat: np.ndarray, rows: np.ndarray, active: np.ndarray) -> None:
+        """Before a period: learn each held decision of a firm that decides again now, from
+        the state it decides in (``rows``: each firm's Q row this period)."""
+        due = self.held & (self.remaining == 0) & active[:, None]
+        if not due.any():
+            return
+        target = self.held_return[due] + self.held_discount[due] * flat[rows[due]].max(axis=1)
+        row, action = self.held_row[due], self.held_action[due]
+        flat[row, action] += self.alpha * (target - flat[row, action])
+        self.held &= ~due
 
     def __call__(self, t: int, act: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The next state of each session, each firm's reward after fines, and which firms
         were suspended, for period ``t`` (act: (sessions, firms)). A suspended firm's
-        chosen action was not played, so it learns nothing from the period."""
+        reward goes to the decision it holds."""
         q = self.grid.actions[self._firm, act]  # (sessions, firms, commodities)
         suspended = self.remaining > 0
         if suspended.any():
@@ -258,15 +297,41 @@ class _Governed:
             states = self.grid.state_of(self.grid.action_of(q))
         else:
             states = self.grid.state_of(act)
-        rewards = self.market.profits(q).sum(axis=-1)
-        verdict = self.regime(t, q, rewards)
+        profits = self.market.profits(q).sum(axis=-1)
+        verdict = self.regime(t, q, profits)
         self.remaining = np.maximum(np.maximum(self.remaining - 1, 0), verdict.suspend)
-        return states, rewards - verdict.fines, suspended
+        rewards = profits - verdict.fines
+        waiting = self.held & suspended
+        if waiting.any():
+            self.held_return += np.where(waiting, self.held_discount * rewards, 0.0)
+            self.held_discount[waiting] *= self.delta
+        return states, rewards, suspended
+
+    def hold(
+        self, rows: np.ndarray, act: np.ndarray, rewards: np.ndarray, decided: np.ndarray
+    ) -> np.ndarray:
+        """After a period: hold the decision of each firm that ``decided`` and is suspended
+        from the next period; the others (returned) learn it now, as usual."""
+        held = decided & (self.remaining > 0)
+        if held.any():
+            self.held |= held
+            self.held_row[held] = rows[held]
+            self.held_action[held] = act[held]
+            self.held_return[held] = rewards[held]
+            self.held_discount[held] = self.delta
+        return decided & ~held  # type: ignore[no-any-return]
 
 
 class QLearningFirm:
     """A trained learner in the market loop: greedy up to its remaining exploration, and
-    still learning from realised profit (so fines in play keep acting on it)."""
+    still learning from realised profit (so fines in play keep acting on it).
+
+    A suspension is learnt as in training (``_Governed``): the choices a suspended firm is
+    asked for are not played and teach it nothing, and the decision it made before the
+    suspension is learnt, once it produces again, from the rewards of the suspended rounds
+    too. The market tells a firm it was suspended only after the round, so that decision
+    was already learnt as an ordinary step: it is taken back (nothing else has changed its
+    Q since) and held."""
 
     def __init__(
         self,
@@ -280,6 +345,10 @@ class QLearningFirm:
         self.period = period
         self.state = state
         self._acted: tuple[int, int] | None = None
+        # the last decision learnt: (state, action, its Q before, its reward)
+        self._learnt: tuple[int, int, float, float] | None = None
+        # the decision held over a suspension: (state, action, discounted reward, discount)
+        self._held: tuple[int, int, float, float] | None = None
 
     async def act(self, observation: Observation) -> np.ndarray:
         if len(observation.quantities):
@@ -301,6 +370,27 @@ class QLearningFirm:
             return
         state, action = self._acted
         nxt = int(self.grid.state_of(self.grid.action_of(feedback.quantities)))
-        target = feedback.profit + self.config.delta * self.q[nxt].max()
-        self.q[state, action] += self.config.alpha * (target - self.q[state, action])
+        alpha, delta = self.config.alpha, self.config.delta
+        if feedback.suspended:
+            if self._held is None and self._learnt is not None:
+                held_state, held_action, before, reward = self._learnt
+                self.q[held_state, held_action] = before
+                self._held = (held_state, held_action, reward, delta)
+            if self._held is not None:
+                held_state, held_action, reward, discount = self._held
+                reward += discount * feedback.profit
+                self._held = (held_state, held_action, reward, discount * delta)
+            self._learnt = None
+        else:
+            if self._held is not None:
+                held_state, held_action, reward, discount = self._held
+                target = reward + discount * self.q[state].max()
+                self.q[held_state, held_action] += alpha * (
+                    target - self.q[held_state, held_action]
+                )
+                self._held = None
+            before = float(self.q[state, action])
+            target = feedback.profit + delta * self.q[nxt].max()
+            self.q[state, action] += alpha * (target - before)
+            self._learnt = (state, action, before, feedback.profit)
         self.state, self.period, self._acted = nxt, self.period + 1, None
