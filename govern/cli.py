@@ -489,7 +489,12 @@ def run_experiment_command(args: argparse.Namespace) -> int:
         for notice in prepared.notices:
             print(f"notice: {notice}", file=sys.stderr)
         with _sigterm_interrupts(), experiment_progress(prepared) as on_outcome:
-            outcome = run_experiment(prepared, executor, on_outcome)
+            outcome = run_experiment(
+                prepared,
+                executor,
+                on_outcome,
+                report=lambda line: print(f"govern: {line}", file=sys.stderr, flush=True),
+            )
     except RunSetupError as exc:
         raise UsageError(str(exc)) from None
     except (KeyboardInterrupt, asyncio.CancelledError) as exc:
@@ -711,6 +716,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from govern.experiments.markets import analyse_markets, without_markets
+    from govern.experiments.markets import render_text as market_text
     from govern.experiments.report import write_report
     from govern.experiments.results import ResultsError, folder_kind
 
@@ -721,12 +728,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         raise UsageError("give --out DIR: the report goes into an experiment's own folder only")
     results = _load_results(args.sources)
-    comparison = _compared(results, args.measure)
+    markets = analyse_markets(results)  # cells that played markets: no accuracy to compare
+    others = without_markets(results)
+    compared = markets is None or any(cell.items for cell in others.cells)
+    comparison = _compared(others, args.measure) if compared else None
     try:
-        written = write_report(results, comparison, out)
+        written = write_report(results, comparison, out, markets)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
-    if results.label:
+    if markets is not None:
+        print(market_text(markets), end="")
+    elif results.label:
         print(results.label, file=sys.stderr)
     print(f"wrote {written.folder / 'report.html'} ({len(written.files)} files)", file=sys.stderr)
     return EXIT_OK

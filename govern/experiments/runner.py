@@ -49,7 +49,7 @@ from govern.ledger.binding import RESULTS
 from govern.ledger.keys import LedgerKeyError, load_keyring
 from govern.ledger.proofs import ProofError, read_head
 from govern.ledger.writer import FsyncPolicy, head_path
-from govern.models.sim.params import is_simulated
+from govern.models.sim.params import is_firm_model, is_simulated
 from govern.run.request import DEFAULT_CONCURRENCY, RunRequest, RunSetupError
 from govern.run.resume import (
     AlreadyComplete,
@@ -223,7 +223,9 @@ def prepare_experiment(request: ExperimentRequest) -> PreparedExperiment:
         with ResultsStore.open(folder / STORE_FILE, exp.id, digest, cells=digests) as store:
             jobs = _plan(request, loaded, folder, digest, planned, store, notices)
         limits = _limits(exp.limits, request.limits)
-        simulated = all(is_simulated(m) for c in loaded.cells for m in _models_of(c))
+        simulated = all(
+            is_simulated(m) or is_firm_model(m) for c in loaded.cells for m in _models_of(c)
+        )
         prepared = PreparedExperiment(
             request, loaded, folder, digest, planned, jobs, limits, simulated, notices, lock
         )
@@ -697,8 +699,11 @@ def run_experiment(
     prepared: PreparedExperiment,
     executor: Any,
     on_outcome: Callable[[CellOutcome], None] | None = None,
+    report: Callable[[str], None] | None = None,
 ) -> ExperimentOutcome:
-    """Run the planned cells with the executor; stop dispatching once a budget is spent."""
+    """Run the planned cells with the executor; stop dispatching once a budget is spent.
+    Learning firms the cells need are trained first, side by side (``report`` hears how
+    that goes)."""
     ends: dict[str, CellOutcome] = {}
     budget: str | None = None
     with ResultsStore.open(
@@ -706,6 +711,7 @@ def run_experiment(
     ) as store:
         budget = spent(store.spend(), prepared.limits)
         if budget is None and prepared.jobs:
+            _pretrain(prepared, report)
 
             def done(outcome: CellOutcome) -> bool:
                 nonlocal budget
@@ -732,6 +738,31 @@ def run_experiment(
                     store.set_cell_status(cell.id, "stopped", reason=budget)
     planned = sum(prepared.planned.values())
     return ExperimentOutcome(ends, spend, stored, planned, failed_items, budget)
+
+
+def _pretrain(prepared: PreparedExperiment, report: Callable[[str], None] | None) -> None:
+    """Train every learner pair the planned Cournot cells will play, one batch per regime:
+    thirty pairs side by side take about twice as long as one pair alone, and each cell
+    then reads its pair instead of training it in its own worker."""
+    cells = {cell.id: cell for cell in prepared.loaded.cells}
+    markets = [job for job in prepared.jobs if cells[job.cell].task.name == "cournot"]
+    if not markets:
+        return
+    from govern.run.market import pretrain
+    from govern.tasks.cournot.task import CournotTask
+
+    task = CournotTask()
+    task.load(prepared.request.data)
+    runs = [
+        (
+            cells[job.cell].manifest,
+            job.seed,
+            job.items or [item.id for item in task.markets(prepared.planned[job.cell])],
+        )
+        for job in markets
+    ]
+    assert task.card is not None
+    pretrain(task.card.market, runs, report)
 
 
 def default_workers() -> int:

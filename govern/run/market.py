@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from govern.engine.context import assign_models
 from govern.governance.oracle import is_market_regime
 from govern.governance.rounds import TrainingRegime
 from govern.models.sim.params import is_firm_model
+from govern.spec.models import Governance, Manifest
 from govern.tasks.base import TaskItem
 from govern.tasks.cournot.firms import DivisionColluder, Firm, NashFirm
 from govern.tasks.cournot.learners import LearningConfig, Session
@@ -119,20 +121,84 @@ async def play_market(run: PreparedRun, item: TaskItem) -> dict[str, Any]:
 
 
 def _trained(
-    run: PreparedRun, market: MarketParams, governance: Any, seed: int
+    run: PreparedRun, market: MarketParams, governance: Governance | None, seed: int
 ) -> tuple[Session, bool]:
-    def report(periods: int, learning: int) -> None:
-        if run.report is not None and periods % 200_000 == 0:
-            run.report(f"training the learning firms: {periods:,} periods")
-
+    store = TrainedPairs(default_store())
+    kept = store.get(store.key(market, LearningConfig(), governance, seed), seed)
+    if kept is not None:
+        return kept, True
+    under = "under the regime" if governance is not None else "ungoverned"
+    progress = _training_progress(run.report, f"a pair of learning firms {under}")
     make = (lambda n: TrainingRegime(governance, market, n)) if governance is not None else None
-    if run.report is not None:
-        under = "under the regime" if governance is not None else "ungoverned"
-        run.report(f"training a pair of learning firms ({under}; kept once trained) ...")
-    (session,), (cached,) = trained_pairs(
-        market, LearningConfig(), governance, [seed], make, TrainedPairs(default_store()), report
+    (session,), _ = trained_pairs(
+        market, LearningConfig(), governance, [seed], make, store, progress
     )
-    return session, cached
+    return session, False
+
+
+def learner_seeds(manifest: Manifest, run_seed: int, items: Sequence[str]) -> list[int]:
+    """The seeds of the learner pairs a run of ``manifest`` trains for ``items`` (none when
+    its firms are not all learners)."""
+    choice = manifest.models
+    models = assign_models(
+        manifest.institution, choice.default, choice.roles, {}, choice.seats
+    ).used
+    if models != {LEARNERS}:
+        return []
+    return [market_seed(run_seed, item) for item in items]
+
+
+def pretrain(
+    market: MarketParams,
+    runs: Sequence[tuple[Manifest, int, Sequence[str]]],
+    report: Callable[[str], None] | None = None,
+) -> int:
+    """Train side by side every learner pair that these runs (manifest, run seed, items)
+    will play and the store lacks, one batch per regime, so that an experiment's cells
+    find their pairs trained instead of each training its own; the pairs trained."""
+    store = TrainedPairs(default_store())
+    groups: dict[str, tuple[Governance | None, set[int]]] = {}
+    for manifest, run_seed, items in runs:
+        seeds = learner_seeds(manifest, run_seed, items)
+        if not seeds:
+            continue
+        governance = manifest.governance if is_market_regime(manifest.governance) else None
+        key = "none" if governance is None else governance.model_dump_json()
+        groups.setdefault(key, (governance, set()))[1].update(seeds)
+    trained = 0
+    for governance, seeds in groups.values():
+        ordered = sorted(seeds)
+        keys = [store.key(market, LearningConfig(), governance, seed) for seed in ordered]
+        missing = [
+            seed for seed, key in zip(ordered, keys, strict=True) if store.get(key, seed) is None
+        ]
+        if not missing:
+            continue
+        under = "under its regime" if governance is not None else "ungoverned"
+        progress = _training_progress(report, f"{len(missing)} learner pairs {under}")
+        make = (lambda n, g=governance: TrainingRegime(g, market, n)) if governance else None
+        trained_pairs(market, LearningConfig(), governance, missing, make, store, progress)
+        trained += len(missing)
+    return trained
+
+
+def _training_progress(
+    report: Callable[[str], None] | None, what: str
+) -> Callable[[int, int], None] | None:
+    """What ``train`` calls after each block: a line every 100,000 periods, for a console."""
+    if report is None:
+        return None
+    report(f"training {what} (kept once trained) ...")
+    started = time.perf_counter()
+
+    def progress(periods: int, learning: int) -> None:
+        if periods % 100_000 == 0:
+            report(
+                f"training {what}: {periods:,} periods, {learning} still learning, "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+
+    return progress
 
 
 def _firm(
