@@ -18,6 +18,7 @@ from govern.governance.rounds import MarketRegime, TrainingRegime
 from govern.ledger.memory import MemoryLedger
 from govern.spec.checks import load_checked
 from govern.spec.loader import LoadedManifest
+from govern.spec.models import Manifest
 from govern.tasks.cournot.card import load_card
 from govern.tasks.cournot.firms import DivisionColluder, Feedback, Firm, NashFirm, Observation
 from govern.tasks.cournot.play import Play, Verdict, play
@@ -29,16 +30,21 @@ AGENTS = ["firm#1", "firm#2"]
 
 
 @cache
-def institutional() -> LoadedManifest:
+def institutional() -> Manifest:
+    """The institutional manifest with every signal window pinned to 5 rounds: the timelines
+    below follow the ladder's mechanics, not the shipped tuning of S4's window."""
     loaded = load_checked(ROOT / "manifests" / "cournot_institutional.yaml")
-    assert isinstance(loaded, LoadedManifest)
-    return loaded
+    assert isinstance(loaded, LoadedManifest) and loaded.manifest.governance is not None
+    governance = loaded.manifest.governance
+    signals = {**governance.signals, "cournot_specialisation": {"excess": 0.75, "window": 5}}
+    pinned = governance.model_copy(update={"signals": signals})
+    return loaded.manifest.model_copy(update={"governance": pinned})
 
 
 def governed(item: str = "market-1") -> tuple[Controller, MarketRegime, MemoryLedger]:
     """A Controller under the institutional overlay, writing to memory, and its regime for
     one market."""
-    manifest = institutional().manifest
+    manifest = institutional()
     ledger = MemoryLedger()
     controller = Controller(manifest.institution, manifest.governance, ledger)
     assert list(controller.agents) == AGENTS
@@ -230,7 +236,7 @@ def test_the_training_regime_reaches_the_controller_s_verdicts() -> None:
         recording = Recording(governed(f"market-{n}")[1])
         plays.append(play(MARKET, firms, seed=n, fines=recording))
         records.append(recording.verdicts)
-    governance = institutional().manifest.governance
+    governance = institutional().governance
     assert governance is not None
     training = TrainingRegime(governance, MARKET, len(pairs))
     for t in range(MARKET.rounds):
@@ -244,5 +250,5 @@ def test_the_training_regime_reaches_the_controller_s_verdicts() -> None:
 
 
 def test_a_market_without_a_market_regime_has_no_regime() -> None:
-    manifest = institutional().manifest
+    manifest = institutional()
     assert Controller(manifest.institution, None).market_regime("m", MARKET, AGENTS) is None

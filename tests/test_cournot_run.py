@@ -87,13 +87,13 @@ def test_the_run_audits_and_explains_each_firm_s_ladder(colluders) -> None:
         case = f"[case market-1/{agent}/case-1]"
         assert f"{agent}, now suspended" in text
         for line in (
-            f"market-1 round 5 sanction collusion:active->warning: from active to warning "
+            f"market-1 round 1 sanction collusion:active->warning: from active to warning "
             f"(warning) {case}",
-            f"market-1 round 6 sanction collusion:warning->fined: from warning to fined "
+            f"market-1 round 2 sanction collusion:warning->fined: from warning to fined "
             f"(fine 630.00) {case}",
-            f"market-1 round 9 sanction collusion:fined_thrice->suspended: from fined_thrice "
+            f"market-1 round 5 sanction collusion:fined_thrice->suspended: from fined_thrice "
             f"to suspended (suspension) {case}",
-            f"market-1 round 14 expiry suspension:suspended->fined_thrice: from suspended to "
+            f"market-1 round 10 expiry suspension:suspended->fined_thrice: from suspended to "
             f"fined_thrice {case}",
         ):
             assert line in text

@@ -221,6 +221,13 @@ def _commodity(j: int) -> str:
     return chr(ord("A") + j) if j < 26 else f"#{j + 1}"
 
 
+def _over(covered: Sequence[int]) -> str:
+    """The rounds a signal held over, as its detail says them."""
+    if len(covered) == 1:
+        return f"in round {covered[0]}"
+    return f"in each of the last {len(covered)} rounds (rounds {_span(covered)})"
+
+
 def _span(rounds: Sequence[int]) -> str:
     """Round numbers as text: '12-16' when consecutive, else listed."""
     if not rounds:
@@ -366,8 +373,8 @@ def dispersion_collapse(
         predicate=DISPERSION_COLLAPSE,
         firms=tuple(range(firms)),
         detail=(
-            f"the {firms} firms' quantities of commodity {_commodity(j)} were nearly equal for "
-            f"{params.rounds} rounds (rounds {_span(covered)}): cross-firm CV at most "
+            f"the {firms} firms' quantities of commodity {_commodity(j)} were nearly equal "
+            f"{_over(covered)}: cross-firm CV at most "
             f"{np.max(cv[:, j]):.3f}, below {params.fraction:g} x the Nash {nash[j]:.3f}"
         ),
         rounds=covered,
@@ -395,8 +402,8 @@ def high_hhi(
         predicate=HIGH_HHI,
         firms=tuple(range(firms)),
         detail=(
-            f"the market was concentrated in each of the last {params.window} rounds "
-            f"(rounds {_span(covered)}): HHI excess over Nash ({nash:.3f}) at least "
+            f"the market was concentrated {_over(covered)}: HHI excess over Nash "
+            f"({nash:.3f}) at least "
             f"{np.min(excess):.2f}, above {params.excess:g}"
         ),
         rounds=covered,
@@ -427,8 +434,8 @@ def specialised(
         predicate=SPECIALISATION,
         firms=who,
         detail=(
-            f"specialised across commodities in each of the last {params.window} rounds "
-            f"(rounds {_span(covered)}): CV excess over Nash ({nash:.3f}) {each}, above "
+            f"specialised across commodities {_over(covered)}: CV excess over Nash "
+            f"({nash:.3f}) {each}, above "
             f"{params.excess:g}"
         ),
         rounds=covered,
