@@ -49,13 +49,17 @@ def build_experiment(
     experiment_id: str = "fixture",
     description: str | None = "a test experiment",
     skip: frozenset[str] = frozenset(),
+    task: str = "gsm8k",
+    data: Path | None = SAMPLE,
+    support: tuple[str, ...] = (),
 ) -> Path:
-    """An experiment folder of institutions x models x gsm8k x seeds, ``limit`` items each
-    (institutions: paths relative to this project, copied into the experiment's own)."""
+    """An experiment folder of institutions x models x task x seeds, ``limit`` items each
+    (institutions, and the ``support`` files they name: paths relative to this project,
+    copied into the experiment's own; ``data``: the task's data, None for its own)."""
     project = folder.with_name(folder.name + "-project")
     project.mkdir(parents=True)
     (project / "pyproject.toml").write_text("[project]\nname = 'fixture'\n")
-    for relative in institutions:
+    for relative in [*institutions, *support]:
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / relative, project / relative)
     manifest = project / "experiment.yaml"
@@ -65,11 +69,12 @@ def build_experiment(
         "description": description,
         "institutions": institutions,
         "models": models,
-        "tasks": [{"name": "gsm8k", "limit": limit}],
+        "tasks": [{"name": task, "limit": limit}],
         "seeds": seeds,
     }
     manifest.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    args = ["run", str(manifest), "--out", str(folder), "--data", str(SAMPLE), "--workers", "2"]
+    args = ["run", str(manifest), "--out", str(folder), "--workers", "2"]
+    args += ["--data", str(data)] if data is not None else []
     with _quiet_keys():
         status = main(args)
     assert status == 0, f"govern {' '.join(args)} exited {status}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -506,3 +507,118 @@ def test_sign_flip_on_integers_refuses_fractions_and_nothing():
         sf.sign_flip_test_integers([0.5, 1])
     with pytest.raises(ValueError):
         sf.sign_flip_test_integers([])
+
+
+# ------------------------------------------------------------------ two independent samples
+
+
+def enumerated_p(first: list[float], second: list[float]) -> float:
+    """The two-sample permutation p by brute force: every labelling of the pooled values."""
+    pooled = [*first, *second]
+    observed = abs(np.mean(first) - np.mean(second))
+    as_extreme = total = 0
+    for chosen in itertools.combinations(range(len(pooled)), len(first)):
+        rest = [v for i, v in enumerate(pooled) if i not in chosen]
+        mine = [pooled[i] for i in chosen]
+        total += 1
+        as_extreme += abs(np.mean(mine) - np.mean(rest)) >= observed - 1e-9
+    return as_extreme / total
+
+
+quarters = st.lists(st.integers(-400, 400).map(lambda n: n / 4), min_size=1, max_size=7)
+
+
+@settings(max_examples=120, deadline=None)
+@given(quarters, quarters)
+def test_exact_two_sample_test_equals_enumeration(first: list[float], second: list[float]):
+    result = sf.permutation_test_two_sample(first, second)
+    assert result.exact and result.seed is None
+    assert result.n_resamples == math.comb(len(first) + len(second), len(first))
+    assert result.p_value == pytest.approx(enumerated_p(first, second), abs=1e-12)
+    assert result.mean_difference == pytest.approx(np.mean(first) - np.mean(second))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(0, 4), min_size=1, max_size=40),
+    st.lists(st.integers(0, 4), min_size=1, max_size=40),
+    st.integers(-1000, 1000),
+    st.booleans(),
+)
+def test_two_sample_p_is_a_p_value_symmetric_and_shift_free(
+    first: list[int], second: list[int], shift: int, exact: bool
+):
+    settings_ = {"n_resamples": 199, "seed": 3, "exact_max_splits": 10**9 if exact else 0}
+    if exact and math.comb(len(first) + len(second), len(first)) > 5_000:
+        settings_["exact_max_splits"] = 0  # too many splits to enumerate in a test
+    result = sf.permutation_test_two_sample(first, second, **settings_)
+    assert 0 < result.p_value <= 1
+    swapped = sf.permutation_test_two_sample(second, first, **settings_)
+    assert swapped.p_value == result.p_value
+    assert swapped.mean_difference == pytest.approx(-result.mean_difference)
+    shifted = sf.permutation_test_two_sample(
+        [v + shift for v in first], [v + shift for v in second], **settings_
+    )
+    assert shifted.p_value == result.p_value
+    assert shifted.mean_difference == pytest.approx(result.mean_difference, abs=1e-9)
+
+
+def test_two_sample_test_matches_scipy_and_is_seeded():
+    rng = np.random.default_rng(11)
+    first, second = rng.integers(0, 5, size=6), rng.integers(1, 5, size=5)
+    expected = sps.permutation_test(
+        (first, second),
+        lambda x, y: np.mean(x) - np.mean(y),
+        permutation_type="independent",
+        n_resamples=np.inf,
+        alternative="two-sided",
+    ).pvalue
+    assert sf.permutation_test_two_sample(first, second).p_value == pytest.approx(expected)
+    wide_first, wide_second = rng.integers(0, 5, size=30), rng.integers(0, 3, size=30)
+    sampled = sf.permutation_test_two_sample(wide_first, wide_second, n_resamples=999, seed=4)
+    assert not sampled.exact and (sampled.n_resamples, sampled.seed) == (999, 4)
+    assert sampled == sf.permutation_test_two_sample(
+        wide_first, wide_second, n_resamples=999, seed=4
+    )
+
+
+def test_two_sample_monte_carlo_has_the_plus_one_correction():
+    result = sf.permutation_test_two_sample([4] * 30, [0] * 30, n_resamples=999, seed=0)
+    assert not result.exact and result.p_value == 1 / 1000
+    assert result.mean_difference == 4.0
+
+
+def test_two_sample_edge_cases():
+    assert sf.permutation_test_two_sample([2, 2, 2], [2, 2]).p_value == 1.0
+    assert sf.permutation_test_two_sample([1], [3]).p_value == 1.0  # two splits, both extreme
+    exact = sf.permutation_test_two_sample([4, 4, 4, 4], [0, 0, 0, 0])
+    assert exact.p_value == 2 / math.comb(8, 4)  # the observed split and its mirror
+    with pytest.raises(ValueError, match="empty"):
+        sf.permutation_test_two_sample([], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        sf.permutation_test_two_sample([float("nan")], [1.0])
+    with pytest.raises(ValueError, match="n_resamples"):
+        sf.permutation_test_two_sample(list(range(30)), list(range(30)), n_resamples=0)
+
+
+def test_mean_interval_is_a_t_interval():
+    result = sf.mean_interval([3, 4, 2, 4, 3])
+    assert (result.n, result.mean) == (5, pytest.approx(3.2))
+    sd = np.std([3, 4, 2, 4, 3], ddof=1)
+    low, high = sps.t.interval(0.95, 4, loc=3.2, scale=sd / math.sqrt(5))
+    assert result.sd == pytest.approx(sd)
+    assert (result.low, result.high) == pytest.approx((low, high))
+    one = sf.mean_interval([2.0])
+    assert (one.n, one.mean, one.sd, one.low, one.high) == (1, 2.0, None, None, None)
+    with pytest.raises(ValueError, match="empty"):
+        sf.mean_interval([])
+    with pytest.raises(ValueError, match="confidence"):
+        sf.mean_interval([1, 2], confidence=1.5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=50), st.floats(0.5, 0.99))
+def test_mean_interval_contains_its_mean(values: list[float], confidence: float):
+    result = sf.mean_interval(values, confidence=confidence)
+    assert result.low is not None and result.high is not None
+    assert result.low <= result.mean + 1e-6 and result.mean - 1e-6 <= result.high

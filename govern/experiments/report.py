@@ -9,6 +9,10 @@ paths) is HTML-escaped, so hostile text such as ``<script>`` shows as text.
 Every chart and table row links to the ledger heads of the cells it came from, listed with
 each cell's folder: `govern audit` on that folder verifies the head shown.
 
+Cells that played Cournot markets get the market section (`govern.experiments.markets`)
+instead of the accuracy comparison, whose right and wrong mean nothing for a market; an
+experiment of markets alone has no accuracy sections at all.
+
 The output is deterministic: the same results give the same bytes (no time of writing).
 """
 
@@ -29,6 +33,20 @@ from urllib.parse import quote
 from govern import __version__
 from govern.experiments.compare import Comparison, footer, render_markdown, table_rows
 from govern.experiments.figures import Chart, accuracy_chart, cost_chart
+from govern.experiments.markets import (
+    Configuration,
+    MarketReport,
+    Paper,
+    collusion_rows,
+    comparison_rows,
+    configuration_title,
+    paper_caption,
+    paper_effect_rows,
+    paper_rows,
+    welfare_rows,
+)
+from govern.experiments.markets import footer as market_footer
+from govern.experiments.markets import render_markdown as market_markdown
 from govern.experiments.results import JSON_LIMIT, CellResult, ResultsError, ResultSet
 from govern.files import NotRegularFile, parse_json, read_regular, write_atomic
 
@@ -49,6 +67,10 @@ code,.mono{font-family:monospace;font-size:12px;word-break:break-all}
 .institution{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}
 .topology{overflow-x:auto;border:1px solid #eee;padding:6px;margin:8px 0;max-width:100%}
 .muted{color:#666}details{margin:4px 0}
+"""
+MARKET_STYLE = """
+.kind{border-left:6px solid #b00020;padding:6px 10px;font-weight:bold;background:#fdf0f2}
+.theirs{border:2px dashed #555;padding:4px 14px 10px;margin:12px 0;background:#f7f7f7}
 """
 
 
@@ -198,6 +220,52 @@ def _comparison_table(comparison: Comparison, anchors: dict[str, str]) -> str:
     )
 
 
+def _cell_links(cells: list[str], seeds: list[int], anchors: dict[str, str]) -> str:
+    links = " ".join(
+        f'<a href="#{anchors[c]}">s{seed}</a>' for c, seed in zip(cells, seeds, strict=True)
+    )
+    return f"<details><summary>{len(cells)} cells</summary>{links}</details>"
+
+
+def _text_table(headers: list[str], body: list[list[str]], text: set[str]) -> str:
+    numeric = {i for i, h in enumerate(headers) if h not in text}
+    return _table(headers, ([_e(c) for c in row] for row in body), numeric)
+
+
+def _configuration(config: Configuration, anchors: dict[str, str]) -> str:
+    parts = [f"<h3>{_e(configuration_title(config))}</h3>"]
+    if config.label:
+        parts.append(f'<p class="kind">{_e(config.label)}</p>')
+    headers, body = collusion_rows(config)
+    links = [_cell_links(row.cells, row.seeds, anchors) for row in config.rows]
+    numeric = {i for i, h in enumerate(headers) if h != "regime"}
+    rows = [[*(_e(c) for c in cells), link] for cells, link in zip(body, links, strict=True)]
+    parts.append(_table([*headers, "ledger heads"], rows, numeric))
+    parts.append(_text_table(*welfare_rows(config), {"regime", "training"}))
+    if config.comparisons:
+        parts.append(_text_table(*comparison_rows(config), {"first", "second", "test"}))
+    return "".join(parts)
+
+
+def _markets_section(markets: MarketReport, anchors: dict[str, str]) -> str:
+    notes = "".join(f"<li>{_e(line)}</li>" for line in market_footer(markets))
+    return (
+        "".join(_configuration(c, anchors) for c in markets.configurations)
+        + f'<ul class="notes">{notes}</ul>'
+    )
+
+
+def _published_section(paper: Paper) -> str:
+    return (
+        '<div class="theirs"><p class="kind">THEIR figures, not ours: published LLM results, '
+        "not computed from this experiment.</p>"
+        f"<p>{_e(paper_caption(paper))}</p>"
+        + _text_table(*paper_rows(paper), {"regime (theirs)"})
+        + _text_table(*paper_effect_rows(paper), {"regimes (theirs)"})
+        + "</div>"
+    )
+
+
 def _figure(chart: Chart, anchors: dict[str, str]) -> str:
     data = base64.b64encode(chart.svg).decode("ascii")
     links = ", ".join(f'<a href="#{anchors[c]}">{_e(c)}</a>' for c in chart.cells)
@@ -342,11 +410,18 @@ def _banner(results: ResultSet) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def build_report(results: ResultSet, comparison: Comparison, out: Path) -> dict[str, bytes]:
-    """Every file of the report, by its path relative to ``out``."""
+def build_report(
+    results: ResultSet,
+    comparison: Comparison | None,
+    out: Path,
+    markets: MarketReport | None = None,
+) -> dict[str, bytes]:
+    """Every file of the report, by its path relative to ``out``: the accuracy comparison
+    of the cells that are not markets (None: there are none), the market section of those
+    that are (None: there are none)."""
     taken: set[str] = set()
     anchors = {cell.id: f"ledger-{i}" for i, cell in enumerate(results.cells)}
-    tasks = list(dict.fromkeys(r.task for r in comparison.rows))
+    tasks = list(dict.fromkeys(r.task for r in comparison.rows)) if comparison else []
     charts: list[Chart] = []
     for task in tasks:
         slug = _slug(task, taken)
@@ -366,19 +441,34 @@ def build_report(results: ResultSet, comparison: Comparison, out: Path) -> dict[
     for inst in institutions:
         if inst.svg is not None:
             files[f"figures/topology-{_slug(inst.label, topology_taken)}.svg"] = inst.svg.encode()
-    files["tables.md"] = render_markdown(comparison).encode("utf-8")
+    tables = [render_markdown(comparison)] if comparison else []
+    tables += [market_markdown(markets)] if markets else []
+    files["tables.md"] = "\n".join(tables).encode("utf-8")
     title = "govern report: " + ", ".join(s.id for s in results.sources)
     descriptions = [s.description for s in results.sources if s.description]
     accuracy = [c for c in charts if c.name.startswith("accuracy-")]
     cost = [c for c in charts if c.name.startswith("cost-accuracy-")]
-    sections = [
-        ("comparison", "Comparison", _comparison_table(comparison, anchors)),
-        (
-            "accuracy",
-            "Accuracy by institution and model",
-            "".join(_figure(c, anchors) for c in accuracy),
-        ),
-        ("cost", "Cost and accuracy", "".join(_figure(c, anchors) for c in cost)),
+    sections = []
+    if comparison is not None:
+        sections += [
+            ("comparison", "Comparison", _comparison_table(comparison, anchors)),
+            (
+                "accuracy",
+                "Accuracy by institution and model",
+                "".join(_figure(c, anchors) for c in accuracy),
+            ),
+            ("cost", "Cost and accuracy", "".join(_figure(c, anchors) for c in cost)),
+        ]
+    if markets is not None:
+        sections += [
+            ("markets", "Markets: collusion by regime", _markets_section(markets, anchors)),
+            (
+                "published",
+                "Published figures (theirs, not ours)",
+                _published_section(markets.paper),
+            ),
+        ]
+    sections += [
         (
             "institutions",
             "Institutions: fingerprints and topologies",
@@ -393,6 +483,7 @@ def build_report(results: ResultSet, comparison: Comparison, out: Path) -> dict[
         ),
         ("provenance", "Provenance", _provenance(results)),
     ]
+    style = STYLE + MARKET_STYLE if markets is not None else STYLE
     nav = " · ".join(f'<a href="#{key}">{_e(name)}</a>' for key, name, _ in sections)
     body = "".join(
         f'<section id="{key}"><h2>{_e(name)}</h2>{html}</section>' for key, name, html in sections
@@ -402,7 +493,7 @@ def build_report(results: ResultSet, comparison: Comparison, out: Path) -> dict[
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "img-src data:; style-src 'unsafe-inline'\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{style}</style></head><body>"
         f"{_banner(results)}<h1>{_e(title)}</h1>"
         + "".join(f"<p>{_e(d)}</p>" for d in descriptions)
         + f"<nav>{nav}</nav>{body}{_banner(results)}</body></html>\n"
@@ -411,7 +502,12 @@ def build_report(results: ResultSet, comparison: Comparison, out: Path) -> dict[
     return files
 
 
-def write_report(results: ResultSet, comparison: Comparison, out: Path) -> Written:
+def write_report(
+    results: ResultSet,
+    comparison: Comparison | None,
+    out: Path,
+    markets: MarketReport | None = None,
+) -> Written:
     """Write the report's files into ``out`` (created if needed; files of an earlier report
     there are replaced, anything else is left alone)."""
     if out.exists() and not out.is_dir():
@@ -419,7 +515,7 @@ def write_report(results: ResultSet, comparison: Comparison, out: Path) -> Writt
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         written = []
-        for name, data in build_report(results, comparison, out).items():
+        for name, data in build_report(results, comparison, out, markets).items():
             path = out / name
             write_atomic(path, data)
             written.append(path)

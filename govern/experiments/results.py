@@ -19,7 +19,9 @@ path that names no experiment or run at all (the command's mistake, exit 2) as o
 results that are damaged or unusable (exit 1).
 
 Only the scalar columns of each item are read (right or wrong, calls, tokens, cost,
-simulated), so a store of 100,000 items loads in a second and never holds the transcripts.
+simulated), so a store of 100,000 items loads in a second and never holds the transcripts;
+and, for a market (task cournot), its record's ``market`` block without the quantities,
+taken out of the stored record by SQLite's JSON functions (`MarketOutcome`).
 """
 
 from __future__ import annotations
@@ -34,14 +36,23 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from govern.experiments.spec import cell_id, model_label
 from govern.experiments.store import APPLICATION_ID, SCHEMA_VERSION, SQLITE_MAGIC
 from govern.files import NotRegularFile, parse_json, read_regular
 from govern.ledger.proofs import head_problem
-from govern.models.sim.params import is_simulated
-from govern.run.summary import SIMULATED_LABEL
+from govern.models.sim.params import is_firm_model, is_simulated
+from govern.run.summary import FIRMS_LABEL, SIMULATED_LABEL
 from govern.spec.errors import escape_controls, quoted
 
 EXPERIMENT_FILE = "experiment.json"
@@ -73,6 +84,52 @@ def _shown(path: Path | str) -> str:
 # --------------------------------------------------------------------------- data
 
 
+class _Strict(BaseModel):
+    # Unknown keys are allowed (a newer runner may add some); known ones must have their type.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class MarketTraining(_Strict):
+    """How a market's learning firms were trained before it (``firm/q-learning``)."""
+
+    periods: StrictInt = Field(ge=0)
+    converged: StrictBool
+    seconds: float = Field(ge=0, allow_inf_nan=False)
+    cached: StrictBool
+    under_regime: StrictBool
+
+
+class MarketOutcome(_Strict):
+    """One market's measures, as its record's ``market`` block holds them (the quantities
+    round by round are left in results.jsonl). Lists hold one value a firm."""
+
+    rounds: StrictInt = Field(ge=1)
+    firms: dict[StrictStr, StrictStr] = Field(min_length=1)  # seat -> model
+    tier: StrictInt = Field(ge=0, le=4)
+    hhi: float = Field(allow_inf_nan=False)
+    cv: float = Field(allow_inf_nan=False)
+    hhi_excess: float = Field(allow_inf_nan=False)
+    cv_excess: float = Field(allow_inf_nan=False)
+    gross_profit_per_round: list[float]
+    profit_per_round: list[float]  # after fines
+    consumer_surplus_per_round: float = Field(allow_inf_nan=False)
+    fines: list[float]  # over the market
+    suspended_rounds: list[StrictInt]
+    sanctions: StrictInt = Field(ge=0)
+    training: MarketTraining | None
+
+    @model_validator(mode="after")
+    def _one_value_a_firm(self) -> MarketOutcome:
+        firms = len(self.firms)
+        for name in ("gross_profit_per_round", "profit_per_round", "fines", "suspended_rounds"):
+            values = getattr(self, name)
+            if len(values) != firms:
+                raise ValueError(f"'{name}' holds {len(values)} values for {firms} firms")
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"'{name}' holds a value that is not a finite number")
+        return self
+
+
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
     """One finished item of one cell: what the statistics need, and nothing more."""
@@ -85,6 +142,8 @@ class ItemOutcome:
     cost: float | None  # None: unknown (a price litellm did not know)
     simulated: bool
     failed: bool  # outcome "error": counted as wrong, as the run's own summary counts it
+    # a market's measures (task cournot), whose right and wrong mean nothing
+    market: MarketOutcome | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +165,14 @@ class CellResult:
     models: dict[str, str] = field(default_factory=dict)  # role -> model, as recorded
     status: str | None = None
     planned: int | None = None  # items the cell is to run, when recorded
+
+    @property
+    def firms_only(self) -> bool:
+        """Every role ran one of govern's built-in firms (firm/...), as recorded."""
+        models = set(self.models.values()) | {
+            m for i in self.items if i.market is not None for m in i.market.firms.values()
+        }
+        return bool(models) and all(is_firm_model(m) for m in models)
 
     @property
     def configuration(self) -> str:
@@ -145,14 +212,26 @@ class ResultSet:
 
     @property
     def label(self) -> str | None:
-        """SIMULATED_LABEL, a partly simulated label, or None for real models alone."""
+        """SIMULATED_LABEL, FIRMS_LABEL, a label of both, a partly simulated label, or None
+        for real models alone. Built-in firms are offline programs, never called simulated
+        models: a label says which of the two ran."""
+        firms = sum(cell.firms_only for cell in self.cells)
         if self.simulated == "yes":
+            if firms == len(self.cells):
+                return FIRMS_LABEL
+            if firms:
+                return (
+                    f"SIMULATED and OFFLINE results: {firms} of {len(self.cells)} cells ran "
+                    "govern's built-in firms (firm/...), the others govern's built-in sim/ "
+                    "models: these are not LLM results"
+                )
             return SIMULATED_LABEL
         if self.simulated == "partly":
             some = sum(cell.simulated != "no" for cell in self.cells)
+            what = "sim/ models or firms (firm/...)" if firms else "sim/ models"
             return (
                 f"PARTLY SIMULATED results: {some} of {len(self.cells)} cells ran some or all of "
-                "their roles on govern's built-in sim/ models, so these figures are not those "
+                f"their roles on govern's built-in {what}, so these figures are not those "
                 "of real models alone"
             )
         return None
@@ -264,6 +343,16 @@ def item_outcome(record: Mapping[str, Any]) -> ItemOutcome:
             raise ValueError(f"item {quoted(item)}: '{name}' must be true or false")
         flags[name] = value
     cost = record.get("cost")
+    market = record.get("market")
+    if market is not None:
+        try:
+            market = MarketOutcome.model_validate(market)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+            raise ValueError(
+                f"item {quoted(item)}: its market block: {where}: {first['msg']}"
+            ) from None
     return ItemOutcome(
         item=item,
         correct_strict=flags["correct_strict"],
@@ -274,6 +363,7 @@ def item_outcome(record: Mapping[str, Any]) -> ItemOutcome:
         cost=None if cost is None else _number(cost, f"item {quoted(item)}: 'cost'"),
         simulated=record.get("simulated") is True,
         failed=record.get("outcome") == "error",
+        market=market,
     )
 
 
@@ -289,11 +379,6 @@ def _classify(
 
 
 # --------------------------------------------------------------------------- experiment.json
-
-
-class _Strict(BaseModel):
-    # Unknown keys are allowed (a newer runner may add some); known ones must have their type.
-    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class _CellEntry(_Strict):
@@ -334,6 +419,13 @@ class _StoreContents:
     cells: dict[str, tuple[str | None, str]]  # cell -> (folder, status)
     items: dict[str, list[tuple[int, ItemOutcome]]]  # cell -> (seed, outcome)
     heads: dict[str, str]  # cell -> its latest head, as stored (JSON text)
+
+
+# A market's block of its stored record, without the quantities; NULL for any other item.
+_MARKET_BLOCK = (
+    "CASE WHEN json_type(record, '$.market') = 'object' "
+    "THEN json_remove(json_extract(record, '$.market'), '$.quantities') END"
+)
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
@@ -385,7 +477,8 @@ def _read_store(path: Path) -> _StoreContents:
         items: dict[str, list[tuple[int, ItemOutcome]]] = {}
         rows = db.execute(
             "SELECT cell, item, seed, outcome, correct_strict, correct_flexible, calls, "
-            "prompt_tokens, completion_tokens, cost, simulated FROM items ORDER BY rowid"
+            "prompt_tokens, completion_tokens, cost, simulated, "
+            f"{_MARKET_BLOCK} FROM items ORDER BY rowid"
         )
         for (
             cell,
@@ -399,6 +492,7 @@ def _read_store(path: Path) -> _StoreContents:
             completion,
             cost,
             sim,
+            market,
         ) in rows:
             record = {
                 "id": item,
@@ -410,6 +504,7 @@ def _read_store(path: Path) -> _StoreContents:
                 "completion_tokens": completion,
                 "cost": cost,
                 "simulated": bool(sim),
+                "market": None if market is None else _json(market, path, "results store"),
             }
             try:
                 items.setdefault(str(cell), []).append((_count(seed, "seed"), item_outcome(record)))

@@ -20,6 +20,7 @@ Degenerate inputs, decided once for the whole module so no NaN ever leaks out:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from scipy import stats as sps
 from govern.run.stats import wilson
 
 EXACT_MAX_N = 20  # up to this many pairs a permutation test enumerates all 2^n sign flips
+EXACT_MAX_SPLITS = 20_000  # up to this many splits a two-sample test enumerates them all
 _CHUNK = 1 << 20  # resampled values held in memory at once (rows x columns)
 
 
@@ -521,6 +523,86 @@ def sign_flip_test_integers(differences: Sequence[int]) -> PermutationTest:
     )
 
 
+class TwoSampleTest(_Result):
+    """A two-sided permutation test of the difference in means of two independent samples."""
+
+    n_first: int
+    n_second: int
+    mean_difference: float  # mean of the first - mean of the second
+    p_value: float
+    exact: bool  # every split of the pooled values enumerated; otherwise Monte Carlo
+    n_resamples: int  # splits evaluated (all of them when exact)
+    seed: int | None  # None when exact: no randomness was used
+
+
+def permutation_test_two_sample(
+    first: ArrayLike,
+    second: ArrayLike,
+    *,
+    n_resamples: int = 9_999,
+    seed: int = 0,
+    exact_max_splits: int = EXACT_MAX_SPLITS,
+) -> TwoSampleTest:
+    """Two-sided test that two independent samples (markets of two regimes) share one mean.
+
+    Under "the labels do not matter" every split of the pooled values into groups of the
+    two sizes is as likely as the observed one. Exact when there are at most
+    ``exact_max_splits`` splits (all enumerated, the observed one included); otherwise
+    Monte Carlo with a seeded generator and p = (1 + hits) / (1 + n_resamples), never 0.
+    The pooled values are sorted and centred, and the smaller group is the one drawn, so
+    the p-value is the same when the samples are swapped or both shifted by a constant.
+    """
+    x, y = _finite(first, "first sample"), _finite(second, "second sample")
+    pooled = np.sort(np.concatenate((x, y)))
+    centre = float(pooled.mean())
+    centred = pooled - centre
+    total, size = float(centred.sum()), int(pooled.size)
+    k = min(x.size, y.size)
+
+    def differences(sums: NDArray[np.float64]) -> NDArray[np.float64]:
+        """|mean of a drawn group of k - mean of the rest| for each drawn group's sum."""
+        return np.abs(sums / k - (total - sums) / (size - k))
+
+    smaller = x if x.size <= y.size else y
+    observed = float(differences(np.array([float((smaller - centre).sum())]))[0])
+    threshold = observed - 1e-9 * float(np.abs(centred).sum())  # absorbs rounding in sums
+    mean_difference = float(x.mean() - y.mean())
+    splits = math.comb(size, k)
+    if splits <= exact_max_splits:
+        groups = np.fromiter(
+            itertools.chain.from_iterable(itertools.combinations(range(size), k)),
+            dtype=np.int64,
+            count=splits * k,
+        ).reshape(splits, k)
+        hits = int(np.count_nonzero(differences(centred[groups].sum(axis=1)) >= threshold))
+        return TwoSampleTest(
+            n_first=int(x.size),
+            n_second=int(y.size),
+            mean_difference=mean_difference,
+            p_value=hits / splits,
+            exact=True,
+            n_resamples=splits,
+            seed=None,
+        )
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK // size)
+    hits = 0
+    for start in range(0, n_resamples, rows):
+        shuffled = rng.permuted(np.tile(centred, (min(rows, n_resamples - start), 1)), axis=1)
+        hits += int(np.count_nonzero(differences(shuffled[:, :k].sum(axis=1)) >= threshold))
+    return TwoSampleTest(
+        n_first=int(x.size),
+        n_second=int(y.size),
+        mean_difference=mean_difference,
+        p_value=(1 + hits) / (1 + n_resamples),
+        exact=False,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+
+
 # --------------------------------------------------------------------------- multiplicity
 
 
@@ -564,6 +646,33 @@ def _t_interval(values: NDArray[np.float64], confidence: float) -> tuple[float, 
     half = float(sps.t.ppf(0.5 + confidence / 2, k - 1)) * sd / math.sqrt(k)
     mean = float(values.mean())
     return sd, mean - half, mean + half
+
+
+class MeanInterval(_Result):
+    """The mean of independent observations (markets, say) with its t interval."""
+
+    n: int
+    mean: float
+    sd: float | None  # None with a single observation
+    low: float | None  # t interval of the mean, n - 1 degrees of freedom; None when n = 1
+    high: float | None
+    confidence: float
+
+
+def mean_interval(values: ArrayLike, *, confidence: float = 0.95) -> MeanInterval:
+    """The mean of ``values`` and its t interval: each value one independent observation.
+
+    One value has a mean but no spread: its SD and interval are None, never NaN.
+    """
+    data = _finite(values, "values")
+    _z(confidence)
+    if data.size < 2:
+        mean = float(data.mean())
+        return MeanInterval(n=1, mean=mean, sd=None, low=None, high=None, confidence=confidence)
+    sd, low, high = _t_interval(data, confidence)
+    return MeanInterval(
+        n=int(data.size), mean=float(data.mean()), sd=sd, low=low, high=high, confidence=confidence
+    )
 
 
 class SeedSpread(_Result):
