@@ -10,7 +10,9 @@ The manifest's institution names the firms: its seats, in order, are the market'
 - ``firm/nash`` and ``firm/division-colluder``: the reference automata;
 - any other name: a model firm through the model layer (``sim/...`` or a litellm model),
   prompted every round (``tasks/cournot/model_firms.py``); the constitutional regime's
-  text goes into its prompt; a failed call is printed on the console.
+  text goes into its prompt; a failed call is printed on the console. With the manifest's
+  ``market: {channel: true}`` model firms may message each other (and only model firms
+  may sit in such a market: the built-in ones cannot read a message).
 
 The Controller governs the rounds when the overlay weighs the market's signals: its
 verdicts fine and suspend firms, and everything it does is written to the ledger.
@@ -50,9 +52,12 @@ AUTOMATA: dict[str, Callable[[], Firm]] = {
 FIRM_MODELS = frozenset({LEARNERS, *AUTOMATA})
 
 
-def firm_models_problems(models: dict[str, str], task: str, firms: int) -> list[str]:
+def firm_models_problems(
+    models: dict[str, str], task: str, firms: int, channel: bool = False
+) -> list[str]:
     """What is wrong with these seats' models for a market of ``firms`` firms (``models``:
-    seat -> model); for any other task, a firm model is itself the problem."""
+    seat -> model), with or without a message ``channel`` between them; for any other
+    task, a firm model is itself the problem."""
     named = sorted({m for m in models.values() if is_firm_model(m)})
     if task != "cournot":
         return (
@@ -78,6 +83,12 @@ def firm_models_problems(models: dict[str, str], task: str, firms: int) -> list[
         problems.append(
             f"{LEARNERS} firms train as a pair: give every seat {LEARNERS} (now only "
             f"{', '.join(learners)})"
+        )
+    if channel and named:
+        problems.append(
+            f"market: {{channel: true}} lets firms message each other, but built-in firms "
+            f"cannot read a message ({', '.join(named)}): give every seat a model "
+            "(sim/... or a litellm model), or drop the channel"
         )
     return problems
 
@@ -220,6 +231,7 @@ def _firm(
         controller=run.context.controller,
         parsing=run.context.parsing,
         on_unparsable=options.on_unparsable if options else "previous",
+        channel=options.channel if options else False,
     )
 
 
@@ -280,6 +292,7 @@ def market_record(
             "suspended_rounds": [int(n) for n in played.suspended.sum(axis=0)],
             "sanctions": len(sanctions),
             "unparsable": [int(getattr(firm, "unparsable", 0)) for firm in firms],
+            "messages": [int(getattr(firm, "sent", 0)) for firm in firms],
             "training": training,
             "quantities": np.round(played.quantities, 4).tolist(),
         },

@@ -179,7 +179,8 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     from govern.run.market import firm_models_problems
 
     firms = task.card.market.firms if isinstance(task, CournotTask) and task.card else 0
-    problems = firm_models_problems(seats, task_name, firms) + router.problems(
+    channel = manifest.market is not None and manifest.market.channel
+    problems = firm_models_problems(seats, task_name, firms, channel) + router.problems(
         {m for m in used if not is_firm_model(m)}
     )
     if problems:

@@ -923,6 +923,14 @@ class MarketOptions(SpecModel):
             "its previous round's quantities (zero in the first round), or zero"
         ),
     )
+    channel: bool = Field(
+        False,
+        description=(
+            "firms may send one short message a round (a MESSAGE: line of their answer), "
+            "read by every other firm in the next round; the paper's base setup has none, "
+            "and built-in firms (firm/...) cannot read one"
+        ),
+    )
 
 
 class Budgets(SpecModel):

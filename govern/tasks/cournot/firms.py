@@ -3,7 +3,10 @@
 A firm is anything with ``async act(observation) -> quantities`` and ``learn(feedback)``: a
 model behind a prompt, a Q-learner (``learners.py``) or a fixed strategy. The interface is
 kept that small so that the market loop (``play.py``) cannot tell them apart and every
-kind of firm meets the same regime.
+kind of firm meets the same regime. A firm that talks over the market's optional message
+channel returns a :class:`Move` instead, its quantities with a message; the loop delivers
+the message to every other firm's next :class:`Observation`, so firms never read each
+other's objects, and firms that say nothing need not know the channel exists.
 
 The automata are references, not subjects of the experiment:
 
@@ -16,7 +19,8 @@ The automata are references, not subjects of the experiment:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -30,7 +34,9 @@ class Observation:
     ``market.history`` rounds (oldest first; empty arrays in round 0) of everyone's
     quantities (h, firms, commodities), the prices (h, commodities), the market shares
     (h, firms, commodities), and its own realised profit after fines (h,). ``rng`` is the
-    firm's own seeded stream, so a run is reproducible from the market's seed."""
+    firm's own seeded stream, so a run is reproducible from the market's seed.
+    ``messages`` holds what the other firms sent last round, by firm (from 0): empty
+    without a channel, and never the firm's own message."""
 
     firm: int
     round: int
@@ -40,6 +46,17 @@ class Observation:
     shares: np.ndarray
     profits: np.ndarray
     rng: np.random.Generator
+    messages: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A firm's choice for a round with what it says on the channel: ``message`` (None for
+    nothing) reaches every other firm in the next round. A firm that never speaks returns
+    its quantities alone."""
+
+    quantities: np.ndarray
+    message: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +78,10 @@ class Feedback:
 class Firm(Protocol):
     """A firm of the repeated market."""
 
-    async def act(self, observation: Observation) -> np.ndarray:
-        """Its quantity of each commodity this round (clipped to [0, capacity] by the loop).
-        A coroutine, so that firms behind a model are asked side by side."""
+    async def act(self, observation: Observation) -> np.ndarray | Move:
+        """Its quantity of each commodity this round (clipped to [0, capacity] by the loop),
+        alone or in a :class:`Move` with a message. A coroutine, so that firms behind a
+        model are asked side by side."""
         ...
 
     def learn(self, feedback: Feedback) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from govern.tasks.cournot.firms import Feedback, Firm, Observation
+from govern.tasks.cournot.firms import Feedback, Firm, Move, Observation
 from govern.tasks.cournot.market import MarketParams
 
 
@@ -103,7 +103,9 @@ async def play_async(
 
     Each firm gets its own random stream spawned from ``seed``, so the same seed gives the
     same run whatever the firms draw. The regime's verdict applies to the round just
-    played (fines) and to the rounds after it (suspensions)."""
+    played (fines) and to the rounds after it (suspensions). A message a firm sends with
+    its quantities (a :class:`Move`) is in every other firm's observation of the next
+    round; a suspended firm still speaks, as it still chooses."""
     rounds = market.rounds if rounds is None else rounds
     n, c = market.firms, market.commodities
     if len(firms) != n:
@@ -118,6 +120,7 @@ async def play_async(
     fined = np.zeros((rounds, n))
     suspended = np.zeros((rounds, n), dtype=bool)
     remaining = np.zeros(n, dtype=int)  # rounds of suspension still to serve
+    said: dict[int, str] = {}  # the messages sent last round, by firm
     for t in range(rounds):
         start = max(0, t - market.history)
         seen = [
@@ -130,12 +133,18 @@ async def play_async(
                 shares=shares[start:t],
                 profits=realised[start:t, i],
                 rng=streams[i],
+                messages={k: text for k, text in said.items() if k != i},
             )
             for i in range(n)
         ]
         wanted = await asyncio.gather(*(firm.act(s) for firm, s in zip(firms, seen, strict=True)))
-        for i, quantity in enumerate(wanted):
-            quantity = np.asarray(quantity, dtype=float).reshape(c)
+        said = {}
+        for i, move in enumerate(wanted):
+            if isinstance(move, Move):
+                if move.message is not None:
+                    said[i] = move.message
+                move = move.quantities
+            quantity = np.asarray(move, dtype=float).reshape(c)
             chosen[t, i] = np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, market.capacity)
         suspended[t] = remaining > 0
         remaining = np.maximum(remaining - 1, 0)
