@@ -261,3 +261,22 @@ def test_the_key_is_what_decides_the_training() -> None:
     assert len({key, *decided}) == 5
     played_differently = MARKET.model_copy(update={"rounds": 10, "history": 5})
     assert TrainedPairs.key(played_differently, SHORT, governance, 1) == key
+
+
+def test_an_experiment_plans_as_many_markets_as_its_limit_asks(tmp_path: Path) -> None:
+    from tests.experiment_builder import build_experiment
+
+    folder = build_experiment(
+        tmp_path / "exp",
+        institutions=["manifests/cournot_ungoverned.yaml"],
+        models=["firm/nash"],
+        seeds=[1],
+        limit=3,
+        task="cournot",
+        data=None,
+        support=("institutions/markets/cournot_market.yaml",),
+    )
+    described = json.loads((folder / "experiment.json").read_text())
+    assert [cell["items"] for cell in described["cells"]] == [3]
+    (cell,) = (folder / "cells").iterdir()
+    assert [r["id"] for r in results(cell)] == ["market-1", "market-2", "market-3"]

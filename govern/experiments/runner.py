@@ -63,6 +63,7 @@ from govern.spec.digest import canonical_json, semantic_digest
 from govern.spec.errors import SpecInvalid
 from govern.spec.loader import project_root
 from govern.tasks.base import TaskDataError, TaskItem
+from govern.tasks.cournot.task import CournotTask
 from govern.tasks.registry import get_task
 from govern.text import printable
 
@@ -249,11 +250,21 @@ def _task_items(loaded: LoadedExperiment, request: ExperimentRequest) -> dict[st
     found: dict[str, list[TaskItem]] = {}
     for entry in loaded.experiment.tasks:
         try:
-            task = get_task(entry.name)
-            found[entry.name] = task.load(request.data, allow_download=request.download).items
+            found[entry.name] = _items_of(entry.name, loaded, request.data, request.download)
         except (KeyError, TaskDataError) as exc:
             raise RunSetupError(str(exc.args[0])) from None
     return found
+
+
+def _items_of(
+    name: str, loaded: LoadedExperiment, data: Path | None, download: bool
+) -> list[TaskItem]:
+    """The items task ``name`` offers the experiment's cells (each takes its selection)."""
+    task = get_task(name)
+    items = task.load(data, allow_download=download).items
+    if isinstance(task, CournotTask):  # markets are made, not read: as many as asked
+        return task.markets(max(e.limit or 1 for e in loaded.experiment.tasks if e.name == name))
+    return items
 
 
 def _cell_items(cell: Cell, items: list[TaskItem]) -> list[TaskItem]:
@@ -620,15 +631,18 @@ def _changed_since_planned(job: CellJob) -> str | None:
     try:
         loaded = load_spec(job.experiment)
         cell = next(c for c in loaded.cells if c.id == job.cell)  # type: ignore[union-attr]
-        data = get_task(cell.task.name).load(
-            job.settings.data, allow_download=job.settings.download
+        items = _items_of(
+            cell.task.name,
+            loaded,  # type: ignore[arg-type]
+            job.settings.data,
+            job.settings.download,
         )
     except (SpecInvalid, OSError, ValueError, KeyError, StopIteration, AttributeError):
         return None
     except TaskDataError:
         return None
     stored = job.cell_digest
-    digest = _cell_digest(cell, _cell_items(cell, data.items))
+    digest = _cell_digest(cell, _cell_items(cell, items))
     if stored is None or digest == stored:
         return None
     from govern.governance.guard import file_digests
