@@ -8,17 +8,20 @@ interval (t distribution), the tier distribution, the share of tier 4 and the me
 The sessions of (c) are trained vectorised side by side; each session's result is the
 same as if it were trained alone (a test checks this).
 
-    .venv/bin/python benchmarks/cournot_market.py [--runs 30] [--beta 1e-5]
+    .venv/bin/python benchmarks/cournot_market.py [--runs 30] [--beta 1e-5] [--governed]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
+from govern.governance.rounds import TrainingRegime
+from govern.spec.checks import load_checked
 from govern.tasks.cournot.firms import DivisionColluder
 from govern.tasks.cournot.learners import LearningConfig, Session, train
 from govern.tasks.cournot.market import MarketParams
@@ -26,6 +29,7 @@ from govern.tasks.cournot.measures import RunMeasures
 from govern.tasks.cournot.play import play
 
 MARKET = MarketParams()
+INSTITUTIONAL = Path(__file__).resolve().parent.parent / "manifests" / "cournot_institutional.yaml"
 
 
 def evaluate(session: Session, config: LearningConfig) -> RunMeasures:
@@ -39,6 +43,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--beta", type=float, default=LearningConfig().beta)
     parser.add_argument("--seed", type=int, default=1, help="first seed of (c)")
+    parser.add_argument(
+        "--governed",
+        action="store_true",
+        help="(d): also train one pair alone under the institutional manifest's regime (~2 min)",
+    )
     args = parser.parse_args()
     config = LearningConfig(beta=args.beta)
     print(f"learners: {config.model_dump()}")
@@ -87,6 +96,15 @@ def main() -> None:
         f"{(tiers == 4).mean():.0%}; mean profit a firm a round {profits:.0f} "
         f"(Nash {13000 / 9:.0f}, division 1800)"
     )
+    if args.governed:
+        governance = load_checked(INSTITUTIONAL).manifest.governance  # type: ignore[union-attr]
+        start = time.perf_counter()
+        (alone,) = train(MARKET, config, [0], TrainingRegime(governance, MARKET, 1))
+        print(
+            f"(d) one pair trained alone under the institutional regime in "
+            f"{time.perf_counter() - start:.1f} s: {alone.periods:,} periods, converged "
+            f"{alone.converged}"
+        )
 
 
 if __name__ == "__main__":
