@@ -705,11 +705,23 @@ def _compared(results, measure: str):  # -> Comparison
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from govern.experiments import markets as market_tables
     from govern.experiments.compare import render_json, render_markdown, render_text
 
     if args.json and args.markdown:
         raise UsageError("give --json or --markdown, not both")
-    comparison = _compared(_load_results(args.sources), args.measure)
+    results = _load_results(args.sources)
+    markets = market_tables.analyse_markets(results)  # judged by collusion, not accuracy
+    others = market_tables.without_markets(results)
+    if markets is not None:
+        if args.json:
+            print(markets.model_dump_json(indent=2))
+        else:
+            shown = market_tables.render_markdown if args.markdown else market_tables.render_text
+            print(shown(markets), end="")
+        if not any(cell.items for cell in others.cells):
+            return EXIT_OK
+    comparison = _compared(others, args.measure)
     render = render_json if args.json else render_markdown if args.markdown else render_text
     print(render(comparison), end="")
     return EXIT_OK

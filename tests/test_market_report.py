@@ -484,3 +484,21 @@ def test_waiting_and_failed_market_cells_are_said(tmp_path: Path):
     assert without_markets(results).cells == ()
     page = build_report(results, None, tmp_path, markets)["report.html"].decode("utf-8")
     assert failed.id in page and waiting.id in page
+
+
+def test_compare_shows_the_markets_not_an_accuracy_table(experiment: Path) -> None:
+    from govern.cli import main
+
+    for flags, expected in (
+        ([], "mean tier"),
+        (["--markdown"], "| regime |"),
+        (["--json"], '"label"'),
+    ):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["compare", str(experiment), *flags]) == 0
+        text = out.getvalue()
+        assert expected in text, flags
+        assert "strict accuracy" not in text and "strict" not in text.split("\n", 1)[0]
+    data = json.loads(text)
+    assert data["label"].startswith("SIMULATED and OFFLINE") and data["configurations"]
