@@ -967,20 +967,33 @@ class Evidence(SpecModel):
         return (self.predicate,) if self.predicate else tuple(self.any_of or ())
 
 
+# The longest count an overlay may state (suspensions, cooldowns, clean spells, credits):
+# far beyond any run, and small enough that the ladder's round and item arithmetic stays
+# within 64-bit integers (a larger one failed each market with an OverflowError).
+MAX_COUNT = 1_000_000_000
+# The largest fine floor: far beyond any payoff, and small enough that a market's fines
+# summed over its rounds stay finite (a floor of 1e308 wrote Infinity into results.jsonl).
+MAX_FINE_FLOOR = 1e12
+
+
 class Sanction(SpecModel):
     kind: Literal["warning", "fine", "suspension", "replacement", "loss_of_vote"]
     fraction: float | None = Field(None, gt=0, le=1, description="fine: share of a payoff")
     floor: float | None = Field(
         None,
         ge=0,
+        le=MAX_FINE_FLOOR,
         allow_inf_nan=False,
         description="fine: the smallest amount taken, so a fine bites when the payoff is small",
     )
     items: int | None = Field(
-        None, ge=1, description="suspension: items it lasts, after which the agent returns"
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="suspension: items it lasts, after which the agent returns",
     )
     rounds: int | None = Field(
-        None, ge=1, description="suspension in a market: rounds of zero production"
+        None, ge=1, le=MAX_COUNT, description="suspension in a market: rounds of zero production"
     )
 
     @model_validator(mode="after")
@@ -1016,7 +1029,7 @@ class StateRule(SpecModel):
     to: Identifier
     evidence: Evidence
     sanction: Sanction | None = None
-    cooldown: int = Field(0, ge=0, description="items before the rule may fire again")
+    cooldown: int = Field(0, ge=0, le=MAX_COUNT, description="items before the rule may fire again")
     notice: str | None = Field(None, description="what the agent is told (default: generated)")
 
     @property
@@ -1033,11 +1046,13 @@ class Restoration(SpecModel):
     name: Identifier
     from_state: Identifier = Field(alias="from")
     to: Identifier
-    clean_items: int | None = Field(None, ge=1, description="items without a finding")
+    clean_items: int | None = Field(None, ge=1, le=MAX_COUNT, description="items without a finding")
     clean_rounds: int | None = Field(
-        None, ge=1, description="market rounds without a finding against the firm"
+        None, ge=1, le=MAX_COUNT, description="market rounds without a finding against the firm"
     )
-    credits: int | None = Field(None, ge=1, description="credits to spend (one per clean turn)")
+    credits: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="credits to spend (one per clean turn)"
+    )
 
     @model_validator(mode="after")
     def _one_way_back(self) -> Restoration:
