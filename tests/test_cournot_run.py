@@ -20,7 +20,7 @@ from govern.spec.checks import load_checked
 from govern.spec.loader import LoadedManifest
 from govern.tasks.cournot.card import load_card
 from govern.tasks.cournot.learners import LearningConfig, Session
-from govern.tasks.cournot.training import TrainedPairs, market_seed, trained_pairs
+from govern.tasks.cournot.training import TrainedPairs, market_seed, q_shape, trained_pairs
 from tests.conftest import ROOT, signalled_run, write
 from tests.conftest import run_cli as govern
 
@@ -235,17 +235,18 @@ def test_a_damaged_stored_pair_is_trained_again(tmp_path: Path, damage) -> None:
     (first,), _ = trained_pairs(MARKET, SHORT, None, [9], None, store)
     path = tmp_path / f"{store.key(MARKET, SHORT, None, 9)}.npz"
     path.write_bytes(damage(path.read_bytes()))
-    assert store.get(store.key(MARKET, SHORT, None, 9), 9) is None
+    assert store.get(store.key(MARKET, SHORT, None, 9), 9, q_shape(MARKET, SHORT)) is None
     (again,), (cached,) = trained_pairs(MARKET, SHORT, None, [9], None, store)
     assert not cached and np.array_equal(again.q, first.q)  # the same seed trains alike
-    assert store.get(store.key(MARKET, SHORT, None, 9), 9) is not None  # and is kept again
+    shape = q_shape(MARKET, SHORT)
+    assert store.get(store.key(MARKET, SHORT, None, 9), 9, shape) is not None  # and kept again
 
 
 def test_a_stored_pair_whose_record_is_not_a_pair_is_trained_again(tmp_path: Path) -> None:
     store = TrainedPairs(tmp_path)
     key = store.key(MARKET, SHORT, None, 1)
     np.savez(tmp_path / f"{key}.npz", q=np.zeros(3), meta=np.array(json.dumps({"odd": 1})))
-    assert store.get(key, 1) is None
+    assert store.get(key, 1, q_shape(MARKET, SHORT)) is None
 
 
 def test_the_key_is_what_decides_the_training() -> None:

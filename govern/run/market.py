@@ -39,7 +39,13 @@ from govern.tasks.cournot.learners import LearningConfig, Session
 from govern.tasks.cournot.market import MarketParams
 from govern.tasks.cournot.measures import RunMeasures
 from govern.tasks.cournot.play import Play, play_async
-from govern.tasks.cournot.training import TrainedPairs, default_store, market_seed, trained_pairs
+from govern.tasks.cournot.training import (
+    TrainedPairs,
+    default_store,
+    market_seed,
+    q_shape,
+    trained_pairs,
+)
 
 if TYPE_CHECKING:
     from govern.run.runner import PreparedRun
@@ -135,15 +141,14 @@ def _trained(
     run: PreparedRun, market: MarketParams, governance: Governance | None, seed: int
 ) -> tuple[Session, bool]:
     store = TrainedPairs(default_store())
-    kept = store.get(store.key(market, LearningConfig(), governance, seed), seed)
+    config = LearningConfig()
+    kept = store.get(store.key(market, config, governance, seed), seed, q_shape(market, config))
     if kept is not None:
         return kept, True
     under = "under the regime" if governance is not None else "ungoverned"
     progress = _training_progress(run.report, f"a pair of learning firms {under}")
     make = (lambda n: TrainingRegime(governance, market, n)) if governance is not None else None
-    (session,), _ = trained_pairs(
-        market, LearningConfig(), governance, [seed], make, store, progress
-    )
+    (session,), _ = trained_pairs(market, config, governance, [seed], make, store, progress)
     return session, False
 
 
@@ -177,18 +182,22 @@ def pretrain(
         key = "none" if governance is None else governance.model_dump_json()
         groups.setdefault(key, (governance, set()))[1].update(seeds)
     trained = 0
+    config = LearningConfig()
+    shape = q_shape(market, config)
     for governance, seeds in groups.values():
         ordered = sorted(seeds)
-        keys = [store.key(market, LearningConfig(), governance, seed) for seed in ordered]
+        keys = [store.key(market, config, governance, seed) for seed in ordered]
         missing = [
-            seed for seed, key in zip(ordered, keys, strict=True) if store.get(key, seed) is None
+            seed
+            for seed, key in zip(ordered, keys, strict=True)
+            if store.get(key, seed, shape) is None
         ]
         if not missing:
             continue
         under = "under its regime" if governance is not None else "ungoverned"
         progress = _training_progress(report, f"{len(missing)} learner pairs {under}")
         make = (lambda n, g=governance: TrainingRegime(g, market, n)) if governance else None
-        trained_pairs(market, LearningConfig(), governance, missing, make, store, progress)
+        trained_pairs(market, config, governance, missing, make, store, progress)
         trained += len(missing)
     return trained
 

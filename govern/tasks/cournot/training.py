@@ -16,20 +16,41 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import stat
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from govern.files import write_atomic
 from govern.models.cache import default_cache_path
 from govern.spec.digest import canonical_json
 from govern.spec.models import Governance
-from govern.tasks.cournot.learners import BatchRegime, LearningConfig, Session, train
+from govern.tasks.cournot.learners import BatchRegime, Grid, LearningConfig, Session, train
 from govern.tasks.cournot.market import MarketParams
 
 FORMAT = 1  # bump when what a stored pair means changes
+HEADER_BYTES = 4096  # room for an .npy header beside a stored array's data
+
+
+def q_shape(market: MarketParams, config: LearningConfig) -> tuple[int, int, int]:
+    """The Q tables' shape (firms, states, actions) of a pair trained in ``market`` under
+    ``config``: what a stored pair must have to be read back."""
+    grid = Grid.of(market, config)
+    return grid.firms, grid.states, grid.size
+
+
+class _StoredMeta(BaseModel):
+    """A stored pair's record beside its Q tables, checked as strictly as it was written."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    periods: int = Field(ge=0)
+    converged: bool
+    state: int = Field(ge=0)
+    seconds: float = Field(ge=0, allow_inf_nan=False)
 
 
 def market_seed(run_seed: int, item: str) -> int:
@@ -63,16 +84,31 @@ class TrainedPairs:
         }
         return hashlib.sha256(canonical_json(decided).encode()).hexdigest()
 
-    def get(self, key: str, seed: int) -> Session | None:
+    def get(self, key: str, seed: int, shape: tuple[int, int, int]) -> Session | None:
+        """The pair stored under ``key``, or None when there is none to trust: the store is
+        a cache anyone with the folder can write, so a file is read only when it is a
+        regular file whose Q tables are finite numbers of ``shape`` (``q_shape``) and whose
+        record is a pair's, and never unpickled or inflated beyond that size."""
         if self.folder is None:
             return None
         path = self.folder / f"{key}.npz"
+        size = int(np.prod(shape)) * 8 + HEADER_BYTES
         try:
-            with np.load(path) as stored:
-                meta = json.loads(str(stored["meta"]))
-                return Session(seed=seed, q=stored["q"].copy(), **meta)
+            if not stat.S_ISREG(path.lstat().st_mode):  # a symlink, a FIFO or a device
+                return None
+            with zipfile.ZipFile(path) as archive:
+                if archive.getinfo("q.npy").file_size > size:
+                    return None  # a planted table that would inflate without bound
+            with np.load(path, allow_pickle=False) as stored:
+                q = stored["q"]
+                meta = _StoredMeta.model_validate(json.loads(str(stored["meta"])))
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
             return None  # absent, or torn or garbled (a half-copied store): train again
+        if q.dtype != np.float64 or q.shape != shape or not np.isfinite(q).all():
+            return None
+        if meta.state >= shape[1]:
+            return None
+        return Session(seed=seed, q=q.copy(), **meta.model_dump())
 
     def put(self, key: str, session: Session) -> None:
         if self.folder is None:
@@ -102,7 +138,8 @@ def trained_pairs(
     missing ones are trained side by side (under ``make_regime(count)`` when given) and
     stored as soon as they are done."""
     keys = [store.key(market, config, governance, seed) for seed in seeds]
-    found = [store.get(key, seed) for key, seed in zip(keys, seeds, strict=True)]
+    shape = q_shape(market, config)
+    found = [store.get(key, seed, shape) for key, seed in zip(keys, seeds, strict=True)]
     missing = [i for i, session in enumerate(found) if session is None]
     if missing:
         regime = make_regime(len(missing)) if make_regime is not None else None
