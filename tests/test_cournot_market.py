@@ -167,3 +167,27 @@ def test_a_wrong_value_in_a_card_is_an_error_at_its_line(tmp_path) -> None:
     (error,) = raised.value.errors
     line = CARD.read_text().splitlines().index("  b: 2") + 1
     assert (error.line, error.column) == (line, 6) and "greater than 0" in error.message
+
+
+@pytest.mark.parametrize(
+    ("replace", "message"),
+    [
+        ({"[40, 50]": "[45, 45]", "[50, 40]": "[45, 45]"}, "equal in every commodity"),
+        ({"capacity: 100": "capacity: 20"}, "within capacity"),  # Nash 46.67 beyond capacity
+        ({"a: 100": "a: 60"}, "positive and within capacity"),  # the high-cost firm sells 0
+    ],
+)
+def test_a_card_the_measures_cannot_judge_is_refused_at_its_line(
+    tmp_path, replace: dict[str, str], message: str
+) -> None:
+    from govern.spec.errors import SpecInvalid
+    from govern.tasks.cournot.card import CARD, load_card
+
+    bad = tmp_path / "card.yaml"
+    text = CARD.read_text()
+    for old, new in replace.items():
+        text = text.replace(old, new, 1)
+    bad.write_text(text)
+    with pytest.raises(SpecInvalid) as raised:
+        load_card(bad)
+    assert message in str(raised.value) and str(bad) in str(raised.value)

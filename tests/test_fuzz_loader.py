@@ -33,10 +33,10 @@ from govern.spec.errors import SpecInvalid
 from govern.spec.fingerprint import fingerprint
 
 ROOT = Path(__file__).resolve().parent.parent
-SEEDS: list[tuple[str, bytes]] = [
-    (f"{folder}/{p.name}", p.read_bytes())
+SEEDS: list[tuple[str, bytes]] = [  # subfolders too: manifests name institutions in them
+    (p.relative_to(ROOT).as_posix(), p.read_bytes())
     for folder in ("institutions", "manifests")
-    for p in sorted((ROOT / folder).glob("*.yaml"))
+    for p in sorted((ROOT / folder).rglob("*.yaml"))
 ]
 CHAIN = 5  # mutations per example, each one a document
 EXPLORE = int(os.environ.get("GOVERN_FUZZ", "0"))  # make fuzz: this many random examples

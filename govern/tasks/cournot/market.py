@@ -27,16 +27,16 @@ class MarketParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    a: float = Field(100.0, gt=0, allow_inf_nan=False, description="demand intercept")
-    b: float = Field(2.0, gt=0, allow_inf_nan=False, description="demand slope divisor")
+    a: float = Field(100.0, gt=0, le=1e9, allow_inf_nan=False, description="demand intercept")
+    b: float = Field(2.0, gt=0, le=1e9, allow_inf_nan=False, description="demand slope divisor")
     costs: tuple[tuple[float, ...], ...] = Field(
         ((40.0, 50.0), (50.0, 40.0)),
         description="unit cost of each firm (rows) in each commodity (columns)",
     )
     capacity: float = Field(
-        100.0, gt=0, allow_inf_nan=False, description="per firm, commodity, round"
+        100.0, gt=0, le=1e9, allow_inf_nan=False, description="per firm, commodity, round"
     )
-    rounds: int = Field(50, ge=1, description="rounds played (not told to the firms)")
+    rounds: int = Field(50, ge=1, le=100_000, description="rounds played (not told to the firms)")
     history: int = Field(30, ge=1, description="past rounds each firm sees")
 
     @model_validator(mode="after")
