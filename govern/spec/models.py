@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -1114,7 +1115,7 @@ class Governance(SpecModel):
     rules: list[StateRule] = Field(default_factory=list)
     restorations: list[Restoration] = Field(default_factory=list)
     norms: list[Norm] = Field(default_factory=list)
-    signals: dict[Identifier, dict[Identifier, float]] = Field(
+    signals: dict[Identifier, dict[Identifier, Annotated[float, Strict()]]] = Field(
         default_factory=dict,
         description=(
             "thresholds and windows of the Oracle's market signals, by predicate, e.g. "
