@@ -127,6 +127,12 @@ MISTAKES = [
         id="unknown-parameter",
     ),
     pytest.param(
+        WARNED + "signals:\n  cournot_high_hhi: {excess: 0.5, window: true}\n",
+        "true",
+        "'window': input should be a valid number",
+        id="boolean-parameter",
+    ),
+    pytest.param(
         WARNED + "signals:\n  cournot_hhi: {excess: 0.5}\n",
         "cournot_hhi:",
         "no market signal 'cournot_hhi' (did you mean 'cournot_high_hhi'?)",
