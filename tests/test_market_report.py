@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from experiment_builder import build_experiment, small_experiment
-from test_report import CHROMIUM, _browser
+from test_report import opened_page
 
 from govern.experiments import statistics as st
 from govern.experiments.compare import compare
@@ -342,31 +342,14 @@ def test_a_damaged_market_block_is_refused_naming_the_item(experiment: Path, tmp
 
 
 def test_the_report_opens_in_headless_chromium(report: tuple[Path, str], tmp_path: Path):
-    playwright = _browser()
     problems: list[str] = []
     requests: list[str] = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.on(
-                "console",
-                lambda m: (
-                    problems.append(f"{m.type}: {m.text}")
-                    if m.type in ("error", "warning")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto((report[0] / "report.html").as_uri(), wait_until="load")
-            text = page.inner_text("body")
-            widths = page.eval_on_selector_all(
-                "#markets table", "tables => tables.map(t => t.getBoundingClientRect().width)"
-            )
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    with opened_page(report[0] / "report.html", problems, requests) as page:
+        text = page.inner_text("body")
+        widths = page.eval_on_selector_all(
+            "#markets table", "tables => tables.map(t => t.getBoundingClientRect().width)"
+        )
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert problems == []
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     assert text.startswith("SIMULATED and OFFLINE results")

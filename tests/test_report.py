@@ -3,13 +3,16 @@ topology drawings, hostile text shown as text, and the page opened in headless C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import sqlite3
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from experiment_builder import ROOT, SMALL_SKIPPED, small_experiment
@@ -241,10 +244,11 @@ def _browser():
     return playwright
 
 
-def test_the_report_opens_in_headless_chromium(report: Path, experiment: Path, tmp_path: Path):
+@contextlib.contextmanager
+def opened_page(html: Path, problems: list[str], requests: list[str]) -> Iterator[Any]:
+    """``html`` in headless Chromium, 1300 px wide; console errors and warnings, page errors
+    and failed requests go to ``problems``, every request's URL to ``requests``."""
     playwright = _browser()
-    problems: list[str] = []
-    requests: list[str] = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
@@ -260,14 +264,21 @@ def test_the_report_opens_in_headless_chromium(report: Path, experiment: Path, t
             page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
             page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
             page.on("request", lambda r: requests.append(r.url))
-            page.goto((report / "report.html").as_uri(), wait_until="load")
-            text = page.inner_text("body")
-            images = page.eval_on_selector_all(
-                "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])"
-            )
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+            page.goto(html.as_uri(), wait_until="load")
+            yield page
         finally:
             browser.close()
+
+
+def test_the_report_opens_in_headless_chromium(report: Path, experiment: Path, tmp_path: Path):
+    problems: list[str] = []
+    requests: list[str] = []
+    with opened_page(report / "report.html", problems, requests) as page:
+        text = page.inner_text("body")
+        images = page.eval_on_selector_all(
+            "img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])"
+        )
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
     assert problems == []
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     assert text.startswith(SIMULATED_LABEL)

@@ -518,7 +518,7 @@ def render_json(comparison: Comparison) -> str:
     return '{"label": ' + json.dumps(label, ensure_ascii=False) + ",\n" + rest[2:] + "\n"
 
 
-def _md(text: str) -> str:
+def markdown_cell(text: str) -> str:
     """Table cell text that Markdown shows as written: no HTML, no pipes, no emphasis."""
     text = " ".join(text.split())
     for char, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
@@ -532,14 +532,14 @@ def render_markdown(comparison: Comparison) -> str:
     headers, body = table_rows(comparison)
     lines = []
     if comparison.label:
-        lines += [f"**{_md(comparison.label)}**", ""]
-    lines.append("| " + " | ".join(_md(h) for h in headers) + " |")
+        lines += [f"**{markdown_cell(comparison.label)}**", ""]
+    lines.append("| " + " | ".join(markdown_cell(h) for h in headers) + " |")
     lines.append(
         "|" + "|".join("---" if i in (1, 2, 3) else "---:" for i in range(len(headers))) + "|"
     )
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in body]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in body]
     lines.append("")
-    lines += [_md(line) for line in footer(comparison)]
+    lines += [markdown_cell(line) for line in footer(comparison)]
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from govern.experiments import statistics as st
-from govern.experiments.compare import marker
+from govern.experiments.compare import markdown_cell, marker
 from govern.experiments.results import CellResult, MarketOutcome, ResultSet
 from govern.models.sim.params import is_firm_model, is_simulated
 from govern.run.summary import FIRMS_LABEL, SIMULATED_LABEL
@@ -494,12 +494,9 @@ _TEXT = frozenset(
 
 
 def _md(text: str) -> str:
-    text = " ".join(text.split())
-    for char, escaped in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        text = text.replace(char, escaped)
-    for char in "\\|`*_[]#":
-        text = text.replace(char, "\\" + char)
-    return text
+    """A comparison table's cell escaping, and '#', which opens a heading in these tables'
+    captions."""
+    return markdown_cell(text).replace("#", "\\#")
 
 
 def _md_table(headers: list[str], body: list[list[str]]) -> list[str]:
