@@ -11,7 +11,6 @@ import asyncio
 import json
 import random
 import string
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govern.models.base import MarketView, ModelRequest, ModelResponse
+from govern.models.base import ModelRequest, ModelResponse
 from govern.models.router import ModelRouter
 from govern.models.sim.cournot import (
     PROPOSAL_DRIFT,
@@ -44,6 +43,7 @@ from govern.tasks.cournot.model_firms import (
 from govern.tasks.cournot.play import play_async
 from tests.conftest import ROOT, write
 from tests.conftest import run_cli as govern
+from tests.test_cournot_model_firms import view
 
 MARKET = MarketParams()
 NAMES = ("A", "B")
@@ -158,17 +158,6 @@ def test_a_message_line_may_be_indented_in_any_case_with_blank_lines_around() ->
 # --- the simulated firm --------------------------------------------------------------------
 
 
-def view(history: Sequence[Sequence[Sequence[float]]] = (), firm: int = 0) -> MarketView:
-    return MarketView(
-        firm=firm,
-        a=MARKET.a,
-        b=MARKET.b,
-        capacity=MARKET.capacity,
-        costs=MARKET.costs,
-        quantities=tuple(tuple(tuple(row) for row in rnd) for rnd in history),
-    )
-
-
 def prompt(*sent: str, notice: str = "") -> list[dict[str, str]]:
     """A user prompt with the channel's section (the firm is on a channel)."""
     lines = "\n".join(f"Firm 2: {text}" for text in sent) or "No firm sent a message."
@@ -182,17 +171,19 @@ EXACT = PRESETS["strong"].model_copy(update={"skill": 1.0})  # no noise: the rul
 
 def test_a_proposal_moves_the_simulated_firm_toward_division_faster() -> None:
     seen = [NASH, NASH]  # profits flat: without a proposal it holds
-    plain = choose_quantities(view(seen), prompt("Good luck."), EXACT, random.Random(0))
+    plain = choose_quantities(view(history=seen), prompt("Good luck."), EXACT, random.Random(0))
     assert plain.mode == "hold" and plain.quantities == tuple(round(q, 1) for q in NASH[0])
     offer = proposal(view(firm=1))
     assert offer is not None and "produce only B" in offer
-    proposed = choose_quantities(view(seen), prompt(offer), EXACT, random.Random(0))
+    proposed = choose_quantities(view(history=seen), prompt(offer), EXACT, random.Random(0))
     division = MARKET.market_division()[0]
     expected = np.array(NASH[0]) + PROPOSAL_DRIFT * (division - np.array(NASH[0]))
     assert proposed.mode == "divide"
     np.testing.assert_allclose(proposed.quantities, expected, atol=0.05)
     fine = "Notice from the Controller: you are fined 35% of this round's profit."
-    deterred = choose_quantities(view(seen), prompt(offer, notice=fine), EXACT, random.Random(0))
+    deterred = choose_quantities(
+        view(history=seen), prompt(offer, notice=fine), EXACT, random.Random(0)
+    )
     assert deterred.mode == "caution" and deterred.message is None  # a deterred firm keeps quiet
 
 
