@@ -281,3 +281,12 @@ def test_an_experiment_plans_as_many_markets_as_its_limit_asks(tmp_path: Path) -
     assert [cell["items"] for cell in described["cells"]] == [3]
     (cell,) = (folder / "cells").iterdir()
     assert [r["id"] for r in results(cell)] == ["market-1", "market-2", "market-3"]
+
+
+def test_explain_tells_where_each_market_left_a_firm(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    run(INSTITUTIONAL, "--model", "firm/division-colluder", "--limit", "2", "--out", str(out))
+    explained = govern("audit", str(out), "--explain")
+    assert explained.returncode == 0, explained.stderr
+    for agent in ("firm#1", "firm#2"):  # each market's ladder starts afresh: no single "now"
+        assert f"{agent}, ended suspended in 2 markets" in explained.stdout

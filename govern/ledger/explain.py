@@ -23,6 +23,17 @@ class AgentStory:
     drawn: Counter = field(default_factory=Counter)  # lot stage -> times drawn in it
     first_drawn: dict[str, int] = field(default_factory=dict)
     state: str | None = None
+    # a market's ladder starts afresh in each market: the state each market left it in
+    market_states: dict[str, str] = field(default_factory=dict)
+
+    def standing(self) -> str:
+        """Where the agent stands: its state now, or, for firms, where each market left it."""
+        if len(self.market_states) > 1:
+            ended = Counter(self.market_states.values())
+            return ", ended " + ", ".join(
+                f"{state} in {n} market{'s' if n != 1 else ''}" for state, n in ended.most_common()
+            )
+        return f", now {self.state}" if self.state else ""
 
 
 def timeline(lines: list[bytes]) -> list[AgentStory]:
@@ -93,6 +104,8 @@ def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
             f"{where} {body['kind']} {body['rule']}:{came} to {body['to']}{extra}{case}"
         )
         who.state = body["to"]
+        if body.get("round") is not None:
+            who.market_states[body["item"]] = body["to"]
     elif kind == "credit":
         story(body["agent"]).events.append(f"{where} clean round: credit {body['credits']}{case}")
     elif kind == "notice":
@@ -118,7 +131,7 @@ def _office_event(body: dict[str, Any]) -> str:
 def render(stories: list[AgentStory]) -> str:
     out: list[str] = []
     for s in stories:
-        state = f", now {s.state}" if s.state else ""
+        state = s.standing()
         stages = ", ".join(f"{stage} {n}" for stage, n in s.stages.most_common())
         out.append(f"{s.agent}{state}")
         out.append(
@@ -149,6 +162,7 @@ def as_dicts(stories: list[AgentStory]) -> list[dict[str, Any]]:
             "blocked": s.blocked,
             "stages": dict(s.stages),
             "state": s.state,
+            **({"market_states": s.market_states} if s.market_states else {}),
             "drawn": dict(s.drawn),
             "events": s.events,
         }
