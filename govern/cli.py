@@ -765,6 +765,68 @@ def _quiet_kind(kind, path: str) -> str | None:
         raise UsageError(str(exc)) from None
 
 
+def cmd_maker_plan(args: argparse.Namespace) -> int:
+    from govern.maker.maths import plan
+
+    p = args.p if args.p is not None else 1 - args.error
+    try:
+        result = plan(
+            p,
+            args.steps,
+            args.target,
+            args.m,
+            valid_rate=args.valid_rate,
+            price_per_sample=args.price_per_sample,
+        )
+    except ValueError as exc:
+        given = f"--error {args.error} means p = {p:g}; " if args.p is None else ""
+        raise UsageError(f"{given}{exc}") from None
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return EXIT_OK
+    rows = [
+        ("voted subtasks (s/m)", f"{result.subtasks:,.10g}"),
+        ("k_min", str(result.k)),
+        ("per-step success at k_min", f"{result.step_success:.12g}"),
+        ("full-task success at k_min", f"{result.full_task_success:.6f}"),
+        ("expected valid samples per step", f"{result.expected_valid_samples_per_step:.4f}"),
+        ("expected samples per step", f"{result.expected_samples_per_step:.4f}"),
+        ("expected samples in total", f"{result.expected_samples:,.0f}"),
+    ]
+    if result.expected_cost is not None:
+        rows.append(("expected cost", f"{result.expected_cost:,.2f}"))
+    print(
+        f"MAKER plan: p = {p:g}, s = {args.steps:,}, t = {args.target:g}, m = {args.m}, "
+        f"v = {args.valid_rate:g}"
+    )
+    for name, value in rows:
+        print(f"  {name:<33} {value}")
+    return EXIT_OK
+
+
+def _unit_interval(text: str) -> float:
+    """argparse type: a probability, a number from 0 to 1 (--p, --error, --target,
+    --valid-rate); the stricter bounds each has are the maths' to check and explain."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got '{text}'") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
+def _price(text: str) -> float:
+    """argparse type: a finite price of at least 0 (--price-per-sample)."""
+    try:
+        amount = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a price, got '{text}'") from None
+    if not 0 <= amount < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a price of at least 0, got {text}")
+    return amount
+
+
 def _public_key_text(value: str) -> str:
     """A public key given as hex, or as a file holding it."""
     from govern.files import read_regular
@@ -903,6 +965,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("cache", cmd_cache, "Show or clear the real models' response cache.")
     p.add_argument("action", choices=("stats", "clear"))
+
+    p = sub.add_parser(
+        "maker",
+        help="MAKER's scaling laws: the voting margin and cost a long task needs.",
+        description="MAKER (arXiv 2511.09030): maximal decomposition, first-to-ahead-by-k "
+        "voting and red flags.",
+    )
+    maker = p.add_subparsers(dest="maker_command", metavar="ACTION", required=True)
+    text = (
+        "The least voting margin k reaching a target full-task success, and what it costs "
+        "(MAKER's equations; wrong samples assumed to agree, the worst case)."
+    )
+    p = maker.add_parser("plan", help=text, description=text)
+    p.set_defaults(handler=cmd_maker_plan)
+    success = p.add_mutually_exclusive_group(required=True)
+    success.add_argument(
+        "--p",
+        type=_unit_interval,
+        metavar="P",
+        help="per-step success probability of one valid sample (above 0.5)",
+    )
+    success.add_argument(
+        "--error",
+        type=_unit_interval,
+        metavar="E",
+        help="per-step error rate, 1 - P (below 0.5), as the paper's tables give it",
+    )
+    p.add_argument(
+        "--steps", type=positive_int, required=True, metavar="S", help="steps in the task"
+    )
+    p.add_argument(
+        "--target",
+        type=_unit_interval,
+        required=True,
+        metavar="T",
+        help="full-task success wanted, above 0 and below 1, e.g. 0.95",
+    )
+    p.add_argument(
+        "--m", type=positive_int, default=1, metavar="M", help="steps per voted subtask (1)"
+    )
+    p.add_argument(
+        "--price-per-sample",
+        type=_price,
+        metavar="C",
+        help="the price of one raw sample, for the expected cost",
+    )
+    p.add_argument(
+        "--valid-rate",
+        type=_unit_interval,
+        default=1.0,
+        metavar="V",
+        help="share of samples that pass the red flags (1); the rest are redrawn",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command(
         "run",
