@@ -28,6 +28,19 @@ class MarketView:
 
 
 @dataclass(frozen=True, slots=True)
+class HanoiView:
+    """What the simulator needs to answer one sample of one Towers of Hanoi step
+    (``govern/tasks/hanoi``): the state and previous move the prompt shows, and which step
+    and which of its samples this is, so that a sample's draw depends on those alone and a
+    voted run is reproducible and resumable."""
+
+    state: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # pegs, bottom to top
+    previous: tuple[int, int, int] | None  # [disk, from, to]; None before the first move
+    step: int  # the step's index in the run
+    sample: int  # the sample's index among this step's samples
+
+
+@dataclass(frozen=True, slots=True)
 class Oracle:
     """Hidden context for the simulator; never shown to a real model."""
 
@@ -47,6 +60,7 @@ class Oracle:
     abstain: bool = False  # a voter may abstain (the vote allows VOTE: abstain)
     rule: str = ""  # a choice vote's rule (plurality, approval, borda); inputs: its slate's answers
     market: MarketView | None = None  # a Cournot firm choosing its quantities (act "produce")
+    hanoi: HanoiView | None = None  # a MAKER micro-agent taking one Towers of Hanoi step
 
 
 @dataclass(frozen=True, slots=True)

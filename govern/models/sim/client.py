@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 
 from govern.models.base import ModelRequest, ModelResponse
 from govern.models.sim.behaviour import simulate, stable_random
 from govern.models.sim.cournot import choose_quantities, render_reply
+from govern.models.sim.hanoi import HanoiMicroAgent
 from govern.models.sim.params import SimParams
 from govern.models.sim.text import render
 
@@ -37,10 +39,17 @@ class SimClient:
 
     def __init__(self, params: SimParams) -> None:
         self.params = params
+        self.hanoi = HanoiMicroAgent(params)
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         oracle = request.oracle
+        if oracle.hanoi is not None:  # a MAKER micro-agent: its draws are (seed, step, sample)'s
+            text = self.hanoi.answer(oracle.hanoi, oracle.run_seed).text
+            if self.params.latency_ms:
+                hanoi = oracle.hanoi
+                await self._wait(stable_random(oracle.run_seed, hanoi.step, hanoi.sample))
+            return sim_response(request, text, started)
         call = (request.model, oracle.run_seed, oracle.item_id, oracle.stage, oracle.agent,
                 oracle.visit, oracle.act)  # fmt: skip
         rng = stable_random(*call)
@@ -52,6 +61,10 @@ class SimClient:
         else:
             text = render(simulate(oracle, self.params, rng), oracle.act, self.params, fresh)
         if self.params.latency_ms:
-            jitter = 1 + self.params.latency_jitter * (2 * fresh.random() - 1)
-            await asyncio.sleep(self.params.latency_ms * jitter / 1000)
+            await self._wait(fresh)
         return sim_response(request, text, started)
+
+    async def _wait(self, rng: random.Random) -> None:
+        """The simulated time of a call, jittered by a draw of its own stream."""
+        jitter = 1 + self.params.latency_jitter * (2 * rng.random() - 1)
+        await asyncio.sleep(self.params.latency_ms * jitter / 1000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from govern.spec.models import SimOverride
 
@@ -56,12 +56,59 @@ class SimParams(BaseModel):
     )
     latency_ms: float = Field(0.0, ge=0, description="simulated time per call")
     latency_jitter: float = Field(0.0, ge=0, le=1, description="+/- share of latency_ms, uniform")
+    # A MAKER micro-agent taking one Towers of Hanoi step (models/sim/hanoi.py). The rates
+    # of sim/maker are the paper's; the rest are modelling assumptions, not measurements.
+    hanoi_step_error: float = Field(
+        0.01, ge=0, lt=1, description="chance a sample of an ordinary Hanoi step is wrong"
+    )
+    hanoi_hard_fraction: float = Field(
+        0.0002,
+        ge=0,
+        le=1,
+        description="share of Hanoi steps that are hard (a seeded set, the same for every "
+        "sample of a run)",
+    )
+    hanoi_hard_error: float = Field(
+        0.2, ge=0, lt=1, description="chance a sample of a hard Hanoi step is wrong"
+    )
+    hanoi_malformed_share: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="share of wrong Hanoi answers with a fault of format the parser rejects",
+    )
+    hanoi_overlong_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="share of wrong Hanoi answers that ramble past the red flag's 750 tokens",
+    )
+
+    @model_validator(mode="after")
+    def _hanoi_shares(self) -> SimParams:
+        """The malformed and overlong shares leave the rest of the wrong answers well-formed;
+        together they cannot exceed all of them."""
+        if self.hanoi_malformed_share + self.hanoi_overlong_share > 1:
+            raise ValueError(
+                "hanoi_malformed_share + hanoi_overlong_share must be at most 1, not "
+                f"{self.hanoi_malformed_share + self.hanoi_overlong_share:g}"
+            )
+        return self
 
 
 PRESETS: dict[str, SimParams] = {
     "strong": SimParams(skill=0.92, review_recall=0.85, false_reject=0.03, relay_corruption=0.10),
     "medium": SimParams(skill=0.75, review_recall=0.65, false_reject=0.08, relay_corruption=0.20),
     "weak": SimParams(skill=0.45, review_recall=0.40, false_reject=0.20, relay_corruption=0.35),
+    # A MAKER micro-agent at the per-step error the paper measured for the model it chose
+    # to run the 20-disk Towers of Hanoi (1 - p = 0.0022); otherwise sim/strong.
+    "maker": SimParams(
+        skill=0.92,
+        review_recall=0.85,
+        false_reject=0.03,
+        relay_corruption=0.10,
+        hanoi_step_error=0.0022,
+    ),
 }
 SIM_PREFIX = "sim/"
 
