@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from statistics import mean
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from govern.engine.formats import parse_ballot, parse_decision
 from govern.models.base import ModelRequest, Oracle
+from govern.models.router import ModelRouter
 from govern.models.sim.behaviour import item_difficulty, same_answer
 from govern.models.sim.client import SimClient
 from govern.models.sim.params import PRESETS, resolve_sim_params
+from govern.spec.checks import load_checked
+from govern.spec.loader import LoadedManifest
 from govern.spec.models import SimOverride
 from govern.tasks.gsm8k import GSM8K
+from tests.conftest import TINY, spec_errors, write
 
 TASK = GSM8K()
 
@@ -130,3 +140,117 @@ def test_manifest_overrides_and_new_simulated_models() -> None:
 
 def test_answers_compare_as_numbers() -> None:
     assert same_answer("18", "18.0") and not same_answer("18", "19") and not same_answer(None, "1")
+
+
+# -- the Hanoi settings, set by a manifest ---------------------------------------------------
+
+HANOI_MANIFEST = """\
+id: m
+institution: inst.yaml
+models:
+  default: sim/maker
+simulator:
+{simulator}"""
+HANOI_SETTINGS = (
+    "hanoi_step_error",
+    "hanoi_hard_fraction",
+    "hanoi_hard_error",
+    "hanoi_malformed_share",
+    "hanoi_overlong_share",
+)
+
+
+def hanoi_manifest(project: Path, simulator: str) -> Path:
+    write(project, "inst.yaml", TINY)
+    return write(project, "m.yaml", HANOI_MANIFEST.format(simulator=simulator))
+
+
+def test_a_manifest_sets_the_hanoi_settings_of_sim_maker_and_of_a_model_on_it(
+    project: Path,
+) -> None:
+    path = hanoi_manifest(
+        project,
+        "  sim/maker: {hanoi_step_error: 0.001}\n"
+        "  sim/clumsy: {base: maker, hanoi_hard_fraction: 0.01, hanoi_hard_error: 0.3,\n"
+        "               hanoi_malformed_share: 0.5, hanoi_overlong_share: 0.5}\n",
+    )
+    loaded = load_checked(path)
+    assert isinstance(loaded, LoadedManifest)
+    overrides = loaded.manifest.simulator
+    maker = resolve_sim_params("sim/maker", overrides)
+    assert maker == PRESETS["maker"].model_copy(update={"hanoi_step_error": 0.001})
+    clumsy = resolve_sim_params("sim/clumsy", overrides)
+    assert clumsy == PRESETS["maker"].model_copy(
+        update={
+            "hanoi_hard_fraction": 0.01,
+            "hanoi_hard_error": 0.3,
+            "hanoi_malformed_share": 0.5,
+            "hanoi_overlong_share": 0.5,
+        }
+    )
+    assert clumsy.hanoi_step_error == 0.0022  # the paper's rate, kept from the base
+
+
+@pytest.mark.parametrize(
+    ("setting", "message", "line"),
+    [
+        ("hanoi_step_error: -0.1", "greater than or equal to 0", 8),
+        ("hanoi_step_error: 1", "less than 1", 8),
+        ("hanoi_hard_error: 1.5", "less than 1", 8),
+        ("hanoi_hard_fraction: -0.01", "greater than or equal to 0", 8),
+        ("hanoi_hard_fraction: 1.01", "less than or equal to 1", 8),
+        ("hanoi_malformed_share: 2", "less than or equal to 1", 8),
+        ("hanoi_overlong_share: -1", "greater than or equal to 0", 8),
+        (  # the two shares together: the model's own key
+            "hanoi_malformed_share: 0.7, hanoi_overlong_share: 0.4",
+            "hanoi_malformed_share + hanoi_overlong_share must be at most 1, not 1.1",
+            7,
+        ),
+    ],
+)
+def test_bad_hanoi_settings_are_errors_at_their_line(
+    project: Path, setting: str, message: str, line: int
+) -> None:
+    simulator = (
+        "  sim/maker: {hanoi_step_error: 0.001}\n  sim/x:\n" + f"    {{base: maker, {setting}}}"
+    )
+    path = hanoi_manifest(project, simulator)
+    (error,) = spec_errors(path)
+    assert message in error.message, str(error)
+    assert str(error).split(": error: ")[0] == f"{path}:{line}:{error.column}"
+
+
+def test_one_share_too_many_with_its_base_is_found_before_a_run() -> None:
+    """The manifest sees one share; the preset holds the other (0.15 + 0.9 > 1)."""
+    overrides = {"sim/maker": SimOverride(hanoi_overlong_share=0.9)}
+    with pytest.raises(ValueError, match="simulated model 'sim/maker': hanoi_malformed_share"):
+        resolve_sim_params("sim/maker", overrides)
+    assert ModelRouter(simulator=overrides).problems(["sim/maker"]) == [
+        "simulated model 'sim/maker': hanoi_malformed_share + hanoi_overlong_share must be "
+        "at most 1, not 1.05"
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    setting=st.sampled_from(HANOI_SETTINGS),
+    value=st.floats(min_value=-0.5, max_value=1.5, allow_nan=False),
+)
+def test_an_override_takes_a_hanoi_setting_exactly_when_the_simulator_does(
+    setting: str, value: float
+) -> None:
+    """One set of bounds: a value the manifest accepts the simulator takes, and no other
+    (the other share at 0, so that only the setting's own bounds decide)."""
+    other_share = {"hanoi_malformed_share": 0.0, "hanoi_overlong_share": 0.0}
+    given_values = {**other_share, setting: value} if setting in other_share else {setting: value}
+    try:
+        SimOverride.model_validate(given_values)
+        overridden = True
+    except ValidationError:
+        overridden = False
+    try:
+        PRESETS["maker"].model_validate({**PRESETS["maker"].model_dump(), **given_values})
+        simulated = True
+    except ValidationError:
+        simulated = False
+    assert overridden == simulated

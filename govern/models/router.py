@@ -152,7 +152,7 @@ class ModelRouter:
             if is_simulated(model):
                 try:
                     resolve_sim_params(model, self.simulator)
-                except KeyError as exc:
+                except (KeyError, ValueError) as exc:
                     found.append(str(exc.args[0]))
                 continue
             api_base = self.base_of(model)

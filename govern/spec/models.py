@@ -704,6 +704,25 @@ class Institution(SpecModel):
         return [s.id for s in self.stages if s.id in listed]
 
 
+# A MAKER micro-agent's Hanoi rates, as SimParams and SimOverride both take them (one
+# definition, so a manifest's override is held to the simulator's own bounds).
+# A rate stays below 1: a step whose every sample is wrong could never be voted right.
+HanoiRate = Annotated[float, Field(ge=0, lt=1)]
+HanoiShare = Annotated[float, Field(ge=0, le=1)]
+
+
+def check_hanoi_shares(malformed_share: float | None, overlong_share: float | None) -> None:
+    """The malformed and overlong shares divide the wrong Hanoi answers with the plausible
+    ones, so together they cannot exceed all of them."""
+    if malformed_share is None or overlong_share is None:
+        return
+    if malformed_share + overlong_share > 1:
+        raise ValueError(
+            "hanoi_malformed_share + hanoi_overlong_share must be at most 1, not "
+            f"{malformed_share + overlong_share:g}"
+        )
+
+
 class SimOverride(SpecModel):
     """A manifest's change to a preset, or a new ``sim/NAME`` built on one (``base``)."""
 
@@ -723,6 +742,28 @@ class SimOverride(SpecModel):
     abstain_rate: float | None = Field(None, ge=0, le=1)
     latency_ms: float | None = Field(None, ge=0)
     latency_jitter: float | None = Field(None, ge=0, le=1)
+    hanoi_step_error: HanoiRate | None = Field(
+        None, description="chance a sample of an ordinary Hanoi step is wrong"
+    )
+    hanoi_hard_fraction: HanoiShare | None = Field(
+        None, description="share of Hanoi steps that are hard"
+    )
+    hanoi_hard_error: HanoiRate | None = Field(
+        None, description="chance a sample of a hard Hanoi step is wrong"
+    )
+    hanoi_malformed_share: HanoiShare | None = Field(
+        None, description="share of wrong Hanoi answers the parser rejects"
+    )
+    hanoi_overlong_share: HanoiShare | None = Field(
+        None, description="share of wrong Hanoi answers past the red flag's 750 tokens"
+    )
+
+    @model_validator(mode="after")
+    def _hanoi_shares(self) -> SimOverride:
+        """Checked here when both shares are given, so the error points into the manifest;
+        one share against its base's other is checked when the model is resolved."""
+        check_hanoi_shares(self.hanoi_malformed_share, self.hanoi_overlong_share)
+        return self
 
 
 class Endpoint(SpecModel):
@@ -1168,5 +1209,5 @@ class Manifest(SpecModel):
     simulator: dict[ModelName, SimOverride] = Field(
         default_factory=dict,
         description="changes to simulated models, by name: {sim/medium: {latency_ms: 500}}; "
-        "a new name needs base: strong | medium | weak",
+        "a new name needs base: strong | medium | weak | maker",
     )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from govern.spec.models import SimOverride
+from govern.spec.models import HanoiRate, HanoiShare, SimOverride, check_hanoi_shares
 
 
 class SimParams(BaseModel):
@@ -56,43 +56,31 @@ class SimParams(BaseModel):
     )
     latency_ms: float = Field(0.0, ge=0, description="simulated time per call")
     latency_jitter: float = Field(0.0, ge=0, le=1, description="+/- share of latency_ms, uniform")
-    # A MAKER micro-agent taking one Towers of Hanoi step (models/sim/hanoi.py). The rates
-    # of sim/maker are the paper's; the rest are modelling assumptions, not measurements.
-    hanoi_step_error: float = Field(
-        0.01, ge=0, lt=1, description="chance a sample of an ordinary Hanoi step is wrong"
+    # A MAKER micro-agent taking one Towers of Hanoi step (models/sim/hanoi.py). sim/maker's
+    # hanoi_step_error is the paper's; the rest are modelling assumptions, not measurements.
+    hanoi_step_error: HanoiRate = Field(
+        0.01, description="chance a sample of an ordinary Hanoi step is wrong"
     )
-    hanoi_hard_fraction: float = Field(
+    hanoi_hard_fraction: HanoiShare = Field(
         0.0002,
-        ge=0,
-        le=1,
         description="share of Hanoi steps that are hard (a seeded set, the same for every "
         "sample of a run)",
     )
-    hanoi_hard_error: float = Field(
-        0.2, ge=0, lt=1, description="chance a sample of a hard Hanoi step is wrong"
+    hanoi_hard_error: HanoiRate = Field(
+        0.2, description="chance a sample of a hard Hanoi step is wrong"
     )
-    hanoi_malformed_share: float = Field(
+    hanoi_malformed_share: HanoiShare = Field(
         0.15,
-        ge=0,
-        le=1,
         description="share of wrong Hanoi answers with a fault of format the parser rejects",
     )
-    hanoi_overlong_share: float = Field(
+    hanoi_overlong_share: HanoiShare = Field(
         0.1,
-        ge=0,
-        le=1,
         description="share of wrong Hanoi answers that ramble past the red flag's 750 tokens",
     )
 
     @model_validator(mode="after")
     def _hanoi_shares(self) -> SimParams:
-        """The malformed and overlong shares leave the rest of the wrong answers well-formed;
-        together they cannot exceed all of them."""
-        if self.hanoi_malformed_share + self.hanoi_overlong_share > 1:
-            raise ValueError(
-                "hanoi_malformed_share + hanoi_overlong_share must be at most 1, not "
-                f"{self.hanoi_malformed_share + self.hanoi_overlong_share:g}"
-            )
+        check_hanoi_shares(self.hanoi_malformed_share, self.hanoi_overlong_share)
         return self
 
 
@@ -126,7 +114,9 @@ def is_firm_model(model: str) -> bool:
 
 
 def resolve_sim_params(model: str, overrides: dict[str, SimOverride]) -> SimParams:
-    """Parameters of ``sim/NAME`` after the manifest's overrides; KeyError names what is known."""
+    """Parameters of ``sim/NAME`` after the manifest's overrides; KeyError names what is known,
+    ValueError what the overrides break together with their base (the manifest's own checks
+    see one override at a time, not the preset it changes)."""
     name = model.removeprefix(SIM_PREFIX)
     override = overrides.get(model)
     base_name = override.base if override and override.base else name
@@ -136,5 +126,9 @@ def resolve_sim_params(model: str, overrides: dict[str, SimOverride]) -> SimPara
     params = PRESETS[base_name]
     if override:
         changes = override.model_dump(exclude={"base"}, exclude_none=True)
-        params = params.model_copy(update=changes)
+        try:  # validated again: model_copy would let a broken combination through
+            params = SimParams.model_validate({**params.model_dump(), **changes})
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ValueError(f"simulated model '{model}': {problems}") from None
     return params
