@@ -205,3 +205,13 @@ def test_the_response_reports_an_overlong_answers_tokens() -> None:
     state, previous = PATH[0]
     response = asyncio.run(router.complete(request("sim/rambler", state, previous, 0, 0)))
     assert response.completion_tokens > RED_FLAG_TOKENS
+
+
+def test_run_seed_zero_draws_like_any_other_seed() -> None:
+    """splitmix64 without its increment maps 0 to 0: run seed 0's first sample of step 0
+    was then a draw of exactly 0, wrong under any error rate. Over many run seeds the first
+    sample of step 0 errs at the set rate, and seed 0 is no exception."""
+    agent = HanoiMicroAgent(sim(hanoi_step_error=0.0022, hanoi_hard_fraction=0.0))
+    wrong = [not is_right(agent.answer(view(0, 0), seed).text, 0) for seed in range(2_000)]
+    assert not wrong[0]
+    assert within_binomial(sum(wrong), len(wrong), 0.0022)

@@ -48,7 +48,10 @@ _CHARS_PER_TOKEN = 4  # as the simulator counts tokens (client.approx_tokens)
 
 
 def _mix(x: int) -> int:
-    """splitmix64's finaliser: a well-spread 64-bit hash of a 64-bit integer."""
+    """splitmix64: the golden-ratio increment, then its finaliser -- a well-spread 64-bit
+    hash of a 64-bit integer (without the increment 0 maps to 0, and run seed 0's first
+    sample of step 0 would always be a draw of exactly 0)."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
     return x ^ (x >> 31)
