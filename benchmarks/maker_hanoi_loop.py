@@ -20,19 +20,17 @@ over the other legal moves instead of agreeing, so voting does slightly better t
 
 Measured 2026-11-26 (one core of the dev box, sim/maker: per-step error 0.0022, seed 1):
 
-- k = 3: 1,048,575 steps, 0 errors, final state the goal; 3,157,997 samples (valid rate
-  0.999435: 713 too long, 1,072 format), 3,446 collisions; 3.011704 samples per step
-  against 3.011729 predicted (p = 0.998334 measured); P(samples > n) at n = 3, 4, 5, 7, 11:
-  6.60e-3, 4.94e-3, 7.1e-5, 2.2e-5, 2.9e-6 against 6.68e-3, 4.99e-3, 3.9e-5, 2.2e-7, 6.9e-12
+- k = 3: 1,048,575 steps, 0 errors, final state the goal; 3,158,092 samples (valid rate
+  0.999423: 735 too long, 1,086 format), 3,531 collisions; 3.011794 samples per step
+  against 3.011842 predicted (p = 0.998321 measured); P(samples > n) at n = 3, 4, 5, 7, 11:
+  6.68e-3, 4.98e-3, 8.4e-5, 1.2e-5, 9.5e-7 against 6.75e-3, 5.03e-3, 4.0e-5, 2.3e-7, 7.2e-12
   (the tail beyond 5 is the seeded hard steps, p = 0.8, which one p cannot model; at most
-  13 samples on a step); 129.5 s wall, 8,100 steps/s, 24,394 samples/s, peak RSS 53 MiB.
-- k = 1: the first error at step 1571 (seed 2: 903, seed 3: 1591): a wrong, well-formed
+  16 samples on a step); 111.1 s wall, 9,440 steps/s, 28,432 samples/s, peak RSS 53 MiB.
+- k = 1: the first error at step 1256 (seed 2: 108, seed 3: 1690): a wrong, well-formed
   sample is about 0.0022 * 0.75 of them, so some 600 steps are expected, plus hard steps.
 
 About 70% of a sample's time is ``parse_step`` (its regexes and the state's ints), 20%
-the simulator's answer; the voter and ``true_step`` are small. Seed 0 is avoided as the
-default: its step 0, sample 0 always draws 0 in the simulator's hash (splitmix64 maps 0 to
-0), so that sample is always wrong and k = 1 fails at step 0.
+the simulator's answer; the voter and ``true_step`` are small.
 """
 
 from __future__ import annotations
