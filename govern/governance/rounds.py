@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from govern.governance.ladder import NONE, LadderStep, RoundLadder
+from govern.governance.oracle import market_predicates
 from govern.spec.models import Governance
 from govern.tasks.cournot.market import MarketParams
 from govern.tasks.cournot.play import Verdict
@@ -33,10 +34,7 @@ from govern.tasks.cournot.signals import (
     SignalFinding,
     SignalParams,
     deterrence,
-    dispersion_collapse,
-    high_hhi,
-    specialised,
-    synchronous_moves,
+    evaluate,
 )
 from govern.tasks.cournot.tracker import SIGNAL_ORDER, SignalTracker
 
@@ -46,19 +44,12 @@ if TYPE_CHECKING:
 CONTROLLER = "controller"
 
 
-_FIELDS = {
-    SIGNAL_ORDER[0]: "synchronous_moves",
-    SIGNAL_ORDER[1]: "dispersion_collapse",
-    SIGNAL_ORDER[2]: "high_hhi",
-    SIGNAL_ORDER[3]: "specialisation",
-}
-
-
 def signal_params(governance: Governance) -> SignalParams:
     """The overlay's thresholds and windows for the market's signals (the defaults where it
     sets none); the spec checks have already validated them."""
+    fields = market_predicates()
     return SignalParams.model_validate(
-        {_FIELDS[predicate]: values for predicate, values in governance.signals.items()}
+        {fields[predicate][0]: values for predicate, values in governance.signals.items()}
     )
 
 
@@ -103,10 +94,10 @@ def deterrence_lines(governance: Governance, market: MarketParams) -> list[str]:
         f"  the graph {'can' if found.holds else 'cannot'} deter collusion by every firm",
         "signal parameters (where each default comes from: README, 'The Cournot market'):",
     ]
+    fields = market_predicates()
     set_here = {
-        (field, key)
+        (fields[predicate][0], key)
         for predicate, values in governance.signals.items()
-        for field in [_FIELDS.get(predicate, predicate)]
         for key in values
     }
     for field, values in params.model_dump().items():
@@ -172,16 +163,11 @@ class MarketRegime:
         return Verdict(fines=step.fines[0], suspend=step.suspend[0])
 
     def _findings(self, implicated: np.ndarray) -> dict[str, SignalFinding]:
-        """The evidence of every signal that implicates someone this round, with its text."""
-        history = np.stack(self.history)
-        found: dict[str, SignalFinding] = {}
-        for row, predicate in enumerate(SIGNAL_ORDER):
-            if not implicated[row].any():
-                continue
-            finding = _evaluate(predicate, history, self.market, self.params)
-            if finding is not None:
-                found[predicate] = finding
-        return found
+        """The evidence, with its text, of every signal that implicates someone this round."""
+        if not implicated.any():
+            return {}
+        found = evaluate(np.stack(self.history), self.market, self.params)
+        return {f.predicate: f for f in found if implicated[SIGNAL_ORDER.index(f.predicate)].any()}
 
     def _log_round(
         self,
@@ -321,18 +307,6 @@ class MarketRegime:
     def _close_if_home(self, firm: int, state: str) -> None:
         if state == self.governance.initial:
             self.open[firm] = None
-
-
-def _evaluate(
-    predicate: str, history: np.ndarray, market: MarketParams, params: SignalParams
-) -> SignalFinding | None:
-    if predicate == SIGNAL_ORDER[0]:
-        return synchronous_moves(history, params.synchronous_moves)
-    if predicate == SIGNAL_ORDER[1]:
-        return dispersion_collapse(history, market, params.dispersion_collapse)
-    if predicate == SIGNAL_ORDER[2]:
-        return high_hhi(history, market, params.high_hhi)
-    return specialised(history, market, params.specialisation)
 
 
 def _rounded(values: np.ndarray) -> list[Any]:
