@@ -290,3 +290,30 @@ def test_explain_tells_where_each_market_left_a_firm(tmp_path: Path) -> None:
     assert explained.returncode == 0, explained.stderr
     for agent in ("firm#1", "firm#2"):  # each market's ladder starts afresh: no single "now"
         assert f"{agent}, ended suspended in 2 markets" in explained.stdout
+
+
+def test_a_market_s_cost_is_unknown_when_a_call_s_price_is() -> None:
+    from types import SimpleNamespace
+
+    from govern.run.market import market_record
+    from govern.tasks.base import TaskItem
+    from govern.tasks.cournot.firms import NashFirm
+    from govern.tasks.cournot.model_firms import FirmTurn
+    from govern.tasks.cournot.play import play
+
+    played = play(MARKET, [NashFirm(), NashFirm()], rounds=2)
+
+    def turn(cost: float | None) -> FirmTurn:
+        return FirmTurn(0, 0, "m", [], "", True, 1, 10, 5, cost, 0.1, 1, "stop", False)
+
+    def record(*costs: float | None) -> dict[str, Any]:
+        firms = [
+            SimpleNamespace(agent=f"firm#{n}", turns=[turn(c)]) for n, c in enumerate(costs, 1)
+        ]
+        models = {"firm#1": "m", "firm#2": "m"}
+        return market_record(
+            TaskItem("market-1", "", None), played, models, firms, None, [], 0.1, False
+        )
+
+    assert record(0.25, 0.5)["cost"] == 0.75
+    assert record(0.25, None)["cost"] is None  # an unknown price is not a free call

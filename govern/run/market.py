@@ -277,7 +277,8 @@ def market_record(
         "failed_attempts": 0,
         "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
         "completion_tokens": sum(t["completion_tokens"] for t in turns),
-        "cost": sum(t["cost"] or 0.0 for t in turns) if turns else 0.0,
+        # unknown when any call's price is (as an answering item's cost is)
+        "cost": None if any(t["cost"] is None for t in turns) else sum(t["cost"] for t in turns),
         "latency": round(latency, 6),
         "unparsable": sum(getattr(firm, "unparsable", 0) for firm in firms),
         "reasks": sum(getattr(firm, "reasks", 0) for firm in firms),
