@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from govern.engine.context import assign_models
+from govern.engine.context import models_used
 from govern.governance.oracle import is_market_regime
 from govern.governance.rounds import TrainingRegime
 from govern.models.sim.params import is_firm_model
@@ -155,11 +155,7 @@ def _trained(
 def learner_seeds(manifest: Manifest, run_seed: int, items: Sequence[str]) -> list[int]:
     """The seeds of the learner pairs a run of ``manifest`` trains for ``items`` (none when
     its firms are not all learners)."""
-    choice = manifest.models
-    models = assign_models(
-        manifest.institution, choice.default, choice.roles, {}, choice.seats
-    ).used
-    if models != {LEARNERS}:
+    if models_used(manifest.institution, manifest.models) != {LEARNERS}:
         return []
     return [market_seed(run_seed, item) for item in items]
 
