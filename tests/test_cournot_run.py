@@ -317,3 +317,28 @@ def test_a_market_s_cost_is_unknown_when_a_call_s_price_is() -> None:
 
     assert record(0.25, 0.5)["cost"] == 0.75
     assert record(0.25, None)["cost"] is None  # an unknown price is not a free call
+
+
+def test_pretraining_trains_each_regime_s_pairs_once(tmp_path: Path, monkeypatch) -> None:
+    import govern.run.market as market_run
+    from govern.spec.checks import load_checked
+
+    monkeypatch.setenv("GOVERN_CACHE", str(tmp_path / "cache" / "responses.sqlite"))
+    monkeypatch.setattr(market_run, "LearningConfig", lambda: SHORT)
+    ungoverned = load_checked(ROOT / UNGOVERNED).manifest
+    institutional = load_checked(ROOT / INSTITUTIONAL).manifest
+    constitutional = load_checked(ROOT / "manifests" / "cournot_constitutional.yaml").manifest
+    runs = [
+        (m, seed, ["market-1"])
+        for m in (ungoverned, constitutional, institutional)
+        for seed in (1, 2)
+    ]
+    lines: list[str] = []
+    # the constitution decides nothing of the learners' training: 2 pairs ungoverned, 2 governed
+    assert market_run.pretrain(MARKET, runs, lines.append) == 4
+    assert any("under its regime" in line for line in lines)
+    assert market_run.pretrain(MARKET, runs, lines.append) == 0  # kept: nothing trains twice
+    nash = ungoverned.model_copy(
+        update={"models": ungoverned.models.model_copy(update={"default": "firm/nash"})}
+    )
+    assert market_run.pretrain(MARKET, [(nash, 3, ["market-1"])]) == 0  # no learners, no training
