@@ -804,6 +804,43 @@ def cmd_maker_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_dti_estimate(args: argparse.Namespace) -> int:
+    from govern.trace.dti import EstimationError, TraceError, TraceUnreadable, estimate, read_trace
+
+    paths = [Path(raw) for raw in args.traces]
+    try:
+        result = estimate(read_trace(path) for path in paths)
+    except TraceUnreadable as exc:  # a file named by mistake, as `govern run --data` treats it
+        raise UsageError(str(exc)) from None
+    except (TraceError, EstimationError) as exc:
+        print(f"govern: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    shown = ", ".join(printable(path) for path in paths)
+    source = f"fitted from {len(paths)} trace{'' if len(paths) == 1 else 's'}: {shown}"
+    if args.json:
+        print(source, file=sys.stderr)
+        print(result.model_dump_json(indent=2))
+        return EXIT_OK
+    print(f"DTI estimate, {source}")
+    rows = [
+        ("a", f"{result.a:.6g}"),
+        ("beta", f"{result.beta:.6g}"),
+        ("delta", f"{result.delta:.6g}"),
+        ("R^2 of log M on log t", f"{result.r_squared:.4f}"),
+        ("(t, M) points fitted", f"{result.points:,}"),
+        ("merges skipped at t = 0", f"{result.skipped:,}"),
+        ("roots", f"{result.roots:,}"),
+    ]
+    for name, value in rows:
+        print(f"  {name:<25} {value}")
+    if result.delta_clamped:
+        print(
+            f"  delta clamped to 0: the median deficit at a root's end was "
+            f"{result.median_deficit:.6g} (merges ran ahead of the pressure)"
+        )
+    return EXIT_OK
+
+
 def _unit_interval(text: str) -> float:
     """argparse type: a probability, a number from 0 to 1 (--p, --error, --target,
     --valid-rate); the stricter bounds each has are the maths' to check and explain."""
@@ -1018,6 +1055,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="V",
         help="share of samples that pass the red flags (1); the rest are redrawn",
     )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser(
+        "dti",
+        help="Deficit-Triggered Integration: when parallel work must be merged.",
+        description="Deficit-Triggered Integration (arXiv 2604.02674): integrate a root's "
+        "branches when a * t ** beta - M exceeds delta (t coordination events, M merges).",
+    )
+    dti = p.add_subparsers(dest="dti_command", metavar="ACTION", required=True)
+    text = (
+        "Fit a, beta and delta to baseline traces: JSONL, one event a line, "
+        '{"root": "...", "kind": "coordination" | "merge" | "end"}.'
+    )
+    p = dti.add_parser("estimate", help=text, description=text)
+    p.set_defaults(handler=cmd_dti_estimate)
+    p.add_argument("traces", nargs="+", metavar="TRACE.jsonl")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command(
