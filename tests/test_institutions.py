@@ -40,6 +40,8 @@ GOLDEN = {
     "cournot_ungoverned": (1, 2, 2, 0, 0, 0, 1, 2, 2),
     "cournot_constitutional": (1, 2, 2, 0, 0, 0, 1, 2, 2),
     "cournot_institutional": (1, 2, 2, 0, 0, 0, 1, 2, 2),
+    "maker": (1, 1, 3, 0, 1, 0, 1, 1, 1),
+    "maker_hanoi": (1, 1, 3, 0, 1, 0, 1, 1, 1),
 }
 
 
@@ -52,6 +54,8 @@ def test_the_historical_institutions_and_the_baseline_ship() -> None:
     assert kept == {"athens", "qin_han"}
     markets = {p.stem for p in (ROOT / "institutions" / "markets").glob("*.yaml")}
     assert markets == {"cournot_market"}
+    maker = {p.stem for p in (ROOT / "institutions" / "maker").glob("*.yaml")}
+    assert maker == {"maker"}
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT)))

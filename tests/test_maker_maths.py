@@ -19,6 +19,7 @@ from govern.maker.maths import (
     plan,
     step_success,
     undecided_after,
+    undecided_after_rounds,
 )
 
 HANOI_20 = 2**20 - 1  # 1,048,575 moves
@@ -220,3 +221,62 @@ def test_cli_plan_usage_errors_exit_2(
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def exact_rounds_of_the_voter(
+    p: float, k: int, v: float, rounds: int, wrong_answers: int = 1
+) -> np.ndarray:
+    """P(undecided after r rounds), r = 0 .. rounds, found by enumerating every sequence of
+    samples (right, wrong, red-flagged) that the real voter (``maker.voting.vote_sync``)
+    reads, each weighted by its probability: the voter's own rounds, not the theory's."""
+    from govern.maker.voting import RedFlags, Sample, Undecided, Voting, vote_sync
+
+    undecided = np.zeros(rounds + 1)
+    undecided[0] = 1.0
+    weights = {"right": v * p, "flag": 1 - v}
+    weights.update({f"wrong {n}": v * (1 - p) / wrong_answers for n in range(wrong_answers)})
+
+    def explore(prefix: tuple[str, ...], probability: float) -> None:
+        drawn: list[str] = []
+
+        def sample(_temperature: float, index: int) -> Sample[str]:
+            if index >= len(prefix):
+                raise LookupError(index)
+            drawn.append(prefix[index])
+            outcome = prefix[index]
+            return Sample(outcome, 1, None if outcome == "flag" else outcome)
+
+        try:
+            decision = vote_sync(
+                sample, str, Voting(k=k, max_rounds=rounds), RedFlags(max_output_tokens=None)
+            )
+        except LookupError:  # the voter wants one more sample: every outcome of it
+            for outcome, weight in weights.items():
+                explore((*prefix, outcome), probability * weight)
+            return
+        except Undecided:
+            undecided[1:] += probability
+            return
+        undecided[1 : decision.stats.rounds] += probability
+
+    explore((), 1.0)
+    return undecided
+
+
+@pytest.mark.parametrize(
+    ("p", "k", "v", "wrong"),
+    [(0.7, 1, 0.9, 1), (0.8, 2, 1.0, 1), (0.75, 2, 0.8, 1), (0.9, 3, 0.95, 1), (0.8, 2, 0.9, 2),
+     (0.85, 3, 1.0, 2), (0.7, 2, 1.0, 3)],
+)  # fmt: skip
+def test_the_decay_by_rounds_is_the_voters_exactly(p: float, k: int, v: float, wrong: int) -> None:
+    rounds = 4 if k < 3 else 3
+    expected = exact_rounds_of_the_voter(p, k, v, rounds, wrong)
+    computed = undecided_after_rounds(p, k, rounds, v, wrong)
+    assert np.allclose(computed, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_the_decay_by_rounds_in_closed_form() -> None:
+    """k = 1 draws one sample a round, decided unless red-flagged; k = 2 from a tie draws
+    two, decided when they agree."""
+    assert np.allclose(undecided_after_rounds(0.9, 1, 3, 0.8), [1, 0.2, 0.04, 0.008])
+    assert np.allclose(undecided_after_rounds(0.6, 2, 2), [1, 0.48, 0.48**2])

@@ -26,6 +26,7 @@ from govern.engine.oversight import overseen
 from govern.engine.routing import RETRY, STOP, edge_key
 from govern.engine.stages import (
     cluster,
+    decompose,
     draft,
     execute,
     integrate,
@@ -54,6 +55,7 @@ BUILDERS: dict[str, Callable[[Any], StageNodes]] = {
     "lot": lot.build,
     "nominate": nominate.build,
     "office": office.build,
+    "decompose": decompose.build,
     "terminal": terminal.build,
 }
 SUPERSTEPS_PER_STAGE = 3  # a vote or cluster: open, workers, join

@@ -6,6 +6,7 @@ models, task, seed and budgets arrive here, so one compiled graph serves any run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -69,6 +70,9 @@ class RunContext:
     parsing: Parsing = field(default_factory=Parsing)
     system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
     seat_models: dict[str, str] = field(default_factory=dict)  # seat -> model, in mixed roles
+    report: Callable[[str], None] | None = None  # progress of long work, for a console
+    # a resumed run's unfinished items' decomposed steps, as the ledger has them (raw lines)
+    resumed_steps: dict[str, list[bytes]] = field(default_factory=dict)
     # (role, stage, sample, act) -> the sampling of such a call and its record: the manifest
     # does not change during a run, so each is worked out once
     _sampling: dict[tuple[str, str, int, str], tuple[Sampling, dict[str, Any]]] = field(

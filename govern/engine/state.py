@@ -46,6 +46,7 @@ class ItemState(TypedDict, total=False):
     unknown_cost_calls: Annotated[int, operator.add]
     unparsable: Annotated[int, operator.add]
     errors: Annotated[list[str], operator.add]
+    maker: dict[str, Any] | None  # a decompose stage's steps: counts and the theory's figures
 
 
 def initial_state(item_id: str, question: str) -> ItemState:
@@ -73,6 +74,7 @@ def initial_state(item_id: str, question: str) -> ItemState:
         unknown_cost_calls=0,
         unparsable=0,
         errors=[],
+        maker=None,
     )
 
 

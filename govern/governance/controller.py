@@ -35,6 +35,7 @@ from govern.governance.offices import OfficeBook, Tenure
 from govern.governance.oracle import Finding, Oracle, is_market_regime
 from govern.governance.oversight import METHOD as OVERSIGHT_METHOD
 from govern.governance.oversight import examined
+from govern.governance.steps import StepLog, StepRules
 from govern.ledger.memory import LedgerSink, MemoryLedger
 from govern.spec.digest import canonical_json
 from govern.spec.graph import stage_edges
@@ -274,6 +275,15 @@ class Controller:
             CONTROLLER,
             {"event": event, "office": office, "holders": holders, "item": item, **detail},
         )
+
+    # -- decomposed work --------------------------------------------------------------------
+
+    def step_log(
+        self, item: str, stage: str, agent: str, rules: StepRules, k: int, first: int = 0
+    ) -> StepLog:
+        """The check and record of a decompose stage's steps on ``item``, from step
+        ``first`` (a resumed tower goes on where its ledger stands)."""
+        return StepLog(self.ledger, CONTROLLER, item, stage, agent, rules, k, first)
 
     # -- what happened ----------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ from typing import Any, Protocol
 class LedgerSink(Protocol):
     def append(self, kind: str, actor: str, body: dict[str, Any]) -> int: ...
 
+    def flush(self) -> None:
+        """Put every entry appended so far where it is kept (a file: written and flushed)."""
+        ...
+
 
 class MemoryLedger:
     def __init__(self) -> None:

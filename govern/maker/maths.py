@@ -28,6 +28,7 @@ __all__ = [
     "plan",
     "step_success",
     "undecided_after",
+    "undecided_after_rounds",
 ]
 
 
@@ -174,6 +175,72 @@ def undecided_after(p: float, k: int, samples: int, valid_rate: float = 1.0) -> 
         moved[:-1] += down * margin[1:]
         margin = moved
         undecided[n] = margin.sum()
+    return undecided
+
+
+def undecided_after_rounds(
+    p: float, k: int, rounds: int, valid_rate: float = 1.0, wrong_answers: int = 1
+) -> np.ndarray:
+    """P(a step is still undecided after r rounds of draws), for r = 0 .. ``rounds``, as
+    ``voting.vote`` draws them: the first round k samples, each later one k minus the
+    leader's lead over the runner-up (the fewest that could decide).
+
+    Exact, by the distribution of the vote counts: each raw sample is red-flagged (1 - v),
+    right (v p) or one of ``wrong_answers`` wrong answers, equally likely (v (1 - p) in
+    all); a step leaves once one answer leads every other by k. With one wrong answer this
+    is the paper's two-answer walk; a micro-agent whose wrong votes split over several
+    answers (a wrong Hanoi move is one of two other legal ones) decides sooner. Counts are
+    kept relative to the smallest, which is all that the lead depends on."""
+    _check_p(p)
+    _check_k(k)
+    _check_valid_rate(valid_rate)
+    if rounds < 0:
+        raise ValueError(f"the number of rounds must be at least 0, got {rounds}")
+    if wrong_answers < 1:
+        raise ValueError(f"a step has at least one wrong answer, got {wrong_answers}")
+    flag, right = 1 - valid_rate, valid_rate * p
+    wrong = valid_rate * (1 - p) / wrong_answers
+    Counts = tuple[int, ...]  # the right answer's votes, then each wrong answer's, descending
+
+    def lead(counts: Counts) -> int:
+        best, second = sorted(counts, reverse=True)[:2]
+        return best - second
+
+    def normalised(votes: list[int]) -> Counts:
+        least = min(votes)
+        return (votes[0] - least, *sorted((v - least for v in votes[1:]), reverse=True))
+
+    def draw(counts: Counts) -> dict[Counts, float]:
+        """One sample's outcomes from an undecided step, by probability."""
+        outcomes: dict[Counts, float] = {counts: flag} if flag else {}
+        for answer, chance in ((0, right), *((n, wrong) for n in range(1, len(counts)))):
+            if chance:
+                votes = list(counts)
+                votes[answer] += 1
+                after = normalised(votes)
+                outcomes[after] = outcomes.get(after, 0.0) + chance
+        return outcomes
+
+    undecided = np.empty(rounds + 1)
+    undecided[0] = 1.0
+    steps: dict[Counts, float] = {(0,) * (1 + wrong_answers): 1.0}
+    for r in range(1, rounds + 1):
+        after_round: dict[Counts, float] = {}
+        for counts, mass in steps.items():
+            walk = {counts: mass}
+            for _ in range(k - lead(counts)):
+                moved: dict[Counts, float] = {}
+                for state, share in walk.items():
+                    if lead(state) >= k:  # decided mid-round: the rest of it is not drawn
+                        continue
+                    for outcome, chance in draw(state).items():
+                        moved[outcome] = moved.get(outcome, 0.0) + share * chance
+                walk = moved
+            for state, share in walk.items():
+                if lead(state) < k:
+                    after_round[state] = after_round.get(state, 0.0) + share
+        steps = after_round
+        undecided[r] = sum(steps.values())
     return undecided
 
 

@@ -15,7 +15,9 @@ sample (a 20-disk Hanoi run decides about a million steps). Both drive the same 
 so they count alike and decide alike.
 
 Sample, VoteStats and Decision are slotted dataclasses, not pydantic models: millions are
-made per run and they are built only here, from values already checked.
+made per run and they are built only here, from values already checked. The settings,
+``Voting`` and ``RedFlags``, are the language's (a decompose stage's ``voting:`` and
+``red_flags:``).
 """
 
 from __future__ import annotations
@@ -25,43 +27,10 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from govern.spec.models import RedFlags, Voting
 
 Candidate = TypeVar("Candidate")
 RedFlag = Literal["too_long", "format"]
-MAX_ROUNDS = 10_000  # a step still undecided after this many rounds is a broken sampler
-
-
-class Voting(BaseModel):
-    """How one step is voted on."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    k: PositiveInt = Field(description="the winner must lead every other candidate by k votes")
-    first_temperature: float = Field(
-        0.0, ge=0.0, description="the temperature of the step's first sample"
-    )
-    temperature: float = Field(0.1, ge=0.0, description="the temperature of every later sample")
-    max_rounds: int = Field(
-        100, ge=1, le=MAX_ROUNDS, description="rounds of draws before the step is Undecided"
-    )
-    batch_size: PositiveInt | None = Field(
-        None,
-        description="draws per round after the first k; None draws what the leader needs to "
-        "win (k minus its lead), so no draw is wasted",
-    )
-
-
-class RedFlags(BaseModel):
-    """Which samples are discarded unread. A sample without a parsed candidate (kind
-    ``format``) is always discarded: it has nothing to vote for, and repairing it is what red
-    flags exist to avoid."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_output_tokens: PositiveInt | None = Field(
-        750, description="a longer answer (kind ``too_long``) is discarded; None keeps all"
-    )
 
 
 PAPER_RED_FLAGS = RedFlags()
@@ -254,12 +223,17 @@ async def vote(
     red_flags: RedFlags = PAPER_RED_FLAGS,
     *,
     step: int = 0,
+    concurrent: bool = True,
 ) -> Decision[Candidate]:
-    """Decide one step with an async sampler, drawing each round's samples concurrently."""
+    """Decide one step with an async sampler, drawing each round's samples concurrently
+    (``concurrent=False`` awaits them in turn: for a sampler that never waits, such as the
+    simulator without latency, a task per draw would cost more than the draw)."""
     ballot = _Ballot(key, voting, red_flags, step)
     while True:
         requests = ballot.requests()
-        if len(requests) == 1:  # no task to make for a lone draw
+        if not concurrent:
+            samples = [await sample(t, i) for t, i in requests]
+        elif len(requests) == 1:  # no task to make for a lone draw
             samples = [await sample(*requests[0])]
         else:
             samples = list(await asyncio.gather(*(sample(t, i) for t, i in requests)))

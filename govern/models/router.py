@@ -102,6 +102,12 @@ class ModelRouter:
             )
         return self._remote[api_base]
 
+    def waits(self, model: str) -> bool:
+        """Whether a call to ``model`` can wait on anything (a server, a simulated latency):
+        only then are several calls worth running side by side."""
+        client = self.client(model)
+        return not isinstance(client, SimClient) or client.params.latency_ms > 0
+
     def _run_slots(self) -> asyncio.Semaphore:
         """The run's bound on calls in flight (made in the event loop that uses it)."""
         if self._slots is None:

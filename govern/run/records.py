@@ -52,6 +52,7 @@ def item_record(
         "simulated": simulated,
         "final_text": delivered,
         "turns": state.get("turns", []),
+        **({"maker": state["maker"]} if state.get("maker") else {}),
     }
 
 

@@ -44,6 +44,8 @@ class PreviousRun:
     snapshot: dict[str, Any] | None = None  # the Controller at the last finished item
     ended_as: str = "unsealed"  # how the previous session ended
     complete: bool = False  # sealed as complete (read with complete_ok)
+    # an unfinished item's decomposed steps on the ledger: its "steps" entries, as written
+    steps: dict[str, list[bytes]] = field(default_factory=dict)
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -132,7 +134,11 @@ def read_run(folder: Path, keyring: Keyring, *, complete_ok: bool) -> PreviousRu
             previous.header = body
         elif entry.get("kind") == "item" and body.get("event") == "end":
             ends[body["item"]] = {**body, "seq": entry["seq"]}
+        elif entry.get("kind") == "steps":
+            previous.steps.setdefault(body["item"], []).append(line)
     _keep_vouched_results(previous, ends, results)
+    for item in previous.finished:
+        previous.steps.pop(item, None)
     return previous
 
 

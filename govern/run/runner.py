@@ -73,9 +73,10 @@ from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
 from govern.spec.errors import SpecInvalid
 from govern.spec.loader import LoadedManifest, project_root
-from govern.spec.models import Manifest
+from govern.spec.models import DecomposeStage, Institution, Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.cournot.task import CournotTask
+from govern.tasks.hanoi.task import DEFAULT_DISKS, HanoiTask
 from govern.tasks.registry import get_task
 from govern.text import printable
 
@@ -137,6 +138,10 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     limit = request.limit or (manifest.task.limit if manifest.task else None)
     if isinstance(task, CournotTask) and limit:
         data = TaskData(task.markets(limit), data.source, data.benchmark, data.notice)
+    if isinstance(task, HanoiTask):
+        disks = (manifest.task.disks if manifest.task else None) or DEFAULT_DISKS
+        data = TaskData(task.towers(disks), data.source, data.benchmark, data.notice)
+    _check_stepping(institution, task)
     items = select_items(data.items, limit=limit, sample=sample, only=request.items)
     data = TaskData(items, data.source, data.benchmark, data.notice)
     unknown_roles = set(request.role_models) - {r.id for r in institution.roles}
@@ -246,6 +251,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         system_prompt=manifest.models.system_prompt,
         parsing=manifest.parsing,
         seat_models=seat_models,
+        resumed_steps=previous.steps if previous is not None else {},
     )
     notices = [n for n in (data.notice, key_notice) if n]
     if previous is not None:
@@ -267,6 +273,22 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         notices=notices,
         finished=previous.finished if previous else {},
     )
+
+
+def _check_stepping(institution: Institution, task: Task) -> None:
+    """A decompose stage needs a task taken step by step, and such a task needs one."""
+    decompose = [s.id for s in institution.stages if isinstance(s, DecomposeStage)]
+    stepped = isinstance(task, HanoiTask)
+    if decompose and not stepped:
+        raise RunSetupError(
+            f"{institution.id}'s stage {decompose[0]} decomposes its task into voted steps, "
+            f"which task {task.name} has none of: run it on task hanoi"
+        )
+    if stepped and not decompose:
+        raise RunSetupError(
+            f"task {task.name} is taken one voted step at a time: {institution.id} needs a "
+            "stage of kind decompose (see manifests/maker_hanoi.yaml)"
+        )
 
 
 def _cell_of(loaded: LoadedExperiment, request: RunRequest) -> Cell:
@@ -520,6 +542,7 @@ async def execute(
     budget is spent), no further item starts, those in flight finish, and the run ends
     interrupted, to be resumed later."""
     _write_inputs(run)
+    run.context.report = run.report
     started = datetime.now(UTC)
     clock = time.perf_counter()
     tally = Tally()  # the summary's figures: no record is kept once it is written

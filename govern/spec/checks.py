@@ -27,6 +27,7 @@ from govern.spec.models import (
     VACANT,
     VETOED,
     ChosenBy,
+    DecomposeStage,
     Institution,
     IntegrateStage,
     LotStage,
@@ -70,6 +71,13 @@ def check_manifest(loaded: LoadedManifest) -> list[SpecError]:
                         f"{what}s: {listing(ids)}",
                     )
                 )
+    task = loaded.manifest.task
+    if task is not None and task.disks is not None and task.name != "hanoi":
+        errors.append(
+            loaded.source.error(
+                ("task", "disks"), f"disks is for task hanoi (the Towers of Hanoi), not {task.name}"
+            )
+        )
     roles = {r.id: r for r in loaded.institution.institution.roles}
     for key in ("roles", "seats"):
         for role_id in getattr(loaded.manifest.models, key):
@@ -377,7 +385,7 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
 # take one (a 'vetoed' review would be drawn and read as a vote's veto)
 RESERVED_WORDS = frozenset(
     {"done", "approve", "reject", "amend", "veto", "pass", "fail", "no_quorum", VETOED, HELD,
-     VACANT, UNPARSABLE, "uphold", "exhausted"}
+     VACANT, UNPARSABLE, "uphold", "exhausted", "undecided"}
 )  # fmt: skip
 _BODY_FIELDS = {
     "vote": ("voters",),
@@ -606,15 +614,14 @@ def _check_decisions(loaded: LoadedInstitution, index: int, suggest: Hints) -> l
     err = loaded.error
     vocabulary = stage.vocabulary
     means = stage.means if isinstance(stage, ReviewStage) else {}
-    narrowed = isinstance(stage, OfficeStage) and stage.decisions is not None
-    if narrowed and set(stage.decisions) != set(vocabulary):
-        errors.append(
-            err(
-                (*at, "decisions"),
-                f"an office stage may always find the office {HELD} or {VACANT}: leave "
-                "out decisions: and route both",
-            )
+    fixed = isinstance(stage, OfficeStage | DecomposeStage) and stage.decisions is not None
+    if fixed and set(stage.decisions) != set(vocabulary):
+        always = (
+            f"an office stage may always find the office {HELD} or {VACANT}"
+            if isinstance(stage, OfficeStage)
+            else "a decompose stage may always end done or undecided"
         )
+        errors.append(err((*at, "decisions"), f"{always}: leave out decisions: and route both"))
     for word in means:
         if word in RESERVED_WORDS and word not in vocabulary:
             errors.append(

@@ -49,6 +49,7 @@ _MERMAID_SHAPES = {
     "nominate": ("[/", "\\]"),
     "lot": ("[/", "/]"),
     "office": ("[(", ")]"),
+    "decompose": ("[[", "]]"),
     "terminal": ("([", "])"),
 }
 _MERMAID_ARROWS: dict[EdgeStyle, str] = {
@@ -64,6 +65,7 @@ _DOT_SHAPES = {
     "nominate": "trapezium",
     "lot": "parallelogram",
     "office": "cylinder",
+    "decompose": "box3d",
     "terminal": "doublecircle",
 }
 _DOT_STYLES: dict[EdgeStyle, str] = {

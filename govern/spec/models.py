@@ -525,6 +525,69 @@ class OfficeStage(StageBase):
     office: Identifier = Field(description="a role with office:")
 
 
+MAX_VOTING_ROUNDS = 10_000  # a step still undecided after this many rounds is a broken sampler
+
+
+class Voting(SpecModel):
+    """How a decompose stage votes on each step: first-to-ahead-by-k (MAKER)."""
+
+    k: int = Field(
+        ge=1, strict=True, description="the winner must lead every other answer by k votes"
+    )
+    first_temperature: float = Field(
+        0.0, ge=0.0, allow_inf_nan=False, description="the temperature of a step's first sample"
+    )
+    temperature: float = Field(
+        0.1, ge=0.0, allow_inf_nan=False, description="the temperature of every later sample"
+    )
+    max_rounds: int = Field(
+        100,
+        ge=1,
+        le=MAX_VOTING_ROUNDS,
+        strict=True,
+        description="rounds of draws before the step is undecided, and the stage with it",
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        strict=True,
+        description="draws per round after the first k; none draws what the leader needs to "
+        "win (k minus its lead), so no draw is wasted",
+    )
+
+
+class RedFlags(SpecModel):
+    """Which samples are discarded unread. A sample with any fault of format is always
+    discarded (it has nothing to vote for, and repairing it is what red flags exist to
+    avoid), so only the length limit is a setting."""
+
+    max_output_tokens: int | None = Field(
+        750,
+        ge=1,
+        strict=True,
+        description="a longer answer (or one the provider cut at the limit) is discarded; "
+        "null keeps all",
+    )
+
+
+class DecomposeStage(SoloStage):
+    """MAKER: the task is taken one atomic step at a time, each step voted on by samples of
+    the role's micro-agent (first-to-ahead-by-k, red-flagged samples discarded), the voted
+    step carrying the work forward and the Controller checking every step. ``done`` when
+    every step is taken; ``undecided`` when a step found no winner in ``max_rounds``.
+    A red-flagged sample is never an outcome, so there is no ``unparsable`` to route."""
+
+    vocabulary: ClassVar[tuple[str, ...]] = ("done", "undecided")
+
+    kind: Literal["decompose"]
+    voting: Voting
+    red_flags: RedFlags = Field(default_factory=RedFlags)
+
+    @property
+    def possible_decisions(self) -> tuple[str, ...]:
+        return tuple(self.decisions) if self.decisions is not None else self.vocabulary
+
+
 class TerminalStage(SpecModel):
     """The end of an item: the current candidate is delivered, or nothing is."""
 
@@ -557,6 +620,7 @@ Stage = Annotated[
     | NominateStage
     | LotStage
     | OfficeStage
+    | DecomposeStage
     | TerminalStage,
     Field(discriminator="kind"),
 ]
@@ -571,6 +635,7 @@ STAGE_KINDS: tuple[str, ...] = (
     "nominate",
     "lot",
     "office",
+    "decompose",
     "terminal",
 )
 GATE_KINDS = frozenset({"review", "vote"})
@@ -943,9 +1008,19 @@ class Parsing(SpecModel):
     )
 
 
+MAX_DISKS = 30  # 2**30 - 1 steps: about a day of a real model's samples per thousand steps/s
+
+
 class TaskDefaults(SpecModel):
     name: Identifier = Field(description="task name, e.g. gsm8k")
     limit: int | None = Field(None, ge=1, description="items to run (default: all)")
+    disks: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_DISKS,
+        strict=True,
+        description="task hanoi: the disks of the tower (2**disks - 1 steps; default 20)",
+    )
 
 
 class MarketOptions(SpecModel):

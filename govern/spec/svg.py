@@ -61,6 +61,7 @@ FILLS = {
     "nominate": "#f3ecfa",
     "lot": "#fdf6d8",
     "office": "#e6f4f7",
+    "decompose": "#eaf0e0",
     "terminal": "#eeeeee",
 }
 STAGE_FILL = "#eef3fb"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from govern.tasks.base import Task
 from govern.tasks.cournot.task import CournotTask
 from govern.tasks.gsm8k import GSM8K
+from govern.tasks.hanoi.task import HanoiTask
 
-TASKS: dict[str, type] = {"gsm8k": GSM8K, "cournot": CournotTask}
+TASKS: dict[str, type] = {"gsm8k": GSM8K, "cournot": CournotTask, "hanoi": HanoiTask}
 
 
 def get_task(name: str) -> Task:

@@ -42,6 +42,7 @@ _MASK = (1 << 64) - 1
 _SCALE = 1 << 64  # a probability p is the draws below p * 2**64
 _HARD_SALT = 0x5BD1E9955BD1E995  # keeps a step's hardness apart from its samples' draws
 MALFORMED_KINDS = ("no_state", "prose_move", "second_draft", "lost_disk")
+OTHER_LEGAL_MOVES = 2  # besides the right one: disk 1's other peg, or its two, and one more
 OVERLONG_TOKENS = (1000, 4000)  # an overlong answer's length, uniform, in tokens
 _RAMBLE = "Let me re-check which disk moved last and which pegs hold smaller disks. "
 _CHARS_PER_TOKEN = 4  # as the simulator counts tokens (client.approx_tokens)
@@ -87,6 +88,32 @@ def _right(state: State, previous: tuple[int, int, int] | None) -> _Right:
 
 def _answer(move: Move, next_state: State) -> str:
     return f"move = {render_move(move)}\nnext_state = {render_state(next_state)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StepClass:
+    """Steps the micro-agent answers alike, as the voting theory sees them: their share of
+    the steps, the chance a valid sample is right, and the chance a sample is valid."""
+
+    share: float
+    p: float
+    valid_rate: float
+    wrong_answers: int = 1  # the wrong answers its wrong votes split over
+
+
+def step_classes(params: SimParams) -> list[StepClass]:
+    """The ordinary and the hard steps of ``params``' micro-agent: what its figures predict
+    for voting, independently of any run. A wrong answer is red-flagged with the malformed
+    and overlong shares, and is otherwise one of the other legal moves, equally likely: two
+    of them at every step but the few where a peg's emptiness leaves fewer (the first)."""
+    flagged = params.hanoi_malformed_share + params.hanoi_overlong_share
+    hard = params.hanoi_hard_fraction
+    classes = []
+    for share, error in ((1 - hard, params.hanoi_step_error), (hard, params.hanoi_hard_error)):
+        if share > 0:
+            valid = 1 - error * flagged
+            classes.append(StepClass(share, (1 - error) / valid, valid, OTHER_LEGAL_MOVES))
+    return classes
 
 
 class HanoiMicroAgent:
