@@ -17,7 +17,7 @@ from tests.conftest import run_cli as govern
 def test_validate_shipped_specs_exits_0() -> None:
     result = govern("validate", "institutions", "manifests/senate.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "15 valid, 0 invalid" in result.stderr  # first_edition/, markets/, maker/ included
+    assert "17 valid, 0 invalid" in result.stderr  # first_edition/, markets/, maker/ included
 
 
 def test_validate_bad_file_prints_error_lines_and_exits_1(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_inspect_table_compares_institutions() -> None:
     lines = result.stdout.splitlines()
     assert any("us_federal" in line and "gated_pipeline" in line for line in lines)
     # 6 pipelines (first_edition/qin_han and markets/cournot_market among them), 2 gated
-    assert sum("pipeline" in line for line in lines) == 9
+    assert sum("pipeline" in line for line in lines) == 11
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -149,7 +149,7 @@ def test_schema_command_writes_the_shipped_schema(tmp_path: Path) -> None:
 def test_list_finds_institutions_and_manifests() -> None:
     result = govern("list")
     lines = result.stdout.splitlines()
-    assert sum(line.startswith("institution ") for line in lines) == 14
+    assert sum(line.startswith("institution ") for line in lines) == 16
     assert any(line.startswith("manifest") and "senate" in line for line in lines)
     assert any(line.startswith("task") and "gsm8k" in line for line in lines)
 

@@ -40,8 +40,10 @@ GOLDEN = {
     "cournot_ungoverned": (1, 2, 2, 0, 0, 0, 1, 2, 2),
     "cournot_constitutional": (1, 2, 2, 0, 0, 0, 1, 2, 2),
     "cournot_institutional": (1, 2, 2, 0, 0, 0, 1, 2, 2),
-    "maker": (1, 1, 3, 0, 1, 0, 1, 1, 1),
-    "maker_hanoi": (1, 1, 3, 0, 1, 0, 1, 1, 1),
+    "maker": (1, 1, 3, 0, 1, 0, 1, 3, 3),
+    "maker_hanoi": (1, 1, 3, 0, 1, 0, 1, 3, 3),
+    "decomposed": (3, 3, 3, 0, 1, 0, 1, 4, 4),
+    "decomposed_dti": (3, 3, 3, 0, 1, 0, 1, 4, 4),
 }
 
 
@@ -55,7 +57,7 @@ def test_the_historical_institutions_and_the_baseline_ship() -> None:
     markets = {p.stem for p in (ROOT / "institutions" / "markets").glob("*.yaml")}
     assert markets == {"cournot_market"}
     maker = {p.stem for p in (ROOT / "institutions" / "maker").glob("*.yaml")}
-    assert maker == {"maker"}
+    assert maker == {"maker", "decomposed", "decomposed_dti"}
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT)))

@@ -285,6 +285,35 @@ class Controller:
         ``first`` (a resumed tower goes on where its ledger stands)."""
         return StepLog(self.ledger, CONTROLLER, item, stage, agent, rules, k, first)
 
+    def merged(
+        self,
+        item: str,
+        stage: str,
+        actor: str,
+        trigger: str,
+        branches: tuple[int, int],
+        inputs: int,
+        segment: tuple[int, int] | None = None,
+        deficit: float | None = None,
+    ) -> None:
+        """An integration of a decompose stage's branches ``branches`` (first, last), as a
+        merge event: why it ran (``dti``: the deficit exceeded delta; ``end``: every branch
+        answered) and, under DTI, the segment's coordination events and merges before it."""
+        self.ledger.append(
+            "merge",
+            CONTROLLER,
+            {
+                "item": item,
+                "stage": stage,
+                "actor": actor,
+                "trigger": trigger,
+                "branches": list(branches),
+                "inputs": inputs,
+                **({"segment": list(segment)} if segment is not None else {}),
+                **({"deficit": round(deficit, 6)} if deficit is not None else {}),
+            },
+        )
+
     # -- what happened ----------------------------------------------------------------------
 
     def begin_item(self, item: str) -> None:

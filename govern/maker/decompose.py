@@ -125,6 +125,46 @@ class Outcome:
     reason: str | None = None
 
 
+class Drawer:
+    """Draws one sample of a step from the model and reads it as the red flags say: an answer
+    over the token limit (or cut at it by the provider) is too long and left unread, any other
+    is parsed; every call is counted in ``totals``."""
+
+    def __init__(
+        self, router: ModelRouter, model: str, red_flags: RedFlags, totals: Totals
+    ) -> None:
+        self.complete = router.complete
+        self.model = model
+        self.limit = red_flags.max_output_tokens
+        self.max_tokens = None if self.limit is None else self.limit + 1  # a cut one is long
+        self.totals = totals
+
+    async def draw(
+        self,
+        messages: list[Message],
+        oracle: Oracle,
+        seed: int | None,
+        temperature: float,
+        parse: Callable[[str], Any],
+    ) -> Sample[Any]:
+        response = await self.complete(
+            ModelRequest(self.model, messages, oracle, seed, self.max_tokens, temperature)
+        )
+        totals, limit = self.totals, self.limit
+        totals.calls += 1
+        totals.prompt_tokens += response.prompt_tokens
+        totals.completion_tokens += response.completion_tokens
+        if response.cost is None:
+            totals.unknown_cost_calls += 1
+        else:
+            totals.cost += response.cost
+        tokens = response.completion_tokens
+        if response.finish_reason == "length" and limit is not None:
+            tokens = max(tokens, limit + 1)
+        too_long = limit is not None and tokens > limit
+        return Sample(response.text, tokens, None if too_long else parse(response.text))
+
+
 class ReplayError(Exception):
     """A resumed item's steps on the ledger do not follow on from one another."""
 
@@ -175,13 +215,17 @@ class Decomposer:
         ends (a model that fails for good, Ctrl-C), the steps applied so far are written."""
         work, log, totals, scorer = self.work, self.log, self.totals, self.scorer
         assert log is not None, "give the Controller's step log first"
-        voting, red_flags, key = self.voting, self.red_flags, work.key
-        limit = red_flags.max_output_tokens
-        max_tokens = None if limit is None else limit + 1  # a cut answer is a long one
+        voting, red_flags, key, parse = self.voting, self.red_flags, work.key, work.parse
         concurrent = self.router.waits(self.model)
         seeded = not is_simulated(self.model)
-        complete, model, item, stage = self.router.complete, self.model, self.item, self.stage
-        agent, visit, run_seed = self.agent, self.visit, self.seed
+        draw = Drawer(self.router, self.model, red_flags, totals).draw
+        item, stage, agent, visit, run_seed = (
+            self.item,
+            self.stage,
+            self.agent,
+            self.visit,
+            self.seed,
+        )
         self.started = time.perf_counter()  # rates count this session's steps, not replayed ones
         self.taken_before = (totals.steps, totals.samples)
         next_report = self.started + PROGRESS_SECONDS
@@ -206,23 +250,7 @@ class Decomposer:
                         if seeded
                         else None
                     )
-                    response = await complete(
-                        ModelRequest(model, messages, oracle, seed, max_tokens, temperature)
-                    )
-                    totals.calls += 1
-                    totals.prompt_tokens += response.prompt_tokens
-                    totals.completion_tokens += response.completion_tokens
-                    if response.cost is None:
-                        totals.unknown_cost_calls += 1
-                    else:
-                        totals.cost += response.cost
-                    tokens = response.completion_tokens
-                    if response.finish_reason == "length" and limit is not None:
-                        tokens = max(tokens, limit + 1)
-                    too_long = limit is not None and tokens > limit
-                    return Sample(
-                        response.text, tokens, None if too_long else work.parse(response.text)
-                    )
+                    return await draw(messages, oracle, seed, temperature, parse)
 
                 try:
                     decision = await vote(

@@ -41,6 +41,19 @@ class HanoiView:
 
 
 @dataclass(frozen=True, slots=True)
+class BranchView:
+    """What the simulator needs of a decompose stage's branches (an item a planner split into
+    ``count`` sub-questions): a sample's answer to sub-question ``first`` (= ``last``), or an
+    integration of the answers to ``first`` .. ``last`` (after the synthesis so far, when
+    ``first`` > 0)."""
+
+    first: int
+    last: int
+    count: int
+    sample: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Oracle:
     """Hidden context for the simulator; never shown to a real model."""
 
@@ -61,6 +74,7 @@ class Oracle:
     rule: str = ""  # a choice vote's rule (plurality, approval, borda); inputs: its slate's answers
     market: MarketView | None = None  # a Cournot firm choosing its quantities (act "produce")
     hanoi: HanoiView | None = None  # a MAKER micro-agent taking one Towers of Hanoi step
+    branch: BranchView | None = None  # a sub-question of a decomposed item, or its integration
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,7 +141,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     if isinstance(task, HanoiTask):
         disks = (manifest.task.disks if manifest.task else None) or DEFAULT_DISKS
         data = TaskData(task.towers(disks), data.source, data.benchmark, data.notice)
-    _check_stepping(institution, task)
+    _check_decomposition(institution, task)
     items = select_items(data.items, limit=limit, sample=sample, only=request.items)
     data = TaskData(items, data.source, data.benchmark, data.notice)
     unknown_roles = set(request.role_models) - {r.id for r in institution.roles}
@@ -275,16 +275,29 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
     )
 
 
-def _check_stepping(institution: Institution, task: Task) -> None:
-    """A decompose stage needs a task taken step by step, and such a task needs one."""
-    decompose = [s.id for s in institution.stages if isinstance(s, DecomposeStage)]
-    stepped = isinstance(task, HanoiTask)
-    if decompose and not stepped:
-        raise RunSetupError(
-            f"{institution.id}'s stage {decompose[0]} decomposes its task into voted steps, "
-            f"which task {task.name} has none of: run it on task hanoi"
-        )
-    if stepped and not decompose:
+def _check_decomposition(institution: Institution, task: Task) -> None:
+    """A decompose stage takes its task's own steps (hanoi), or, with a planner, splits an
+    item of a task that has none (gsm8k) into branches; a task of steps needs such a stage."""
+    kind = getattr(task, "decomposition", None)
+    stages = [s for s in institution.stages if isinstance(s, DecomposeStage)]
+    for stage in stages:
+        if stage.planner is None and kind != "steps":
+            raise RunSetupError(
+                f"{institution.id}'s stage {stage.id} decomposes its task into voted steps, "
+                f"which task {task.name} has none of: run it on task hanoi, or give the stage "
+                "a planner (and an integrator) to split each item into sub-questions"
+            )
+        if stage.planner is not None and kind != "branches":
+            raise RunSetupError(
+                f"{institution.id}'s stage {stage.id} has a planner split each item into "
+                f"sub-questions, which task {task.name} does not take: "
+                + (
+                    "its steps are its own (leave out planner and integrator)"
+                    if kind == "steps"
+                    else "run it on gsm8k"
+                )
+            )
+    if kind == "steps" and not stages:
         raise RunSetupError(
             f"task {task.name} is taken one voted step at a time: {institution.id} needs a "
             "stage of kind decompose (see manifests/maker_hanoi.yaml)"

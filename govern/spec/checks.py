@@ -316,6 +316,10 @@ def _check_references(loaded: LoadedInstitution) -> list[SpecError]:
         at = ("stages", i)
         if isinstance(stage, SoloStage):
             known(stage.role, role_ids, "role", (*at, "role"))
+        if isinstance(stage, DecomposeStage):
+            for field in ("planner", "integrator"):
+                if getattr(stage, field) is not None:
+                    known(getattr(stage, field), role_ids, "role", (*at, field))
         for field in _BODY_FIELDS.get(stage.kind, ()):
             errors += _check_body(loaded, i, field, known)
         if isinstance(stage, VoteStage):

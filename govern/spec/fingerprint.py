@@ -14,7 +14,14 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from govern.spec.graph import governance_graph, is_happy
-from govern.spec.models import ClusterStage, Institution, NominateStage, SoloStage, VoteStage
+from govern.spec.models import (
+    ClusterStage,
+    DecomposeStage,
+    Institution,
+    NominateStage,
+    SoloStage,
+    VoteStage,
+)
 
 
 class Fingerprint(BaseModel):
@@ -32,8 +39,12 @@ class Fingerprint(BaseModel):
 
 
 def stage_calls(institution: Institution, stage_id: str) -> int:
-    """Model calls one run of a stage makes when all goes well."""
+    """Model calls one run of a stage makes when all goes well; a decompose stage's depend on
+    its task, so it counts the least of them: one step's k samples (and, with a planner,
+    the plan and the integration)."""
     stage = institution.stage(stage_id)
+    if isinstance(stage, DecomposeStage):
+        return stage.voting.k + (2 if stage.planner is not None else 0)
     if isinstance(stage, VoteStage):
         return institution.body_size(stage.voters)
     if isinstance(stage, ClusterStage):

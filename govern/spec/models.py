@@ -570,6 +570,31 @@ class RedFlags(SpecModel):
     )
 
 
+class DTIParams(SpecModel):
+    """The law that decides when integration is due: fire when a * t ** beta - M > delta."""
+
+    a: float = Field(
+        1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="scale of the merge pressure: merges due after the first coordination",
+    )
+    beta: float = Field(
+        0.6,
+        gt=0,
+        allow_inf_nan=False,
+        description="how merges due grow with coordination (below 1: sublinearly, as the "
+        "paper finds)",
+    )
+    delta: float = Field(
+        2.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="deficit tolerated before integration fires (it fires when the deficit "
+        "is strictly greater)",
+    )
+
+
 class DecomposeStage(SoloStage):
     """MAKER: the task is taken one atomic step at a time, each step voted on by samples of
     the role's micro-agent (first-to-ahead-by-k, red-flagged samples discarded), the voted
@@ -582,6 +607,37 @@ class DecomposeStage(SoloStage):
     kind: Literal["decompose"]
     voting: Voting
     red_flags: RedFlags = Field(default_factory=RedFlags)
+    planner: Identifier | None = Field(
+        None,
+        description="the role that splits an item into sub-questions (a task without steps "
+        "of its own, e.g. gsm8k); each is then a branch, voted on in parallel",
+    )
+    integrator: Identifier | None = Field(
+        None, description="the role that synthesises the branches' answers into one"
+    )
+    dti: DTIParams | None = Field(
+        None,
+        description="integrate when the integration deficit a*t^beta - M exceeds delta "
+        "(DTI, arXiv 2604.02674), t the branches answered and M the merges since the last "
+        "integration; without it, once, when every branch is answered",
+    )
+
+    @model_validator(mode="after")
+    def _branches_have_both_roles(self) -> DecomposeStage:
+        if (self.planner is None) != (self.integrator is None):
+            raise ValueError(
+                "planner and integrator go together: a planner's branches need an integrator "
+                "to make one answer of them"
+            )
+        if self.dti is not None and self.integrator is None:
+            raise ValueError(
+                "dti decides when an integrator integrates: give planner and integrator"
+            )
+        return self
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return (self.role, *(r for r in (self.planner, self.integrator) if r is not None))
 
     @property
     def possible_decisions(self) -> tuple[str, ...]:
@@ -821,6 +877,9 @@ class SimOverride(SpecModel):
     )
     hanoi_overlong_share: HanoiShare | None = Field(
         None, description="share of wrong Hanoi answers past the red flag's 750 tokens"
+    )
+    integration_pair_error: float | None = Field(
+        None, ge=0, lt=1, description="chance an integration reconciles one pair of inputs wrongly"
     )
 
     @model_validator(mode="after")

@@ -123,6 +123,7 @@ def _question_and_answer(line: str) -> tuple[str, str]:
 
 class GSM8K:
     name = "gsm8k"
+    decomposition = "branches"  # a decompose stage's planner may split a problem
     description = "grade-school maths word problems (official test split: 1,319)"
     answer_format = OutputFormat(
         "Reason step by step, then give the final answer as a number on a last line of the "

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from govern.spec.errors import escape_controls, quoted
+from govern.spec.models import DTIParams
 from govern.tasks.base import TaskDataError, data_lines, read_data_file
 from govern.text import printable
 
@@ -51,33 +52,6 @@ EventKind = Literal["coordination", "merge", "end"]
 _KINDS: dict[str, EventKind] = {kind: kind for kind in get_args(EventKind)}
 
 MIN_POINTS = 5  # fewer (t, M) points than this cannot tell a power law from noise
-
-
-class DTIParams(BaseModel):
-    """The law that decides when integration is due: fire when a * t ** beta - M > delta."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    a: float = Field(
-        1.0,
-        gt=0,
-        allow_inf_nan=False,
-        description="scale of the merge pressure: merges due after the first coordination",
-    )
-    beta: float = Field(
-        0.6,
-        gt=0,
-        allow_inf_nan=False,
-        description="how merges due grow with coordination (below 1: sublinearly, as the "
-        "paper finds)",
-    )
-    delta: float = Field(
-        2.0,
-        ge=0,
-        allow_inf_nan=False,
-        description="deficit tolerated before integration fires (it fires when the deficit "
-        "is strictly greater)",
-    )
 
 
 class _Segment:

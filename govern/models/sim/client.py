@@ -9,10 +9,13 @@ import time
 
 from govern.models.base import ModelRequest, ModelResponse
 from govern.models.sim.behaviour import simulate, stable_random
+from govern.models.sim.branches import plan, subanswer, synthesise
 from govern.models.sim.cournot import choose_quantities, render_reply
 from govern.models.sim.hanoi import HanoiMicroAgent
 from govern.models.sim.params import SimParams
 from govern.models.sim.text import render
+
+BRANCH_ACTS = {"plan": plan, "subanswer": subanswer, "synthesise": synthesise}
 
 
 def approx_tokens(text: str) -> int:
@@ -52,12 +55,16 @@ class SimClient:
             return sim_response(request, text, started)
         call = (request.model, oracle.run_seed, oracle.item_id, oracle.stage, oracle.agent,
                 oracle.visit, oracle.act)  # fmt: skip
+        if oracle.branch is not None:  # each branch's samples, and each integration, their own
+            call = (*call, oracle.branch)
         rng = stable_random(*call)
         # asked again for the format: the same decision, its rendering drawn afresh
         fresh = stable_random(*call, "reask", oracle.reask) if oracle.reask else rng
         if oracle.market is not None:  # a firm of the Cournot market
             choice = choose_quantities(oracle.market, request.messages, self.params, rng)
             text = render_reply(choice, oracle.market, self.params, fresh)
+        elif oracle.act in BRANCH_ACTS:  # a decomposed item: its plan, a branch, an integration
+            text = BRANCH_ACTS[oracle.act](oracle, self.params, rng)
         else:
             text = render(simulate(oracle, self.params, rng), oracle.act, self.params, fresh)
         if self.params.latency_ms:

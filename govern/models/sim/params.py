@@ -78,6 +78,15 @@ class SimParams(BaseModel):
         description="share of wrong Hanoi answers that ramble past the red flag's 750 tokens",
     )
 
+    # A decomposed item (models/sim/branches.py): a modelling assumption, not a measurement.
+    integration_pair_error: float = Field(
+        0.04,
+        ge=0,
+        lt=1,
+        description="chance that an integration reconciles one pair of its inputs wrongly "
+        "(n inputs are n(n-1)/2 pairs, so one big integration errs more than several small)",
+    )
+
     @model_validator(mode="after")
     def _hanoi_shares(self) -> SimParams:
         check_hanoi_shares(self.hanoi_malformed_share, self.hanoi_overlong_share)

@@ -146,6 +146,7 @@ class HanoiScorer:
 
 class HanoiTask:
     name = "hanoi"
+    decomposition = "steps"  # a decompose stage takes its own steps, one voted move each
     description = "the Towers of Hanoi, one voted move at a time (a decompose stage)"
     # a step's answer format is the paper's prompt's own (step.py); this is the item's
     answer_format = OutputFormat(
