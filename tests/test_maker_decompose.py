@@ -410,3 +410,38 @@ def test_a_wrong_tower_is_an_error_at_its_line(tmp_path: Path, task: str, messag
     )
     (error,) = spec_errors(path)
     assert re.search(message, error.message) and error.line == 4, error
+
+
+def test_the_explained_ledger_tells_the_steps_and_the_blocked_one(tmp_path: Path) -> None:
+    from govern.ledger.explain import render, timeline
+
+    def answer(state, previous, sample):
+        if previous is not None and previous.disk != 1:  # step 2: an illegal move wins
+            return "move = [4, 0, 1]\nnext_state = [[3], [4], [2, 1]]"
+        return right(state, previous)
+
+    scripted_run(tmp_path, answer)
+    lines = (tmp_path / "run" / "ledger.jsonl").read_bytes().splitlines()
+    told = render(timeline(lines))
+    assert "2 steps decided by vote (6 samples, 0 red-flagged)" in told
+    assert re.search(r"transition blocked in steps at step 2: illegal move \[4, 0, 1\]", told)
+
+
+def test_samples_and_the_undecided_decay_follow_the_theory(tmp_path: Path) -> None:
+    """At a per-step error of 0.05 (no hard steps) over 16,383 steps, samples per step and the
+    steps still undecided after each of the first rounds agree with the prediction from the
+    simulator's parameters alone (wrong votes split over the other legal moves) within 5%,
+    and the paper's two-answer model from the run's own p within 5% on samples per step."""
+    extra = "simulator:\n  sim/maker: {hanoi_step_error: 0.05, hanoi_hard_fraction: 0.0}\n"
+    record = run_in_process(manifest(tmp_path, 14, extra=extra), tmp_path / "run")
+    maker = record["maker"]
+    assert maker["errors"] == 0 and record["correct_strict"]
+    measured, theory = maker["measured"], maker["predicted_from_simulator"]
+    assert measured["samples_per_step"] == pytest.approx(theory["samples_per_step"], rel=0.05)
+    assert measured["samples_per_step"] == pytest.approx(
+        maker["predicted"]["samples_per_step"], rel=0.05
+    )
+    undecided = maker["undecided_after_round"]
+    assert undecided[0] > 1000 and undecided[1] > 100  # enough steps to measure the decay
+    for counted, predicted in zip(undecided[:2], theory["undecided_after_round"][:2], strict=True):
+        assert counted == pytest.approx(predicted, rel=0.05)

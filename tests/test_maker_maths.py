@@ -8,11 +8,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from govern.cli import main
 from govern.maker.maths import (
+    expected_samples_by_rounds,
     expected_samples_per_step,
     full_task_success,
     k_min,
@@ -225,14 +226,16 @@ def test_cli_plan_usage_errors_exit_2(
 
 def exact_rounds_of_the_voter(
     p: float, k: int, v: float, rounds: int, wrong_answers: int = 1
-) -> np.ndarray:
-    """P(undecided after r rounds), r = 0 .. rounds, found by enumerating every sequence of
-    samples (right, wrong, red-flagged) that the real voter (``maker.voting.vote_sync``)
-    reads, each weighted by its probability: the voter's own rounds, not the theory's."""
+) -> tuple[np.ndarray, float]:
+    """P(undecided after r rounds), r = 0 .. rounds, and the expected samples drawn in at
+    most ``rounds`` rounds, found by enumerating every sequence of samples (right, wrong,
+    red-flagged) that the real voter (``maker.voting.vote_sync``) reads, each weighted by
+    its probability: the voter's own rounds and draws, not the theory's."""
     from govern.maker.voting import RedFlags, Sample, Undecided, Voting, vote_sync
 
     undecided = np.zeros(rounds + 1)
     undecided[0] = 1.0
+    samples = [0.0]
     weights = {"right": v * p, "flag": 1 - v}
     weights.update({f"wrong {n}": v * (1 - p) / wrong_answers for n in range(wrong_answers)})
 
@@ -254,13 +257,15 @@ def exact_rounds_of_the_voter(
             for outcome, weight in weights.items():
                 explore((*prefix, outcome), probability * weight)
             return
-        except Undecided:
+        except Undecided as left:
             undecided[1:] += probability
+            samples[0] += probability * left.samples
             return
         undecided[1 : decision.stats.rounds] += probability
+        samples[0] += probability * decision.stats.samples
 
     explore((), 1.0)
-    return undecided
+    return undecided, samples[0]
 
 
 @pytest.mark.parametrize(
@@ -270,9 +275,23 @@ def exact_rounds_of_the_voter(
 )  # fmt: skip
 def test_the_decay_by_rounds_is_the_voters_exactly(p: float, k: int, v: float, wrong: int) -> None:
     rounds = 4 if k < 3 else 3
-    expected = exact_rounds_of_the_voter(p, k, v, rounds, wrong)
+    expected, samples = exact_rounds_of_the_voter(p, k, v, rounds, wrong)
     computed = undecided_after_rounds(p, k, rounds, v, wrong)
     assert np.allclose(computed, expected, rtol=1e-9, atol=1e-12)
+    assert expected_samples_by_rounds(p, k, v, wrong, rounds) == pytest.approx(samples, rel=1e-9)
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.floats(min_value=0.6, max_value=0.9999),
+    st.integers(min_value=1, max_value=6),
+    st.floats(min_value=0.5, max_value=1),
+)
+def test_the_expected_samples_by_rounds_is_the_closed_form_with_two_answers(
+    p: float, k: int, v: float
+) -> None:
+    by_rounds = expected_samples_by_rounds(p, k, v, rounds=5000)
+    assert by_rounds == pytest.approx(expected_samples_per_step(p, k, v), rel=1e-6)
 
 
 def test_the_decay_by_rounds_in_closed_form() -> None:

@@ -25,6 +25,10 @@ class AgentStory:
     state: str | None = None
     # a market's ladder starts afresh in each market: the state each market left it in
     market_states: dict[str, str] = field(default_factory=dict)
+    steps: int = 0  # decompose stages: steps (or branches) decided by vote, their samples
+    step_samples: int = 0
+    step_red_flags: int = 0
+    merges: Counter = field(default_factory=Counter)  # integrations, by what triggered them
 
     def standing(self) -> str:
         """Where the agent stands: its state now, or, for firms, where each market left it."""
@@ -76,8 +80,9 @@ def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
             who.stood_in[key] += 1
             who.first_stand_in.setdefault(key, seq)
         else:
+            step = f" at step {body['step']}" if "step" in body else ""
             who.events.append(
-                f"{where} transition blocked in {body['stage']}: "
+                f"{where} transition blocked in {body['stage']}{step}: "
                 f"{body['reason']}; then {body['then']}"
             )
     elif kind == "finding" and "#" in body["subject"]:  # agent findings; stage ones are not
@@ -106,10 +111,25 @@ def _add(entry: dict[str, Any], story, holders: dict[str, str]) -> None:
         who.state = body["to"]
         if body.get("round") is not None:
             who.market_states[body["item"]] = body["to"]
+    elif kind == "steps":
+        who = story(body["actor"])
+        who.steps += body["count"]
+        who.step_samples += body["samples"]
+        who.step_red_flags += sum(body["red_flags"].values())
+    elif kind == "merge":
+        story(body["actor"]).merges[body["trigger"]] += 1
+    elif kind == "undecided":
+        story(body["actor"]).events.append(
+            f"{where} step {body['step']} in {body['stage']} undecided after {body['rounds']} "
+            f"rounds (votes {body['votes']}) [{body['rule']}]"
+        )
     elif kind == "credit":
         story(body["agent"]).events.append(f"{where} clean round: credit {body['credits']}{case}")
     elif kind == "notice":
         story(body["agent"]).events.append(f"{where} notice delivered under {body['rule']}")
+
+
+_TRIGGERS = {"dti": "when the integration deficit exceeded delta", "end": "at the end"}
 
 
 def _office_event(body: dict[str, Any]) -> str:
@@ -138,6 +158,14 @@ def render(stories: list[AgentStory]) -> str:
             f"  {s.turns} turns ({s.unparsable} unparsable) in {stages or 'no stage'}; "
             f"{s.applied} transitions applied, {s.blocked} blocked"
         )
+        if s.steps:
+            out.append(
+                f"  {s.steps:,} steps decided by vote ({s.step_samples:,} samples, "
+                f"{s.step_red_flags:,} red-flagged)"
+            )
+        if s.merges:
+            triggers = ", ".join(f"{n} {_TRIGGERS[t]}" for t, n in sorted(s.merges.items()))
+            out.append(f"  {sum(s.merges.values())} integrations ({triggers})")
         out.extend(f"  {event}" for event in s.events)
         for stage, times in s.drawn.items():
             out.append(
@@ -164,6 +192,8 @@ def as_dicts(stories: list[AgentStory]) -> list[dict[str, Any]]:
             "state": s.state,
             **({"market_states": s.market_states} if s.market_states else {}),
             "drawn": dict(s.drawn),
+            **({"steps": s.steps, "step_samples": s.step_samples} if s.steps else {}),
+            **({"merges": dict(s.merges)} if s.merges else {}),
             "events": s.events,
         }
         for s in stories

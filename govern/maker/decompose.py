@@ -2,9 +2,10 @@
 first-to-ahead-by-k voting over a micro-agent's samples and checked by the Controller
 before the next is drawn. The hot loop of a decompose stage.
 
-Why it is one loop and not a graph: a 20-disk tower is 1,048,575 steps, and LangGraph's
-supersteps (a checkpointed state merge per node) cost about a millisecond each, so a
-graph node per step would spend a quarter of an hour on bookkeeping alone. The stage is one
+Why it is one loop and not a graph: a 20-disk tower is 1,048,575 steps, and a LangGraph
+superstep (a state merge and routing per node) costs about 0.2 ms even when the node does
+nothing (BENCHMARKS.md), so a node per step would spend some 3.5 minutes on bookkeeping
+alone: longer than the whole governed run. The stage is one
 node of the institution's graph; inside it each step is a plain loop iteration: the prompt
 built once per step, the round's samples asked through the model layer (side by side for a
 real model; in turn for the simulator, which never waits), the vote counted
@@ -29,7 +30,10 @@ from typing import Any, Literal, Protocol
 from govern.engine.seeds import call_seed
 from govern.governance.steps import StepLog, StepRules
 from govern.ledger.format import parse
-from govern.maker.maths import expected_samples_per_step, undecided_after_rounds
+from govern.maker.maths import (
+    expected_samples_by_rounds,
+    undecided_after_rounds,
+)
 from govern.maker.voting import Decision, RedFlag, Sample, Undecided, VoteStats, vote
 from govern.models.base import HanoiView, Message, ModelRequest, Oracle
 from govern.models.router import ModelRouter
@@ -389,7 +393,9 @@ def maker_record(
 
 def _prediction(steps: int, k: int, rounds: int, classes: list[StepClass]) -> dict[str, Any]:
     """Samples per step and steps undecided after each round, over classes of steps."""
-    per_step = sum(c.share * expected_samples_per_step(c.p, k, c.valid_rate) for c in classes)
+    per_step = sum(
+        c.share * expected_samples_by_rounds(c.p, k, c.valid_rate, c.wrong_answers) for c in classes
+    )
     decay = sum(
         c.share * undecided_after_rounds(c.p, k, rounds, c.valid_rate, c.wrong_answers)
         for c in classes

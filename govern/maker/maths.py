@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "Plan",
+    "expected_samples_by_rounds",
     "expected_samples_per_step",
     "full_task_success",
     "k_min",
@@ -189,8 +190,29 @@ def undecided_after_rounds(
     right (v p) or one of ``wrong_answers`` wrong answers, equally likely (v (1 - p) in
     all); a step leaves once one answer leads every other by k. With one wrong answer this
     is the paper's two-answer walk; a micro-agent whose wrong votes split over several
-    answers (a wrong Hanoi move is one of two other legal ones) decides sooner. Counts are
-    kept relative to the smallest, which is all that the lead depends on."""
+    answers (a wrong Hanoi move is one of two other legal ones) decides sooner."""
+    undecided, _ = _by_rounds(p, k, rounds, valid_rate, wrong_answers)
+    return undecided
+
+
+def expected_samples_by_rounds(
+    p: float, k: int, valid_rate: float = 1.0, wrong_answers: int = 1, rounds: int = 200
+) -> float:
+    """Expected raw samples per step as the voter draws them, wrong votes split over
+    ``wrong_answers`` answers: the sum over rounds of the draws of the steps still undecided
+    (a round's draws can only decide at its last sample, so all are drawn). With one wrong
+    answer it is :func:`expected_samples_per_step`; the mass left after ``rounds`` rounds
+    (below 1e-12 for any p the paper's tables consider) is left out."""
+    _, draws = _by_rounds(p, k, rounds, valid_rate, wrong_answers)
+    return float(draws.sum())
+
+
+def _by_rounds(
+    p: float, k: int, rounds: int, valid_rate: float, wrong_answers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(undecided after r rounds) for r = 0 .. rounds, expected draws in rounds 1 ..
+    rounds), by the distribution of vote counts kept relative to the smallest, which is all
+    that the lead depends on."""
     _check_p(p)
     _check_k(k)
     _check_valid_rate(valid_rate)
@@ -221,17 +243,20 @@ def undecided_after_rounds(
                 outcomes[after] = outcomes.get(after, 0.0) + chance
         return outcomes
 
-    undecided = np.empty(rounds + 1)
+    undecided, draws = np.zeros(rounds + 1), np.zeros(rounds)
     undecided[0] = 1.0
     steps: dict[Counts, float] = {(0,) * (1 + wrong_answers): 1.0}
     for r in range(1, rounds + 1):
         after_round: dict[Counts, float] = {}
         for counts, mass in steps.items():
+            size = k - lead(counts)
+            draws[r - 1] += mass * size
             walk = {counts: mass}
-            for _ in range(k - lead(counts)):
+            for _ in range(size):
                 moved: dict[Counts, float] = {}
                 for state, share in walk.items():
-                    if lead(state) >= k:  # decided mid-round: the rest of it is not drawn
+                    if lead(state) >= k:  # decided: the round's later draws are not read
+                        moved[state] = moved.get(state, 0.0) + share
                         continue
                     for outcome, chance in draw(state).items():
                         moved[outcome] = moved.get(outcome, 0.0) + share * chance
@@ -241,7 +266,9 @@ def undecided_after_rounds(
                     after_round[state] = after_round.get(state, 0.0) + share
         steps = after_round
         undecided[r] = sum(steps.values())
-    return undecided
+        if undecided[r] < 1e-15:  # nothing left to decide: the rest are zeros
+            break
+    return undecided, draws
 
 
 def plan(
