@@ -74,6 +74,18 @@ def _subparser(name: str) -> argparse.ArgumentParser:
     return subparsers.choices[name]
 
 
+def _command_parser(words: list[str]) -> argparse.ArgumentParser:
+    """The parser of the command ``govern WORDS...`` names, into its subcommands
+    (``govern maker plan``: plan's)."""
+    parser = _subparser(words[1])
+    for word in words[2:]:
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not nested or word not in nested[0].choices:
+            break
+        parser = nested[0].choices[word]
+    return parser
+
+
 def _concrete(words: list[str], parser: argparse.ArgumentParser) -> list[str]:
     """A synopsis as arguments that must parse: [optional] groups opened and the
     metavar of a numeric option given a number (``--limit N`` -> ``--limit 1``), a URL one a URL."""
@@ -112,7 +124,7 @@ def test_every_govern_command_in_a_readme_block_parses(words: list[str]) -> None
 
 @pytest.mark.parametrize("words", _inline_govern_commands(), ids=" ".join)
 def test_every_inline_govern_command_names_real_options(words: list[str]) -> None:
-    parser = _subparser(words[1])
+    parser = _command_parser(words)
     known = {s for a in parser._actions for s in a.option_strings}
     flags = {w.strip("[]").split("=")[0] for w in words if w.strip("[").startswith("--")}
     assert flags <= known, f"`{' '.join(words)}`: no such option {sorted(flags - known)}"
