@@ -66,6 +66,7 @@ __all__ = [
     "ccdf",
     "compare",
     "fit",
+    "ks_distance",
     "sample_continuous",
     "sample_discrete",
 ]
@@ -185,12 +186,12 @@ def _hurwitz_and_power(a: ArrayLike, q: ArrayLike) -> tuple[FloatArray, FloatArr
     series *= inverse_q
     series += safe_q / (a_arr - 1.0)
     series += 0.5
-    result = series * power
+    result = np.array(series * power)  # an array even for scalar arguments
     small = q_arr < _ZETA_ASYMPTOTIC_FROM
     if small.any():
         full_a, full_q = np.broadcast_arrays(a_arr, q_arr)
         mask = np.broadcast_to(small, result.shape)
-        power = np.broadcast_to(power, result.shape).copy()
+        power = np.array(np.broadcast_to(power, result.shape))
         result[mask] = special.zeta(full_a[mask], full_q[mask])
         power[mask] = full_q[mask] ** -full_a[mask]
     return result, power
@@ -423,25 +424,41 @@ def _prepared(data: ArrayLike, discrete: bool) -> FloatArray:
     return array
 
 
-def _fit_table(table: _Table, discrete: bool, x_min: float | None) -> _Tail:
-    if x_min is None:
-        return _search(table, discrete)
+def _from(table: _Table, x_min: float, discrete: bool) -> tuple[_Table, int]:
+    """The table and index a tail x >= x_min is read from; an x_min between data values
+    leads a table of its own with no values at it."""
     if x_min <= 0 or (discrete and x_min != round(x_min)):
         raise ValueError(f"x_min = {x_min:g} is outside the support of the data")
     index = int(np.searchsorted(table.values, x_min))
-    n_tail = int(table.tail_counts[index])
-    if n_tail < MIN_TAIL:
-        raise TailTooShort(n_tail, x_min)
-    if index >= len(table.values) - 1:
-        raise NoPowerLawFit(f"all values at or above x_min = {x_min:g} are equal")
-    if table.values[index] == x_min:
-        return _tail_at(table, index, discrete)
-    # x_min between data values: the tail's table, led by x_min with no values at it
+    if index == len(table.values) or table.values[index] == x_min:
+        return table, index
     between = _Table.of_counts(
         np.concatenate(([x_min], table.values[index:])),
         np.concatenate(([0], table.counts[index:])),
     )
-    return _tail_at(between, 0, discrete)
+    return between, 0
+
+
+def _fit_table(table: _Table, discrete: bool, x_min: float | None) -> _Tail:
+    if x_min is None:
+        return _search(table, discrete)
+    tail_table, index = _from(table, x_min, discrete)
+    n_tail = int(tail_table.tail_counts[index])
+    if n_tail < MIN_TAIL:
+        raise TailTooShort(n_tail, x_min)
+    if (tail_table.counts[index:] > 0).sum() < 2:
+        raise NoPowerLawFit(f"all values at or above x_min = {x_min:g} are equal")
+    return _tail_at(tail_table, index, discrete)
+
+
+def ks_distance(data: ArrayLike, alpha: float, x_min: float, *, discrete: bool = True) -> float:
+    """The KS distance between the tail x >= x_min of ``data`` and the power law (alpha,
+    x_min), as :func:`fit` measures it: to compare fits made elsewhere on one scale."""
+    tail_table, index = _from(_Table.of(_prepared(data, discrete)), x_min, discrete)
+    if tail_table.tail_counts[index] == 0:
+        raise TailTooShort(0, x_min)
+    distances = _ks_distances(tail_table, np.array([index]), np.array([alpha]), discrete)
+    return float(distances[0])
 
 
 def fit(data: ArrayLike, *, discrete: bool = True, x_min: float | None = None) -> PowerLawFit:
@@ -485,8 +502,8 @@ class _DiscreteSampler:
     def __init__(self, alpha: float, x_min: float) -> None:
         if alpha <= 1 or x_min < 1 or x_min != round(x_min):
             raise ValueError("a discrete power law needs alpha > 1 and a whole x_min >= 1")
-        self.alpha = alpha
-        self.x_min = x_min
+        self.alpha = float(alpha)
+        self.x_min = float(x_min)
         self.normaliser = float(special.zeta(alpha, x_min))
         y = x_min + np.arange(_SAMPLER_TABLE + 1, dtype=float)
         # ascending in -P(X >= y), for searchsorted
@@ -496,9 +513,12 @@ class _DiscreteSampler:
         return np.asarray(special.zeta(self.alpha, y)) / self.normaliser
 
     def draw(self, size: int, rng: np.random.Generator) -> FloatArray:
-        s = 1.0 - rng.random(size)  # in (0, 1]
-        # the first y in the table with P(X >= y) <= s; X = y - 1
-        first = np.searchsorted(self.minus_at_least, -s, side="left")
+        return self.invert(1.0 - rng.random(size))
+
+    def invert(self, s: FloatArray) -> FloatArray:
+        """The smallest x >= x_min with P(X > x) <= s, for each s in (0, 1]."""
+        # the first y > x_min in the table with P(X >= y) <= s; X = y - 1
+        first = 1 + np.searchsorted(self.minus_at_least[1:], -s, side="left")
         result = self.x_min + first - 1.0
         beyond = first > _SAMPLER_TABLE
         if beyond.any():
@@ -506,7 +526,7 @@ class _DiscreteSampler:
         return result
 
     def _beyond_table(self, s: FloatArray) -> FloatArray:
-        low = np.full(len(s), self.x_min + _SAMPLER_TABLE)  # P(X >= low) > s
+        low = np.full(len(s), self.x_min + _SAMPLER_TABLE, dtype=float)  # P(X >= low) > s
         high = low * 2
         while True:
             short = self.at_least(high) > s
@@ -514,12 +534,16 @@ class _DiscreteSampler:
                 break
             low = np.where(short, high, low)
             high = np.where(short, high * 2, high)
-        while (high - low > 1).any():
+        # beyond 2^53 floats no longer hold every integer: there bisection ends when the
+        # midpoint is one of the ends, the nearest float to the exact answer
+        while True:
             middle = np.floor((low + high) / 2)
+            open_ = (high - low > 1) & (middle > low) & (middle < high)
+            if not open_.any():
+                return high - 1.0
             above = self.at_least(middle) > s
-            low = np.where(above, middle, low)
-            high = np.where(above, high, middle)
-        return high - 1.0
+            low = np.where(open_ & above, middle, low)
+            high = np.where(open_ & ~above, middle, high)
 
 
 def sample_discrete(alpha: float, x_min: float, size: int, rng: np.random.Generator) -> FloatArray:
