@@ -15,8 +15,9 @@ recipe, vectorised with numpy so a fit over every candidate x_min takes millisec
   so the same seed gives the same p with any number of worker processes.
 - :func:`compare`: likelihood ratios against a lognormal and an exponential (Vuong's test),
   and against the power law with an exponential cut-off (nested).
-- :func:`analyse`: all of it at once; :func:`sample_discrete`, :func:`sample_continuous`
-  and :func:`ccdf` for tests and plots.
+- :func:`analyse`: all of it at once; :func:`ks_distance` puts a fit made elsewhere on the
+  same scale; :func:`sample_discrete`, :func:`sample_continuous` and :func:`ccdf` for tests
+  and plots.
 
 What is exact and what is numerical:
 
@@ -54,6 +55,7 @@ from scipy import integrate, optimize, special, stats
 
 __all__ = [
     "ALPHA_MAX",
+    "ALTERNATIVES",
     "MIN_TAIL",
     "SIGNIFICANCE",
     "Alternative",
