@@ -22,6 +22,7 @@ from govern.trace.powerlaw import (
     _DiscreteSampler,
     _hurwitz,
     _zeta_log_moments,
+    analyse,
     bootstrap_p,
     ccdf,
     compare,
@@ -378,6 +379,20 @@ def test_lognormal_data_favour_the_lognormal() -> None:
     data = np.random.default_rng(20).lognormal(0.0, 0.5, size=5000) + 1
     result = compare(data, fit(data, discrete=False, x_min=1.0), "lognormal")
     assert result.favoured == "lognormal" and result.significant
+
+
+def test_analyse_gives_the_whole_recipe() -> None:
+    data = sample_discrete(2.5, 1, 2000, np.random.default_rng(27))
+    result = analyse(data, replicates=10, seed=2, workers=1)
+    fitted = fit(data)
+    assert result.model_copy(update={"p_value": None, "comparisons": ()}) == fitted
+    assert result.p_value == bootstrap_p(data, fitted, replicates=10, seed=2, workers=1)
+    assert [c.alternative for c in result.comparisons] == [
+        "lognormal",
+        "exponential",
+        "truncated_power_law",
+    ]
+    assert analyse(data, replicates=0).p_value is None
 
 
 # ------------------------------------------------------------------ the powerlaw package
