@@ -351,7 +351,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from govern.logs import configure_logging
     from govern.run.report import print_summary, progress, report_failures
-    from govern.run.request import MAY_CHANGE_ON_RESUME
+    from govern.run.request import MAY_CHANGE_ON_RESUME, RunDamaged
     from govern.run.resume import AlreadyComplete
     from govern.run.runner import RunRequest, RunSetupError, execute, prepare
 
@@ -418,6 +418,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         run = prepare(request)
+    except RunDamaged as exc:  # a failed verification, not a misuse
+        print(f"govern: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except RunSetupError as exc:
         raise UsageError(str(exc)) from None
     except AlreadyComplete as exc:
@@ -779,7 +782,7 @@ def cmd_maker_plan(args: argparse.Namespace) -> int:
             price_per_sample=args.price_per_sample,
         )
     except ValueError as exc:
-        given = f"--error {args.error} means p = {p:g}; " if args.p is None else ""
+        given = f"--error {args.error} means p = {p!r}; " if args.p is None else ""
         raise UsageError(f"{given}{exc}") from None
     if args.json:
         print(result.model_dump_json(indent=2))
@@ -789,19 +792,25 @@ def cmd_maker_plan(args: argparse.Namespace) -> int:
         ("k_min", str(result.k)),
         ("per-step success at k_min", f"{result.step_success:.12g}"),
         ("full-task success at k_min", f"{result.full_task_success:.6f}"),
-        ("expected valid samples per step", f"{result.expected_valid_samples_per_step:.4f}"),
-        ("expected samples per step", f"{result.expected_samples_per_step:.4f}"),
-        ("expected samples in total", f"{result.expected_samples:,.0f}"),
+        ("expected valid samples per step", _amount(result.expected_valid_samples_per_step, 4)),
+        ("expected samples per step", _amount(result.expected_samples_per_step, 4)),
+        ("expected samples in total", _amount(result.expected_samples, 0)),
     ]
     if result.expected_cost is not None:
-        rows.append(("expected cost", f"{result.expected_cost:,.2f}"))
+        rows.append(("expected cost", _amount(result.expected_cost, 2)))
     print(
-        f"MAKER plan: p = {p:g}, s = {args.steps:,}, t = {args.target:g}, m = {args.m}, "
+        f"MAKER plan: p = {p!r}, s = {args.steps:,}, t = {args.target:g}, m = {args.m}, "
         f"v = {args.valid_rate:g}"
     )
     for name, value in rows:
         print(f"  {name:<33} {value}")
     return EXIT_OK
+
+
+def _amount(value: float, decimals: int) -> str:
+    """A figure with thousands separators, or in scientific notation once it is too large
+    to read digit by digit."""
+    return f"{value:,.{decimals}f}" if value < 1e15 else f"{value:.4e}"
 
 
 def cmd_dti_estimate(args: argparse.Namespace) -> int:

@@ -137,8 +137,12 @@ def test_forget_drops_a_root_and_unknown_roots_read_empty() -> None:
     assert monitor.pressure("never seen") == 0
 
 
-def test_an_overflowing_pressure_still_fires() -> None:
-    monitor = DTIMonitor(DTIParams(beta=400))
+def test_an_overflowing_pressure_cannot_be_configured_and_still_fires() -> None:
+    """The language bounds beta (and a, delta) so that no real segment's pressure
+    overflows; a monitor given unchecked parameters still fires rather than raise."""
+    with pytest.raises(ValueError):
+        DTIParams(beta=400)
+    monitor = DTIMonitor(DTIParams.model_construct(a=1.0, beta=400.0, delta=2.0))
     for _ in range(6):
         fired = monitor.coordination("root")
     assert fired and monitor.deficit("root") == math.inf
@@ -363,3 +367,13 @@ def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
     shown = govern("dti", "--help")
     assert shown.returncode == 0 and "estimate" in shown.stdout
+
+
+def test_a_trace_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    from govern.trace.dti import read_trace
+
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(
+        b'\xef\xbb\xbf{"root": "a", "kind": "coordination"}\n{"root": "a", "kind": "end"}\n'
+    )
+    assert [event.kind for event in read_trace(path)] == ["coordination", "end"]

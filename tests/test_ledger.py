@@ -669,3 +669,12 @@ def test_the_precomputed_mac_is_hmac_sha256(secret: bytes) -> None:
             mac_for(secret).hexdigest(message).decode()
             == hmac.digest(secret, message, "sha256").hex()
         )
+
+
+def test_a_ledger_line_is_never_written_with_nan_or_infinity() -> None:
+    """Not JSON: a reader elsewhere could not parse the line; refused at the encoder."""
+    from govern.spec.digest import canonical_json
+
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError):
+            canonical_json({"deficit": bad})

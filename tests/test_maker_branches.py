@@ -174,10 +174,12 @@ def test_branches_and_steps_each_need_their_task(tmp_path: Path) -> None:
             r"dti decides when an integrator integrates",
         ),
         ("    planner: planner\n", "    planner: plannr\n", r"no role 'plannr'"),
-        ("dti: {a: 1.0,", "dti: {a: 0,", r"'a': input should be greater than 0"),
+        ("dti: {a: 1.0,", "dti: {a: 0.0,", r"'a': input should be greater than 0"),
+        ("dti: {a: 1.0,", "dti: {a: true,", r"'a': input should be a valid number"),
+        ("dti: {a: 1.0,", "dti: {a: 1.0e+308,", r"'a': input should be less than or equal to"),
         ("delta: 2.0}", "delta: 2.0, gamma: 1}", r"unknown key 'gamma'"),
     ],
-    ids=["no_integrator", "dti_alone", "unknown_role", "a_zero", "unknown_key"],
+    ids=["no_integrator", "dti_alone", "unknown_role", "a_zero", "a_bool", "a_huge", "unknown_key"],
 )
 def test_a_wrong_branched_stage_is_an_error_at_its_line(
     tmp_path: Path, old: str, new: str, message: str
@@ -188,3 +190,13 @@ def test_a_wrong_branched_stage_is_an_error_at_its_line(
     errors = spec_errors(path)
     assert errors and any(re.search(message, e.message) for e in errors), errors
     assert all(e.line > 1 for e in errors)
+
+
+def test_a_budget_stops_the_branches_before_it_is_overspent(tmp_path: Path) -> None:
+    text = project(tmp_path, WITH_DTI, limit=6).read_text()
+    path = write(tmp_path, "run.yaml", text + "budgets: {max_calls_per_item: 5}\n")
+    records = run(path, tmp_path / "run")
+    planned = [r for r in records if "maker" not in r or r["outcome"] == "cut_off"]
+    assert planned and all(r["calls"] <= 5 for r in records)
+    cut = [r for r in records if r["outcome"] == "cut_off"]
+    assert cut and all("a budget was spent at sub-question" in r["errors"][0] for r in cut)

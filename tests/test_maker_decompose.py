@@ -131,7 +131,7 @@ def test_a_budget_stops_the_tower_with_the_step_named(tmp_path: Path) -> None:
     path = manifest(tmp_path, 8, extra="budgets: {max_calls_per_item: 100}\n")
     record = run_in_process(path, tmp_path / "run")
     assert record["outcome"] == "cut_off" and record["calls"] >= 100
-    assert re.search(r"budget was spent after step \d+", record["errors"][0])
+    assert re.search(r"budget was spent during step \d+", record["errors"][0])
     _, steps = replay_steps(ledger(tmp_path / "run"), 8, 3)
     assert steps == record["maker"]["steps"] < 255
 
@@ -265,29 +265,32 @@ def test_a_model_that_fails_for_good_ends_the_item_with_the_step_named(tmp_path:
 # --- a killed run resumes from the ledger ---------------------------------------------------
 
 
-def test_a_run_killed_mid_tower_resumes_at_the_last_recorded_block(tmp_path: Path) -> None:
-    path, out = manifest(tmp_path, 14), tmp_path / "run"
+def started_tower(path: Path, out: Path, blocks: int, cwd: Path) -> subprocess.Popen:
+    """`govern run PATH --out OUT` in a subprocess, returned once its ledger holds
+    ``blocks`` blocks of steps (the tower part way)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "govern.cli", "run", str(path), "--out", str(out)],
-        cwd=tmp_path,
+        cwd=cwd,
         env=user_environment(None),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while (
-            (out / "ledger.jsonl").read_text().count('"kind":"steps"') < 3
-            if (out / "ledger.jsonl").is_file()
-            else True
-        ):
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
+    deadline = time.monotonic() + 120
+    ledger = out / "ledger.jsonl"
+    while not (ledger.is_file() and ledger.read_text().count('"kind":"steps"') >= blocks):
+        if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
+            raise AssertionError(process.communicate())
+        time.sleep(0.005)
+    return process
+
+
+def test_a_run_killed_mid_tower_resumes_at_the_last_recorded_block(tmp_path: Path) -> None:
+    path, out = manifest(tmp_path, 14), tmp_path / "run"
+    process = started_tower(path, out, 3, tmp_path)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
     assert not (out / "results.jsonl").read_text()  # the tower had not finished
     resumed = govern("run", "--resume", str(out), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -297,9 +300,59 @@ def test_a_run_killed_mid_tower_resumes_at_the_last_recorded_block(tmp_path: Pat
     assert record["maker"]["resumed_at_step"] >= 3000
     for key in ("steps", "errors", "samples", "valid_votes", "red_flags", "collisions"):
         assert record["maker"][key] == fresh["maker"][key], key  # as if never interrupted
+    for key in ("calls", "prompt_tokens", "completion_tokens", "cost"):
+        assert record[key] == fresh[key], key  # what the first session spent is kept
     assert govern("audit", str(out), cwd=tmp_path).returncode == 0
     _, steps = replay_steps(ledger(out), 14, 3)
     assert steps == 16383
+
+
+def test_sigterm_stops_a_tower_at_once_and_it_resumes(tmp_path: Path) -> None:
+    """A simulated tower never waits on anything, yet SIGTERM stops it part way: the steps
+    taken are sealed into the ledger as interrupted, and --resume finishes the tower."""
+    path, out = manifest(tmp_path, 16), tmp_path / "run"
+    process = started_tower(path, out, 2, tmp_path)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert "interrupted by SIGTERM" in stderr and not (out / "results.jsonl").read_text()
+    _, steps = replay_steps(ledger(out), 16, 3)
+    assert 2000 <= steps < 65535  # the tower was stopped part way, its steps kept
+    resumed = govern("run", "--resume", str(out), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    (record,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert record["correct_strict"] and record["maker"]["resumed_at_step"] == steps
+
+
+def test_forged_steps_fail_the_audit_and_are_not_resumed(tmp_path: Path) -> None:
+    """Someone holding the ledger key appends a block whose winner leads by 1 where k is 3:
+    the MACs hold, yet the audit replays the steps and fails, and a resume refuses (exit 1)
+    before writing anything."""
+    from govern.ledger.keys import load_keyring
+    from govern.ledger.writer import LedgerWriter
+
+    path, out = manifest(tmp_path, 12), tmp_path / "run"
+    process = started_tower(path, out, 1, tmp_path)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    blocks = [e["body"] for e in ledger(out) if e["kind"] == "steps"]
+    forged = json.loads(json.dumps(blocks[-1]))
+    forged["first"] = blocks[-1]["first"] + blocks[-1]["count"]
+    forged["steps"] = [[*blocks[0]["steps"][0][:3], 1, 2, 2, 1]]  # 2 votes to 1, k = 3
+    forged["count"] = 1
+    config = Path(user_environment(None)["XDG_CONFIG_HOME"])
+    key_file = config / "govern" / "ledger-keys.json"
+    writer = LedgerWriter.reopen(out / "ledger.jsonl", load_keyring(key_file))
+    writer.append("steps", "controller", forged)
+    writer.close("interrupted")  # signed and sealed with the run's own keys
+    before = (out / "ledger.jsonl").read_bytes()
+    audit = govern("audit", str(out), cwd=tmp_path)
+    assert audit.returncode == 1 and "recorded steps of a decompose stage" in audit.stdout
+    assert "do not lead" in audit.stdout
+    resumed = govern("run", "--resume", str(out), cwd=tmp_path)
+    assert resumed.returncode == 1 and "do not stand up" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert (out / "ledger.jsonl").read_bytes() == before  # refused before writing anything
 
 
 # --- what cannot run ------------------------------------------------------------------------
@@ -370,6 +423,7 @@ VOTING_LINE = "    voting: {k: 3, first_temperature: 0.0, temperature: 0.1, max_
     [
         ((VOTING_LINE, ""), r"missing required key 'voting' in this decompose stage"),
         (("voting: {k: 3,", "voting: {k: 0,"), r"'k': input should be greater than or equal to 1"),
+        (("voting: {k: 3,", "voting: {k: 1001,"), r"'k': input should be less than or equal"),
         (("max_rounds: 100}", "max_rounds: 100, checker: true}"), r"unknown key 'checker'"),
         (("max_output_tokens: 750", "max_output_tokens: 0"), r"'max_output_tokens': input"),
         (("red_flags: {", "red_flags: {format: false, "), r"unknown key 'format'"),
@@ -380,8 +434,8 @@ VOTING_LINE = "    voting: {k: 3, first_temperature: 0.0, temperature: 0.1, max_
         ),
         (("      undecided: failed\n", ""), r"decision 'undecided' of stage 'steps' is not routed"),
     ],
-    ids=["no_voting", "k_0", "checker", "no_tokens", "format_flag", "decisions", "unparsable",
-         "unrouted"],
+    ids=["no_voting", "k_0", "k_huge", "checker", "no_tokens", "format_flag", "decisions",
+         "unparsable", "unrouted"],
 )  # fmt: skip
 def test_a_wrong_decompose_stage_is_an_error_at_its_line(
     tmp_path: Path, change: tuple[str, str], message: str
@@ -445,3 +499,62 @@ def test_samples_and_the_undecided_decay_follow_the_theory(tmp_path: Path) -> No
     assert undecided[0] > 1000 and undecided[1] > 100  # enough steps to measure the decay
     for counted, predicted in zip(undecided[:2], theory["undecided_after_round"][:2], strict=True):
         assert counted == pytest.approx(predicted, rel=0.05)
+
+
+def test_each_visit_of_a_stage_resumes_from_its_own_steps() -> None:
+    """A decompose stage visited twice records each visit's steps apart; a resumed run
+    takes each visit's latest chain, and a chain restarts only after a resume."""
+    from govern.governance.steps import visits_of
+    from govern.ledger.memory import MemoryLedger
+    from govern.maker.decompose import resume_from
+    from govern.maker.voting import Decision, VoteStats
+    from govern.tasks.hanoi.task import HanoiScorer, HanoiWork
+
+    work, memory = HanoiWork(4), MemoryLedger()
+
+    def take(visit: int, steps: int) -> None:
+        from govern.governance.steps import StepLog
+
+        log = StepLog(memory, "controller", "hanoi-4", "steps", "micro#1", work, 3, visit=visit)
+        position = work.start()
+        for step in range(steps):
+            move = strategy_step(position.pegs, position.previous)
+            candidate = (move, apply_move(position.pegs, move))
+            stats = VoteStats(3, 3, 1, {"too_long": 0, "format": 0}, {"k": 3}, False)
+            assert log.check(step, position, Decision(candidate, "k", stats)) is None
+            position = work.advance(position, candidate)
+        log.close(position)
+
+    take(1, 15)
+    take(2, 6)
+    memory.append("resume", "govern", {})
+    take(2, 9)  # the item started again: visit 2 from step 0, a new chain
+    entries = [(e["kind"], e["body"], json.dumps(e).encode()) for e in memory.entries]
+    chains = visits_of(entries)
+    assert [(key, len(lines)) for key, lines in chains] == [
+        (("hanoi-4", "steps", 2), 1),
+        (("hanoi-4", "steps", 1), 1),
+        (("hanoi-4", "steps", 2), 1),
+    ]
+    latest = dict(chains)
+    lines = [json.dumps({"body": json.loads(line)["body"]}).encode() for line in latest[
+        ("hanoi-4", "steps", 2)]]  # fmt: skip
+    resumed = resume_from(work, HanoiScorer(), lines, 3)
+    assert resumed.first == 9 and resumed.totals.steps == 9 and resumed.scorer.errors == 0
+
+
+def test_experiments_run_towers_of_several_sizes(tmp_path: Path) -> None:
+    manifest(tmp_path, 3)  # the project and its institution
+    experiment = write(
+        tmp_path,
+        "towers.yaml",
+        "kind: experiment\nid: towers\ninstitutions: [maker.yaml]\nmodels: [sim/maker]\n"
+        "tasks:\n  - {name: hanoi, disks: 4}\n  - {name: hanoi, disks: 6}\nseeds: [1]\n",
+    )
+    out = tmp_path / "out"
+    result = govern("run", str(experiment), "--out", str(out), "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    compared = govern("compare", str(out), cwd=tmp_path)
+    assert "hanoi-4" in compared.stdout and "hanoi-6" in compared.stdout
+    assert "a tower counts as solved when its final state is the goal" in compared.stdout
+    assert govern("audit", str(out), cwd=tmp_path).returncode == 0

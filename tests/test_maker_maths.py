@@ -51,6 +51,7 @@ def test_k_min_matches_the_papers_table(error: float, expected: int) -> None:
 
 @given(successes, step_counts, targets, subtask_sizes)
 def test_k_min_is_the_least_k_meeting_the_target(p: float, s: int, t: float, m: int) -> None:
+    m = min(m, s)  # a subtask is at most the whole task
     k = k_min(p, s, t, m)
     assert full_task_success(p, k, s, m) >= t
     if k > 1:
@@ -179,6 +180,8 @@ def test_plan_counts_redrawn_samples_and_cost() -> None:
         (lambda: k_min(0.9, 10, 0.0), "target"),
         (lambda: k_min(0.9, 0, 0.9), "number of steps"),
         (lambda: k_min(0.9, 10, 0.9, 0), "steps per subtask"),
+        (lambda: k_min(0.9, 10, 0.5, 100), "cannot exceed s"),
+        (lambda: undecided_after_rounds(0.9, 2, 3, 1.0, 0), "at least one wrong answer"),
         (lambda: expected_samples_per_step(0.9, 0), "voting margin"),
         (lambda: expected_samples_per_step(0.9, 2, 0.0), "valid-response rate"),
         (lambda: plan(0.9, 10, 0.9, price_per_sample=-1.0), "price"),
@@ -299,3 +302,10 @@ def test_the_decay_by_rounds_in_closed_form() -> None:
     two, decided when they agree."""
     assert np.allclose(undecided_after_rounds(0.9, 1, 3, 0.8), [1, 0.2, 0.04, 0.008])
     assert np.allclose(undecided_after_rounds(0.6, 2, 2), [1, 0.48, 0.48**2])
+
+
+def test_cli_plan_writes_huge_figures_readably(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["maker", "plan", "--error", "0.0022", "--steps", "1048575", "--target", "0.95"]
+    assert main([*args, "--valid-rate", "1e-300", "--price-per-sample", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3.1596e+306" in out and max(len(line) for line in out.splitlines()) < 80

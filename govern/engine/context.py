@@ -71,8 +71,9 @@ class RunContext:
     system_prompt: dict[str, str] = field(default_factory=dict)  # model -> how it takes one
     seat_models: dict[str, str] = field(default_factory=dict)  # seat -> model, in mixed roles
     report: Callable[[str], None] | None = None  # progress of long work, for a console
-    # a resumed run's unfinished items' decomposed steps, as the ledger has them (raw lines)
-    resumed_steps: dict[str, list[bytes]] = field(default_factory=dict)
+    # where a resumed run's unfinished decompose stage visits stood: (item, stage, visit) ->
+    # maker.decompose.Resumed, replayed from the ledger before the run went on
+    resumed_visits: dict[tuple[str, str, int], Any] = field(default_factory=dict)
     # (role, stage, sample, act) -> the sampling of such a call and its record: the manifest
     # does not change during a run, so each is worked out once
     _sampling: dict[tuple[str, str, int, str], tuple[Sampling, dict[str, Any]]] = field(

@@ -391,13 +391,26 @@ _MEASURES = {
     "strict": "strict accuracy (the answer after '#### ', as lm-evaluation-harness's strict match)",
     "flexible": "flexible accuracy (the last number in the output)",
 }
+# tasks whose items are not answered questions: what their accuracy counts instead
+_TASK_MEASURES = {
+    "hanoi": "a tower counts as solved when its final state is the goal, reached in the "
+    "shortest solution's number of moves (so with no wrong move); strict and flexible agree",
+}
 
 
 def _notes(rows: list[Row], measure: Measure, family: int) -> list[str]:
     tests = {r.vs_best.test for r in rows if r.vs_best is not None}
     intervals = {r.accuracy.interval for r in rows}
+    tasks = {r.task for r in rows}  # a task's label: hanoi-10 is task hanoi
+    special = {t: _TASK_MEASURES.get(t.partition("-")[0]) for t in sorted(tasks)}
+    if all(special.values()):  # every row is a task whose accuracy means something else
+        accuracy = "; ".join(dict.fromkeys(w for w in special.values() if w))
+    else:
+        accuracy = "; ".join(
+            [_MEASURES[measure], *(f"on {t}: {w}" for t, w in special.items() if w)]
+        )
     notes = [
-        f"accuracy: {_MEASURES[measure]}; failed items count as wrong. Ranked within each task.",
+        f"accuracy: {accuracy}; failed items count as wrong. Ranked within each task.",
     ]
     said = []
     if "wilson" in intervals:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from govern import __version__
-from govern.experiments.spec import Cell, Limits, LoadedExperiment
+from govern.experiments.spec import Cell, Limits, LoadedExperiment, TaskEntry
 from govern.experiments.store import (
     CellStatus,
     ResultsStore,
@@ -64,6 +64,7 @@ from govern.spec.errors import SpecInvalid
 from govern.spec.loader import project_root
 from govern.tasks.base import TaskDataError, TaskItem
 from govern.tasks.cournot.task import CournotTask
+from govern.tasks.hanoi.task import DEFAULT_DISKS, HanoiTask
 from govern.tasks.registry import get_task
 from govern.text import printable
 
@@ -211,7 +212,7 @@ def prepare_experiment(request: ExperimentRequest) -> PreparedExperiment:
     planned: dict[str, int] = {}
     digests: dict[str, str] = {}
     for cell in loaded.cells:
-        selected = _cell_items(cell, items[cell.task.name])
+        selected = _cell_items(cell, items[cell.task.label])
         planned[cell.id] = len(selected)
         digests[cell.id] = _cell_digest(cell, selected)
     digest = hashlib.sha256(
@@ -250,17 +251,20 @@ def _task_items(loaded: LoadedExperiment, request: ExperimentRequest) -> dict[st
     found: dict[str, list[TaskItem]] = {}
     for entry in loaded.experiment.tasks:
         try:
-            found[entry.name] = _items_of(entry.name, loaded, request.data, request.download)
+            found[entry.label] = _items_of(entry, loaded, request.data, request.download)
         except (KeyError, TaskDataError) as exc:
             raise RunSetupError(str(exc.args[0])) from None
     return found
 
 
 def _items_of(
-    name: str, loaded: LoadedExperiment, data: Path | None, download: bool
+    entry: TaskEntry, loaded: LoadedExperiment, data: Path | None, download: bool
 ) -> list[TaskItem]:
-    """The items task ``name`` offers the experiment's cells (each takes its selection)."""
+    """The items a task entry offers the experiment's cells (each takes its selection)."""
+    name = entry.name
     task = get_task(name)
+    if isinstance(task, HanoiTask):  # a tower is made, not read: the one the entry names
+        return task.towers(entry.disks or DEFAULT_DISKS)
     items = task.load(data, allow_download=download).items
     if isinstance(task, CournotTask):  # markets are made, not read: as many as asked
         return task.markets(max(e.limit or 1 for e in loaded.experiment.tasks if e.name == name))
@@ -510,7 +514,7 @@ def _description(prepared: PreparedExperiment) -> dict[str, Any]:
                 "id": cell.id,
                 "institution": cell.institution,
                 "model": cell.model,
-                "task": cell.task.name,
+                "task": cell.task.label,
                 "seed": cell.seed,
                 "overlay": cell.overlay,
                 "items": prepared.planned[cell.id],
@@ -632,7 +636,7 @@ def _changed_since_planned(job: CellJob) -> str | None:
         loaded = load_spec(job.experiment)
         cell = next(c for c in loaded.cells if c.id == job.cell)  # type: ignore[union-attr]
         items = _items_of(
-            cell.task.name,
+            cell.task,
             loaded,  # type: ignore[arg-type]
             job.settings.data,
             job.settings.download,

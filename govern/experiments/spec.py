@@ -45,6 +45,7 @@ from govern.spec.loader import (
     spec_kind,
 )
 from govern.spec.models import (
+    MAX_DISKS,
     Budgets,
     Governance,
     Identifier,
@@ -155,12 +156,22 @@ class TaskEntry(SpecModel):
     name: Identifier = Field(description="task name, e.g. gsm8k")
     limit: int | None = Field(None, ge=1, strict=True, description="run the first N items")
     sample: TaskSample | None = Field(None, description="run a seeded sample: {size, seed}")
+    disks: int | None = Field(
+        None, ge=1, le=MAX_DISKS, strict=True, description="task hanoi: the tower's disks"
+    )
 
     @model_validator(mode="after")
     def _one_selection(self) -> TaskEntry:
         if self.limit is not None and self.sample is not None:
             raise ValueError("give limit: N (the first N items) or sample: {size, seed}, not both")
+        if self.disks is not None and self.name != "hanoi":
+            raise ValueError(f"disks is for task hanoi (the Towers of Hanoi), not {self.name}")
         return self
+
+    @property
+    def label(self) -> str:
+        """The task as cell ids name it: ``hanoi-10`` for a 10-disk tower."""
+        return self.name if self.disks is None else f"{self.name}-{self.disks}"
 
 
 class Overlay(SpecModel):
@@ -309,7 +320,7 @@ def expand(loaded: LoadedExperiment) -> list[Cell]:
         overlay_name = overlay.name if overlay is not None else None
         cells.append(
             Cell(
-                id=cell_id(label, choice.label, task.name, seed, overlay_name),
+                id=cell_id(label, choice.label, task.label, seed, overlay_name),
                 institution=label,
                 model=choice.label,
                 task=task,
@@ -351,7 +362,7 @@ def _cell_manifest(
     prices = {m: price for m, price in loaded.prices.items() if m in used}
     update: dict[str, Any] = {
         "models": models.model_copy(update={"prices": {**prices, **models.prices}}),
-        "task": TaskDefaults(name=task.name, limit=task.limit),
+        "task": TaskDefaults(name=task.name, limit=task.limit, disks=task.disks),
         "seed": seed,
     }
     moved: list[tuple[YamlPath, YamlPath]] = [
@@ -500,7 +511,7 @@ def _duplicates(experiment: Experiment, source: YamlSource) -> list[SpecError]:
             errors.append(source.error(("seeds", i), f"seed {seed} is listed twice: remove one"))
     axes = {
         "models": ("name", [m.label for m in experiment.models], "model choice"),
-        "tasks": ("name", [t.name for t in experiment.tasks], "task"),
+        "tasks": ("name", [t.label for t in experiment.tasks], "task"),
         "overlays": ("name", [o.name for o in experiment.overlays or []], "overlay"),
     }
     for axis, (key, labels, what) in axes.items():

@@ -17,6 +17,7 @@ finish, which the ledger records.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -279,11 +280,20 @@ class Controller:
     # -- decomposed work --------------------------------------------------------------------
 
     def step_log(
-        self, item: str, stage: str, agent: str, rules: StepRules, k: int, first: int = 0
+        self,
+        item: str,
+        stage: str,
+        agent: str,
+        rules: StepRules,
+        k: int,
+        *,
+        first: int = 0,
+        visit: int = 1,
+        spent: Callable[[], dict[str, Any]] | None = None,
     ) -> StepLog:
-        """The check and record of a decompose stage's steps on ``item``, from step
+        """The check and record of a decompose stage's ``visit`` on ``item``, from step
         ``first`` (a resumed tower goes on where its ledger stands)."""
-        return StepLog(self.ledger, CONTROLLER, item, stage, agent, rules, k, first)
+        return StepLog(self.ledger, CONTROLLER, item, stage, agent, rules, k, first, visit, spent)
 
     def merged(
         self,

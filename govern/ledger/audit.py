@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from govern.files import read_regular
 from govern.governance.lot import check_lots
 from govern.governance.oversight import check_oversight
+from govern.governance.steps import check_steps
 from govern.ledger.binding import check_binding
 from govern.ledger.explain import as_dicts, render, timeline
+from govern.ledger.format import parse
 from govern.ledger.keys import (
     ENV_KEY,
     ENV_SIGNING_KEY,
@@ -41,6 +44,7 @@ from govern.ledger.proofs import (
     read_head,
 )
 from govern.ledger.verifier import verify
+from govern.maker.branches import step_rules
 
 MAX_KEYS_TEXT_BYTES = 1 << 16
 
@@ -170,6 +174,7 @@ def audit(
         seal = latest_seal(lines[: report.entries])
         result.head = head_of(seal) if seal else None
     _check_draws(report.lines[: report.entries], report.kinds, result)
+    _check_steps(report.lines[: report.entries], report.kinds, result)
     if explain:
         stories = timeline(report.lines[: report.entries])
         result.report["agents"] = as_dicts(stories)
@@ -206,11 +211,36 @@ def _check_draws(lines: list[bytes], kinds: list[bytes], result: AuditResult) ->
     )
 
 
+def _check_steps(lines: list[bytes], kinds: list[bytes], result: AuditResult) -> None:
+    """Replay every decompose stage's recorded steps with its task's rules, as the
+    Controller checked them when it wrote them (``governance.steps.replay``): a record that
+    does not stand up fails the audit, whoever holds the keys that signed it."""
+    if b"steps" not in kinds:
+        return
+    entries = [parse(line) or {} for line in lines]
+    header = entries[0].get("body", {}) if entries else {}
+    task_name = (header.get("config") or {}).get("task")
+    decomposed = [
+        (e.get("kind"), e.get("body") or {}, e.get("body") or {})
+        for e, kind in zip(entries, kinds, strict=False)
+        if kind in (b"steps", b"resume")
+    ]
+    checked, problems = check_steps(decomposed, partial(step_rules, task_name))
+    _report_draws(
+        result,
+        "steps",
+        {"checked": checked, "problems": problems},
+        failed="recorded steps of a decompose stage do not stand up",
+        done=f"{checked:,} steps replayed from the ledger: every move within the task's "
+        "rules and every winner ahead by k",
+    )
+
+
 def _report_draws(
     result: AuditResult, section: str, report: dict[str, Any], *, failed: str, done: str
 ) -> None:
     """Add one kind of draw to the audit (nothing when the ledger has none of them)."""
-    if not report["checked"]:
+    if not report["checked"] and not report["problems"]:
         return
     result.report[section] = report
     problems = report["problems"]

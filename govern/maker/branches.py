@@ -17,6 +17,7 @@ from typing import Any
 
 from govern.engine.formats import OutputFormat
 from govern.engine.seeds import call_seed
+from govern.governance.steps import StepRules
 from govern.maker.decompose import Drawer
 from govern.maker.voting import Decision, Sample, vote
 from govern.models.base import BranchView, Message, Oracle
@@ -43,6 +44,19 @@ def parse_plan(text: str) -> list[str] | None:
 class BranchRules:
     """The Controller's view of a branch: no rule of the task to break (its vote is checked
     as every step's is); a position is the answers decided so far, in branch order."""
+
+    record_size = 1  # [the answer]
+
+    @staticmethod
+    def start() -> tuple[str, ...]:
+        return ()
+
+    @staticmethod
+    def replay(position: tuple[str, ...], record: list[Any]) -> str:
+        (answer,) = record
+        if not isinstance(answer, str):
+            raise TypeError(f"{answer!r} is not an answer")
+        return answer
 
     @staticmethod
     def fault(position: tuple[str, ...], candidate: str) -> str | None:
@@ -93,3 +107,24 @@ async def vote_branch(
         return await drawer.draw(messages, asked, seed, temperature, read)
 
     return await vote(sample, str, voting, red_flags, step=index, concurrent=concurrent)
+
+
+def step_rules(task_name: Any, item: str, stage: str) -> StepRules | None:
+    """The rules an auditor replays a decompose stage's recorded steps with, from the task
+    the ledger's header names: the task's own steps (hanoi: the tower the item id names),
+    or a planner's branches; None for a task that has neither."""
+    from govern.tasks.registry import get_task
+
+    try:
+        task = get_task(str(task_name))
+    except KeyError:
+        return None
+    kind = getattr(task, "decomposition", None)
+    if kind == "branches":
+        return BranchRules()
+    if kind == "steps":
+        try:
+            return task.work(item)  # type: ignore[attr-defined]
+        except ValueError:
+            return None
+    return None

@@ -21,6 +21,7 @@ repair a vote.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from govern.engine.seeds import call_seed
-from govern.governance.steps import StepLog, StepRules
+from govern.governance.steps import StepLog, StepRecordError, StepRules, replay
 from govern.ledger.format import parse
 from govern.maker.maths import (
     expected_samples_by_rounds,
@@ -43,6 +44,7 @@ from govern.spec.models import RedFlags, Voting
 
 _NO_FLAGS: dict[RedFlag, int] = {"too_long": 0, "format": 0}  # a replayed step's: per block only
 PROGRESS_EVERY = 100_000  # steps between progress lines
+YIELD_EVERY = 256  # steps between chances for Ctrl-C or SIGTERM to stop the loop
 PROGRESS_SECONDS = 30.0  # and at least this often, for a slow model
 STEP_ACT = "step"
 
@@ -51,13 +53,6 @@ class StepWork(StepRules, Protocol):
     """What a task gives a decompose stage for one item (``tasks/hanoi/task.py``)."""
 
     total: int  # the steps the item takes
-    record_size: int  # the numbers of a decision's record (``record``)
-
-    def start(self) -> Any: ...
-
-    def replay(self, position: Any, record: list[int]) -> Any:
-        """The candidate a decision's ledger record stands for, taken at ``position``."""
-        ...
 
     def messages(self, position: Any) -> list[Message]: ...
 
@@ -129,14 +124,24 @@ class Outcome:
     reason: str | None = None
 
 
+class BudgetSpent(Exception):
+    """The item's budget is spent: no further sample is drawn."""
+
+
 class Drawer:
     """Draws one sample of a step from the model and reads it as the red flags say: an answer
     over the token limit (or cut at it by the provider) is too long and left unread, any other
     is parsed; every call is counted in ``totals``."""
 
     def __init__(
-        self, router: ModelRouter, model: str, red_flags: RedFlags, totals: Totals
+        self,
+        router: ModelRouter,
+        model: str,
+        red_flags: RedFlags,
+        totals: Totals,
+        over: Callable[[int, int], bool] | None = None,
     ) -> None:
+        self.over = over  # (calls, tokens) -> the item's budget is spent: draw no more
         self.complete = router.complete
         self.model = model
         self.limit = red_flags.max_output_tokens
@@ -151,10 +156,14 @@ class Drawer:
         temperature: float,
         parse: Callable[[str], Any],
     ) -> Sample[Any]:
+        totals, limit = self.totals, self.limit
+        if self.over is not None and self.over(
+            totals.calls, totals.prompt_tokens + totals.completion_tokens
+        ):
+            raise BudgetSpent
         response = await self.complete(
             ModelRequest(self.model, messages, oracle, seed, self.max_tokens, temperature)
         )
-        totals, limit = self.totals, self.limit
         totals.calls += 1
         totals.prompt_tokens += response.prompt_tokens
         totals.completion_tokens += response.completion_tokens
@@ -169,8 +178,70 @@ class Drawer:
         return Sample(response.text, tokens, None if too_long else parse(response.text))
 
 
-class ReplayError(Exception):
-    """A resumed item's steps on the ledger do not follow on from one another."""
+@dataclass
+class Resumed:
+    """Where a killed run's stage visit stood, from its ledger: the position and the next
+    step, with the counters and scores as they were."""
+
+    position: Any
+    first: int
+    totals: Totals
+    scorer: StepScorer
+
+
+def resume_from(work: StepWork, scorer: StepScorer, lines: list[bytes], k: int) -> Resumed:
+    """Replay a stage visit's recorded blocks (``lines``, in order) with the Controller's
+    checks (``governance.steps.replay``: StepRecordError when they do not stand up), asking
+    no model, and rebuild the counters: each step's votes and rounds from its record, red
+    flags and collisions from the blocks, and what the calls spent from the last block."""
+    bodies = [(parse(line) or {}).get("body") or {} for line in lines]
+    totals = Totals()
+
+    def replayed(step: int, position: Any, candidate: Any, counts: tuple) -> None:
+        rounds, samples, winner, others = counts
+        key = work.key(candidate)
+        votes: dict[Hashable, int] = {key: winner}
+        votes.update((f"other answer {n}", count) for n, count in enumerate(others))
+        stats = VoteStats(samples, winner + sum(others), rounds, _NO_FLAGS, votes, False)
+        decision = Decision(candidate, key, stats)
+        scorer.observe(step, position, decision)
+        totals.add(decision)
+
+    position, first = replay(work, bodies, k, replayed)
+    for body in bodies:
+        totals.too_long += _whole(body["red_flags"]["too_long"])
+        totals.format += _whole(body["red_flags"]["format"])
+        totals.collisions += _whole(body["collisions"])
+    spent = bodies[-1].get("spent") if bodies else None
+    if isinstance(spent, dict):
+        totals.calls = _whole(spent.get("calls"))
+        totals.prompt_tokens = _whole(spent.get("prompt_tokens"))
+        totals.completion_tokens = _whole(spent.get("completion_tokens"))
+        totals.unknown_cost_calls = _whole(spent.get("unknown_cost_calls"))
+        cost = spent.get("cost")
+        if not isinstance(cost, int | float) or isinstance(cost, bool) or not cost >= 0:
+            raise StepRecordError(f"the recorded cost {cost!r} is not an amount")
+        totals.cost = float(cost)
+    else:  # written before blocks recorded their spending: one call a sample
+        totals.calls = totals.samples
+    return Resumed(position, first, totals, scorer)
+
+
+def _whole(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise StepRecordError(f"{value!r} is not a count")
+    return value
+
+
+def spending(totals: Totals) -> dict[str, Any]:
+    """What the calls have spent so far, as a block records it for a resumed run."""
+    return {
+        "calls": totals.calls,
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "cost": round(totals.cost, 8),
+        "unknown_cost_calls": totals.unknown_cost_calls,
+    }
 
 
 class Decomposer:
@@ -214,6 +285,10 @@ class Decomposer:
         self.resumed_at: int | None = None  # the step a resumed item went on from
         self.taken_before = (0, 0)  # steps and samples replayed before this session's
 
+    def go_on_from(self, resumed: Resumed) -> None:
+        """Take up a resumed visit's counters and scores (``resume_from``)."""
+        self.totals, self.scorer, self.resumed_at = resumed.totals, resumed.scorer, resumed.first
+
     async def run(self, position: Any, first: int = 0) -> Outcome:
         """Take steps ``first`` .. ``work.total - 1`` from ``position``. However the loop
         ends (a model that fails for good, Ctrl-C), the steps applied so far are written."""
@@ -222,7 +297,7 @@ class Decomposer:
         voting, red_flags, key, parse = self.voting, self.red_flags, work.key, work.parse
         concurrent = self.router.waits(self.model)
         seeded = not is_simulated(self.model)
-        draw = Drawer(self.router, self.model, red_flags, totals).draw
+        draw = Drawer(self.router, self.model, red_flags, totals, self.spent).draw
         item, stage, agent, visit, run_seed = (
             self.item,
             self.stage,
@@ -263,22 +338,23 @@ class Decomposer:
                 except Undecided as undecided:
                     log.undecided(step, position, undecided.rounds, undecided.votes)
                     return Outcome("undecided", position, f"{stage}: {undecided}")
+                except BudgetSpent:
+                    log.close(position)
+                    reason = f"{stage}: a budget was spent during step {step}"
+                    return Outcome("cut_off", position, reason)
                 fault = log.check(step, position, decision)
                 if fault is not None:
                     return Outcome("blocked", position, f"{stage}: step {step} blocked: {fault}")
                 scorer.observe(step, position, decision)  # scoring only: decided and applied
                 totals.add(decision)
                 position = work.advance(position, decision.candidate)
+                if totals.steps % YIELD_EVERY == 0:  # a simulator never waits: let a signal in
+                    await asyncio.sleep(0)
                 if self.report is not None and (
                     totals.steps % PROGRESS_EVERY == 0 or time.perf_counter() > next_report
                 ):
                     self.report(self.progress(step + 1))
                     next_report = time.perf_counter() + PROGRESS_SECONDS
-                if self.spent(totals.calls, totals.prompt_tokens + totals.completion_tokens):
-                    log.close(position)
-                    return Outcome(
-                        "cut_off", position, f"{stage}: a budget was spent after step {step}"
-                    )
         except BaseException:
             log.close(position)
             raise
@@ -286,45 +362,6 @@ class Decomposer:
         if self.report is not None:
             self.report(self.progress(work.total))
         return Outcome("done", position)
-
-    def replay(self, lines: list[bytes]) -> tuple[Any, int]:
-        """Go through the steps a killed run's ledger recorded for this item (its ``steps``
-        entries, in order): the position they reach, the next step's index, and the
-        counters and scores as they stood. Only what the ledger holds is replayed: a step
-        is not taken again, and no model is asked. ReplayError when the entries do not
-        follow on from one another."""
-        work, totals, size = self.work, self.totals, self.work.record_size
-        position, step = work.start(), 0
-        for line in lines:
-            body = (parse(line) or {}).get("body") or {}
-            if body.get("stage") != self.stage or body.get("first") != step:
-                raise ReplayError(
-                    f"{self.item}: the ledger's steps of stage {self.stage} break off before "
-                    f"step {step}"
-                )
-            for record in body["steps"]:
-                candidate = work.replay(position, record[:size])
-                rounds, samples, winner, *others = record[size:]
-                key = work.key(candidate)
-                votes: dict[Hashable, int] = {key: winner}
-                votes.update((f"other answer {n}", count) for n, count in enumerate(others))
-                stats = VoteStats(samples, winner + sum(others), rounds, _NO_FLAGS, votes, False)
-                decision = Decision(candidate, key, stats)
-                self.scorer.observe(step, position, decision)
-                totals.add(decision)
-                totals.calls += samples
-                position = work.advance(position, candidate)
-                step += 1
-            if body.get("after") != work.snapshot(position):
-                raise ReplayError(
-                    f"{self.item}: the ledger's steps do not reach the state it records "
-                    f"at step {step}"
-                )
-            totals.too_long += body["red_flags"]["too_long"]
-            totals.format += body["red_flags"]["format"]
-            totals.collisions += body["collisions"]
-        self.resumed_at = step
-        return position, step
 
     def progress(self, done: int) -> str:
         """A progress line: how far, how fast, what the voting has met."""

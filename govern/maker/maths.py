@@ -76,6 +76,8 @@ def _check_task(steps: int, target: float, m: int) -> None:
         raise ValueError(f"s (the number of steps) must be at least 1, got {steps}")
     if m < 1:
         raise ValueError(f"m (steps per subtask) must be at least 1, got {m}")
+    if m > steps:
+        raise ValueError(f"m (steps per subtask) cannot exceed s (the steps), {steps}; got {m}")
     if not (math.isfinite(target) and 0 < target < 1):
         raise ValueError(
             f"t (the target full-task success) must be above 0 and below 1, got {target}"

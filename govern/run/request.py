@@ -25,6 +25,11 @@ class RunSetupError(Exception):
     """A problem with what was asked for, found before the run starts."""
 
 
+class RunDamaged(RunSetupError):
+    """The run to resume does not stand up to its own ledger (a failed verification, not a
+    misuse): refused before anything is written, so the run is left as it was."""
+
+
 @dataclass
 class RunRequest:
     manifest: Path  # a manifest, an institution to run with default settings, or an experiment

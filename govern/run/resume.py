@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from govern.files import parse_json, read_regular, write_atomic
+from govern.governance.steps import VisitKey, visits_of
 from govern.ledger.binding import RESULTS, line_digest
 from govern.ledger.format import parse
 from govern.ledger.keys import Keyring
@@ -24,6 +25,10 @@ REQUEST_FILE = "manifest.json"  # holds the request the run was started with
 
 class ResumeError(Exception):
     """The folder cannot be resumed; the message says why and what to do."""
+
+
+class LedgerDamaged(ResumeError):
+    """The folder's ledger fails verification: a damaged ledger, not a misuse."""
 
 
 class AlreadyComplete(Exception):
@@ -44,8 +49,9 @@ class PreviousRun:
     snapshot: dict[str, Any] | None = None  # the Controller at the last finished item
     ended_as: str = "unsealed"  # how the previous session ended
     complete: bool = False  # sealed as complete (read with complete_ok)
-    # an unfinished item's decomposed steps on the ledger: its "steps" entries, as written
-    steps: dict[str, list[bytes]] = field(default_factory=dict)
+    # an unfinished item's decomposed steps on the ledger: each stage visit's latest chain of
+    # "steps" entries, as written (lines: parsed again only when replayed)
+    steps: dict[VisitKey, list[bytes]] = field(default_factory=dict)
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -121,12 +127,13 @@ def read_run(folder: Path, keyring: Keyring, *, complete_ok: bool) -> PreviousRu
     if report.complete and not complete_ok:
         raise AlreadyComplete(folder)
     if report.damage is not None and report.damage.kind not in ("torn", "unsealed"):
-        raise ResumeError(
+        raise LedgerDamaged(
             f"the ledger in {folder} is damaged, so it cannot go on: {report.summary()}"
         )
     previous.complete = report.complete
     previous.ended_as = report.closed_as or (report.damage.kind if report.damage else "unsealed")
     ends: dict[str, dict[str, Any]] = {}
+    step_entries: list[tuple[str, dict[str, Any], bytes]] = []
     for line in report.lines[: report.entries]:
         entry = parse(line) or {}
         body = entry.get("body") or {}
@@ -134,11 +141,12 @@ def read_run(folder: Path, keyring: Keyring, *, complete_ok: bool) -> PreviousRu
             previous.header = body
         elif entry.get("kind") == "item" and body.get("event") == "end":
             ends[body["item"]] = {**body, "seq": entry["seq"]}
-        elif entry.get("kind") == "steps":
-            previous.steps.setdefault(body["item"], []).append(line)
+        elif entry.get("kind") in ("steps", "resume"):
+            step_entries.append((entry["kind"], body, line))
     _keep_vouched_results(previous, ends, results)
-    for item in previous.finished:
-        previous.steps.pop(item, None)
+    previous.steps = {
+        key: lines for key, lines in visits_of(step_entries) if key[0] not in previous.finished
+    }  # a visit's later chain replaces an earlier one
     return previous
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from govern.files import write_atomic
 from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
 from govern.governance.oracle import is_market_regime
+from govern.governance.steps import StepRecordError, VisitKey
 from govern.ledger.binding import RESULTS, folder_digests
 from govern.ledger.keys import (
     ENV_KEY,
@@ -45,6 +47,7 @@ from govern.ledger.keys import (
     load_keyring,
 )
 from govern.ledger.writer import LedgerBusy, LedgerWriter
+from govern.maker.decompose import Resumed, resume_from
 from govern.models.cache import ResponseCache, default_cache_path
 from govern.models.router import ModelRouter
 from govern.models.sim.params import is_firm_model, is_simulated
@@ -52,6 +55,7 @@ from govern.run import gc_policy
 from govern.run.records import ResultsWriter, failed_record, item_record
 from govern.run.request import (
     DEFAULT_CONCURRENCY,
+    RunDamaged,
     RunRequest,
     RunSetupError,
     changes_since,
@@ -61,6 +65,7 @@ from govern.run.request import (
 from govern.run.resume import (
     REQUEST_FILE,
     AlreadyComplete,
+    LedgerDamaged,
     PreviousRun,
     ResumeError,
     is_run_folder,
@@ -227,10 +232,14 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
             "governance": manifest.governance is not None,
         },
     }
+    resumed: dict[VisitKey, Resumed] = {}
     if resume is None:
         ledger, previous = _create_ledger(folder, keyring, header, request), None
     else:
-        ledger, previous = _reopen_ledger(folder, keyring, header, request, started)
+        replayer = partial(_replay_visits, task=task, institution=institution, folder=folder)
+        ledger, previous, resumed = _reopen_ledger(
+            folder, keyring, header, request, started, replayer
+        )
         if started is not None and previous.header is not None:
             request = started  # the same run goes on, recorded as it was asked for
     controller = Controller(
@@ -251,7 +260,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         system_prompt=manifest.models.system_prompt,
         parsing=manifest.parsing,
         seat_models=seat_models,
-        resumed_steps=previous.steps if previous is not None else {},
+        resumed_visits=resumed,
     )
     notices = [n for n in (data.notice, key_notice) if n]
     if previous is not None:
@@ -302,6 +311,28 @@ def _check_decomposition(institution: Institution, task: Task) -> None:
             f"task {task.name} is taken one voted step at a time: {institution.id} needs a "
             "stage of kind decompose (see manifests/maker_hanoi.yaml)"
         )
+
+
+def _replay_visits(
+    previous: PreviousRun, *, task: Task, institution: Institution, folder: Path
+) -> dict[VisitKey, Resumed]:
+    """Where each unfinished decompose stage visit of a killed run stood, replayed from its
+    ledger with the Controller's checks; RunDamaged when its records do not stand up. A
+    planner's branches are few and start again."""
+    found: dict[VisitKey, Resumed] = {}
+    for (item, stage_id, visit), lines in previous.steps.items():
+        stage = next((s for s in institution.stages if s.id == stage_id), None)
+        if not isinstance(stage, DecomposeStage) or stage.planner is not None:
+            continue
+        work, scorer = task.work(item), task.scorer()  # type: ignore[attr-defined]
+        try:
+            found[item, stage_id, visit] = resume_from(work, scorer, lines, stage.voting.k)
+        except StepRecordError as exc:
+            raise RunDamaged(
+                f"cannot resume {folder}: the ledger's steps of {item} (stage {stage_id}, "
+                f"visit {visit}) do not stand up: {exc}; the run is left as it was"
+            ) from None
+    return found
 
 
 def _cell_of(loaded: LoadedExperiment, request: RunRequest) -> Cell:
@@ -435,19 +466,22 @@ def _reopen_ledger(
     header: dict[str, Any],
     request: RunRequest,
     started: RunRequest | None,
-) -> tuple[LedgerWriter, PreviousRun]:
+    replay_visits: Callable[[PreviousRun], dict[VisitKey, Resumed]],
+) -> tuple[LedgerWriter, PreviousRun, dict[VisitKey, Resumed]]:
     """The ledger of the run in ``folder``, to go on with, when ``header`` (this session's)
     differs from its own in nothing that changes a result; ``started``: the request that
     run started with, when this one was asked anew (`run MANIFEST --out DIR`)."""
     try:
         previous = read_run(folder, keyring, complete_ok=True)
+    except LedgerDamaged as exc:
+        raise RunDamaged(str(exc)) from None
     except ResumeError as exc:
         raise RunSetupError(str(exc)) from None
     if previous.header is None:  # killed before the ledger's first entry: start it afresh
         (folder / "ledger.jsonl").unlink(missing_ok=True)
         ledger = _create_ledger(folder, keyring, header, request)
         rewrite_results(previous)  # nothing was recorded, so no result is kept
-        return ledger, previous
+        return ledger, previous, {}
     changes = changes_since(header, previous.header)
     if changes:
         raise RunSetupError(
@@ -455,6 +489,7 @@ def _reopen_ledger(
         )
     if previous.complete:
         raise AlreadyComplete(folder)
+    resumed = replay_visits(previous)  # refused here, before anything is written
     try:  # the lock first: results are rewritten only by the one process that holds it
         ledger = LedgerWriter.reopen(folder / "ledger.jsonl", keyring, fsync=request.fsync)
     except LedgerBusy as exc:
@@ -472,7 +507,7 @@ def _reopen_ledger(
             "concurrency": request.concurrency,
         },
     )
-    return ledger, previous
+    return ledger, previous, resumed
 
 
 def ledger_keyring(key_file: Path | None) -> tuple[Keyring, str | None]:

@@ -7,7 +7,10 @@ import json
 
 from pydantic import BaseModel
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# NaN and infinities are refused: they are not JSON, and a ledger line must parse anywhere
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def canonical_json(data: object) -> str:

@@ -526,13 +526,17 @@ class OfficeStage(StageBase):
 
 
 MAX_VOTING_ROUNDS = 10_000  # a step still undecided after this many rounds is a broken sampler
+MAX_VOTING_K = 1000  # a margin no task needs (the paper's largest k_min is 29); a round's draws
 
 
 class Voting(SpecModel):
     """How a decompose stage votes on each step: first-to-ahead-by-k (MAKER)."""
 
     k: int = Field(
-        ge=1, strict=True, description="the winner must lead every other answer by k votes"
+        ge=1,
+        le=MAX_VOTING_K,
+        strict=True,
+        description="the winner must lead every other answer by k votes",
     )
     first_temperature: float = Field(
         0.0, ge=0.0, allow_inf_nan=False, description="the temperature of a step's first sample"
@@ -550,6 +554,7 @@ class Voting(SpecModel):
     batch_size: int | None = Field(
         None,
         ge=1,
+        le=MAX_VOTING_K,
         strict=True,
         description="draws per round after the first k; none draws what the leader needs to "
         "win (k minus its lead), so no draw is wasted",
@@ -571,17 +576,22 @@ class RedFlags(SpecModel):
 
 
 class DTIParams(SpecModel):
-    """The law that decides when integration is due: fire when a * t ** beta - M > delta."""
+    """The law that decides when integration is due: fire when a * t ** beta - M > delta.
+    Bounded so that the pressure of any real segment stays a finite number."""
 
     a: float = Field(
         1.0,
         gt=0,
+        le=1e6,
+        strict=True,
         allow_inf_nan=False,
         description="scale of the merge pressure: merges due after the first coordination",
     )
     beta: float = Field(
         0.6,
         gt=0,
+        le=10,
+        strict=True,
         allow_inf_nan=False,
         description="how merges due grow with coordination (below 1: sublinearly, as the "
         "paper finds)",
@@ -589,6 +599,8 @@ class DTIParams(SpecModel):
     delta: float = Field(
         2.0,
         ge=0,
+        le=1e12,
+        strict=True,
         allow_inf_nan=False,
         description="deficit tolerated before integration fires (it fires when the deficit "
         "is strictly greater)",

@@ -45,6 +45,8 @@ def data_lines(path: Path, raw: bytes) -> Iterator[tuple[int, str]]:
     for number, line in enumerate(raw.splitlines(), start=1):
         try:
             text = line.decode("utf-8")
+            if number == 1:  # a byte-order mark some editors write: not part of the data
+                text = text.removeprefix("\ufeff")
         except UnicodeDecodeError as exc:
             raise TaskDataError(
                 f"{printable(path)}:{number}: not UTF-8 text (byte {line[exc.start]:#04x} at "

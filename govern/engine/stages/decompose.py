@@ -39,7 +39,14 @@ from govern.maker.branches import (
     parse_plan,
     vote_branch,
 )
-from govern.maker.decompose import Decomposer, Drawer, ReplayError, Totals, maker_record
+from govern.maker.decompose import (
+    BudgetSpent,
+    Decomposer,
+    Drawer,
+    Totals,
+    maker_record,
+    spending,
+)
 from govern.maker.voting import Undecided
 from govern.models.base import BranchView, ModelError
 from govern.models.sim.hanoi import StepClass, step_classes
@@ -91,16 +98,17 @@ def build(stage: DecomposeStage) -> StageNodes:
             label=f" [{model}: SIMULATED]" if is_simulated(model) else f" [{model}]",
         )
         position, first = work.start(), 0
-        resumed = ctx.resumed_steps.pop(item, None)
-        if resumed:  # a killed run's steps: replayed from the ledger, not taken again
-            try:
-                position, first = decomposer.replay(resumed)
-            except ReplayError as exc:
-                transition = ctx.controller.stop(item, stage.id, None, "error", str(exc))
-                return combine(arrival, {"errors": [str(exc)]}, route_update(transition, ""))
+        resumed = ctx.resumed_visits.pop((item, stage.id, visit), None)
+        if resumed is not None:  # a killed run's steps, replayed from its ledger at resume
+            decomposer.go_on_from(resumed)
+            position, first = resumed.position, resumed.first
             if ctx.report is not None:
                 ctx.report(f"{item} {stage.id}: resumed at step {first:,} from the ledger")
-        decomposer.log = ctx.controller.step_log(item, stage.id, agent, work, stage.voting.k, first)
+        totals = decomposer.totals
+        decomposer.log = ctx.controller.step_log(
+            item, stage.id, agent, work, stage.voting.k, first=first, visit=visit,
+            spent=lambda: spending(totals),
+        )  # fmt: skip
         try:
             outcome = await decomposer.run(position, first)
         except ModelError as exc:
@@ -176,7 +184,13 @@ async def _branches(
             ctx, state, stage.id, "undecided", combine(update, {"errors": [reason]}), agent
         )
     count, model, totals = len(questions), ctx.model_for(agent), Totals()
-    drawer = Drawer(ctx.router, model, stage.red_flags, totals)
+    drawer = Drawer(
+        ctx.router,
+        model,
+        stage.red_flags,
+        totals,
+        lambda *_: _over_budget(ctx, state, update, totals),
+    )
     listing = "\n".join(f"{n}. {q}" for n, q in enumerate(questions, start=1))
     oracle = ctx.oracle(state, stage.id, agent, SUBANSWER, visit)
 
@@ -196,7 +210,10 @@ async def _branches(
         )
         for n in range(count)
     ]  # fmt: skip
-    log = controller.step_log(item, stage.id, agent, BranchRules(), stage.voting.k)
+    log = controller.step_log(
+        item, stage.id, agent, BranchRules(), stage.voting.k, visit=visit,
+        spent=lambda: spending(totals),
+    )  # fmt: skip
     monitor = DTIMonitor(stage.dti) if stage.dti is not None else None
     answers: tuple[str, ...] = ()
     synthesis: Consultation | None = None
@@ -210,9 +227,18 @@ async def _branches(
                 reason = f"{stage.id}: sub-question {index + 1}: {undecided}"
                 done = combine(update, _spent_by(totals), {"errors": [reason]})
                 return leave(ctx, state, stage.id, "undecided", done, agent)
-            log.check(index, answers, decision)  # no rule to break: the vote is checked
-            totals.add(decision)
-            answers = (*answers, decision.candidate)
+            except BudgetSpent:
+                decision = None
+            if decision is not None:
+                log.check(index, answers, decision)  # no rule to break: the vote is checked
+                totals.add(decision)
+                answers = (*answers, decision.candidate)
+            if decision is None or _over_budget(ctx, state, update, totals):
+                log.close(answers)
+                reason = f"{stage.id}: a budget was spent at sub-question {index + 1}"
+                transition = controller.stop(item, stage.id, None, "cut_off", reason)
+                cut = combine(update, _spent_by(totals), {"errors": [reason]})
+                return combine(cut, route_update(transition, ""))
             if monitor is None or index == count - 1 or not monitor.coordination(item):
                 continue
             segment, deficit = monitor.segment(item), monitor.deficit(item)
@@ -313,6 +339,14 @@ async def _integrate(
     if asked is None:
         raise ModelError(stage.integrator, "no agent may integrate")
     return asked
+
+
+def _over_budget(ctx: RunContext, state: dict, update: Update, totals: Totals) -> bool:
+    """Whether the item's budget is spent by what it spent before the stage, the plan and
+    integrations so far (``update``) and the branches' votes (``totals``)."""
+    calls = state["calls"] + update.get("calls", 0) + totals.calls
+    tokens = sum(state[k] + update.get(k, 0) for k in ("prompt_tokens", "completion_tokens"))
+    return spent_budget(ctx, calls, tokens + totals.prompt_tokens + totals.completion_tokens)
 
 
 def _spent_by(totals: Totals) -> Update:

@@ -18,7 +18,7 @@ from typing import Any
 from govern.engine.formats import OutputFormat
 from govern.maker.voting import Decision
 from govern.models.base import HanoiView, Message
-from govern.spec.models import ParsingMode
+from govern.spec.models import MAX_DISKS, ParsingMode
 from govern.tasks.base import Score, TaskData, TaskDataError, TaskItem
 from govern.tasks.hanoi.puzzle import (
     IllegalMove,
@@ -108,6 +108,8 @@ class HanoiWork:
     def replay(position: Position, record: list[int]) -> Candidate:
         """The candidate a ledger record ``[disk, from, to]`` stands for here (its next
         state the move's, as the Controller checked when it applied it)."""
+        if len(record) != 3 or not all(type(n) is int for n in record):
+            raise ValueError(f"{record!r} is not a move [disk, from, to]")
         move = Move(*record)
         return move, apply_move(position.pegs, move)
 
@@ -171,7 +173,12 @@ class HanoiTask:
         return [TaskItem(f"{ITEM_PREFIX}{disks}", question, render_state(goal_state(disks)))]
 
     def work(self, item: str) -> HanoiWork:
-        return HanoiWork(self.disks)
+        """The steps of the tower ``item`` names (``hanoi-20``: 20 disks), so that an
+        auditor rebuilds them from the ledger's item ids alone."""
+        disks = item.removeprefix(ITEM_PREFIX)
+        if not disks.isascii() or not disks.isdigit() or not 1 <= int(disks) <= MAX_DISKS:
+            raise ValueError(f"{item!r} names no tower of this task")
+        return HanoiWork(int(disks))
 
     @staticmethod
     def scorer() -> HanoiScorer:
