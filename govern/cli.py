@@ -19,6 +19,7 @@ from pathlib import Path
 from govern import __version__
 from govern.spec.errors import SpecInvalid
 from govern.text import ERRORS, printable
+from govern.trace.cascades import MEASURES
 
 PATTERNS = ("pipeline", "gated_pipeline", "autonomous_cluster", "consensus")
 
@@ -850,6 +851,21 @@ def cmd_dti_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trace_analyze(args: argparse.Namespace) -> int:
+    from govern.trace.analyze import TraceError, analyze, render
+
+    target = Path(args.target)
+    if not target.is_dir():
+        raise UsageError(f"{printable(target)} is not a run or experiment folder")
+    try:
+        analysis = analyze(target, args.measure, bootstrap=args.bootstrap)
+    except TraceError as exc:
+        print(f"govern: error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(analysis.model_dump_json(indent=2) if args.json else render(analysis))
+    return EXIT_OK
+
+
 def _unit_interval(text: str) -> float:
     """argparse type: a probability, a number from 0 to 1 (--p, --error, --target,
     --valid-rate); the stricter bounds each has are the maths' to check and explain."""
@@ -1080,6 +1096,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = dti.add_parser("estimate", help=text, description=text)
     p.set_defaults(handler=cmd_dti_estimate)
     p.add_argument("traces", nargs="+", metavar="TRACE.jsonl")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser(
+        "trace",
+        help="The event tracer: cascades, power-law fits and elites of runs.",
+        description="Every agent turn of a run is an event (events.jsonl); cascades are built "
+        "from the events each builds on (arXiv 2604.02674).",
+    )
+    trace = p.add_subparsers(dest="trace_command", metavar="ACTION", required=True)
+    text = (
+        "Cascades of a run's (or an experiment's) events: the power-law fit of one measure "
+        "(Clauset-Shalizi-Newman: discrete MLE, x_min by KS, likelihood ratios) and how "
+        "concentrated the attention is."
+    )
+    p = trace.add_parser("analyze", help=text, description=text)
+    p.set_defaults(handler=cmd_trace_analyze)
+    p.add_argument("target", metavar="RUN_OR_EXPERIMENT")
+    p.add_argument(
+        "--measure",
+        choices=MEASURES,
+        default="tce",
+        help="the cascade measure to fit (tce: total cognitive effort, in events)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="replicates of the goodness-of-fit bootstrap (0: none)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command(

@@ -17,6 +17,7 @@ finish, which the ledger records.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,7 @@ class Controller:
         # side by side seat the same agent ids, and each is told only of its own market
         self._item_notices: dict[tuple[str, str], list[str]] = {}
         self.offices = OfficeBook(institution)  # who holds each office, across items
+        self._sanctions: dict[str, list[dict[str, Any]]] = {}  # item -> its sanctions' entries
 
     # -- who acts ---------------------------------------------------------------------------
 
@@ -295,6 +297,10 @@ class Controller:
         ``first`` (a resumed tower goes on where its ledger stands)."""
         return StepLog(self.ledger, CONTROLLER, item, stage, agent, rules, k, first, visit, spent)
 
+    def sanctions_of(self, item: str) -> list[dict[str, Any]]:
+        """The sanctions applied while ``item`` ran (ledger seq, time, agent), once."""
+        return self._sanctions.pop(item, [])
+
     def merged(
         self,
         item: str,
@@ -347,12 +353,13 @@ class Controller:
         reask: int = 0,
         weighed: bool = True,
         cached: bool = False,
-    ) -> None:
+    ) -> int:
         """Record one model call by digest (the seed it was sent, and whether it asked an
-        unparsable output again), then let the evidence move the agent's state. A reply that
-        was asked again for its format is recorded but not ``weighed``: the agent is judged
-        on what it finally delivered, once per consultation."""
-        self.ledger.append(
+        unparsable output again), then let the evidence move the agent's state; the turn
+        entry's sequence number, which its event takes as its id. A reply that was asked
+        again for its format is recorded but not ``weighed``: the agent is judged on what it
+        finally delivered, once per consultation."""
+        seq = self.ledger.append(
             "turn",
             agent,
             {
@@ -372,13 +379,14 @@ class Controller:
             },
         )
         if agent not in self.agents or not weighed:
-            return
+            return seq
         self.oracle.record_output(agent, parsed)
         record = self.agents[agent]
         if parsed:
             record.credits += 1
         self._apply_rules(item, record)
         self._restore_by_credits(item, record)
+        return seq
 
     def observe_failed_reask(
         self, item: str, stage: str, agent: str, visit: int, reask: int, error: str
@@ -708,7 +716,7 @@ class Controller:
         kind: str,
         sanction: dict[str, Any] | None = None,
     ) -> None:
-        self.ledger.append(
+        seq = self.ledger.append(
             "state",
             CONTROLLER,
             {
@@ -721,6 +729,10 @@ class Controller:
                 "sanction": sanction,
             },
         )
+        if sanction is not None:  # the tracer's sanction event, matched to this entry
+            self._sanctions.setdefault(item, []).append(
+                {"seq": seq, "at": time.time(), "agent": record.agent, "rule": rule}
+            )
         record.state = to
         record.entered = self.clock
 

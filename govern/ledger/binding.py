@@ -19,7 +19,8 @@ from govern.files import digest_regular, read_regular
 from govern.ledger.format import parse
 
 RESULTS = "results.jsonl"
-BOUND_FILES = ("manifest.json", "graph.mmd", RESULTS, "summary.json")
+EVENTS = "events.jsonl"
+BOUND_FILES = ("manifest.json", "graph.mmd", RESULTS, EVENTS, "summary.json")
 LEDGER_FILES = ("ledger.jsonl", "ledger.head")
 _BINDING_KINDS = frozenset((b"item", b"files", b"resume"))
 

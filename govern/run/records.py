@@ -91,7 +91,8 @@ _LINE = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps' text, the enc
 
 
 class ResultsWriter:
-    """Appends one JSON line per finished item and flushes it, so a crash loses nothing."""
+    """Appends one JSON line per finished item (or an item's lines, as the tracer's events)
+    and flushes it, so a crash loses nothing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -103,6 +104,12 @@ class ResultsWriter:
         self._file.write(line + b"\n")
         self._file.flush()
         return line_digest(line)
+
+    def write_all(self, records: list[dict[str, Any]]) -> None:
+        """Append several records' lines at once, flushed together."""
+        if records:
+            self._file.write(b"".join(_LINE(r).encode("utf-8") + b"\n" for r in records))
+            self._file.flush()
 
     def close(self) -> None:
         self._file.close()

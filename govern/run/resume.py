@@ -15,7 +15,7 @@ from typing import Any
 
 from govern.files import parse_json, read_regular, write_atomic
 from govern.governance.steps import VisitKey, visits_of
-from govern.ledger.binding import RESULTS, line_digest
+from govern.ledger.binding import EVENTS, RESULTS, line_digest
 from govern.ledger.format import parse
 from govern.ledger.keys import Keyring
 from govern.ledger.verifier import verify
@@ -182,6 +182,19 @@ def _record(line: bytes) -> dict[str, Any] | None:
 
 
 def rewrite_results(previous: PreviousRun) -> None:
-    """Keep only the vouched-for lines, atomically: a kill here leaves the old file whole."""
+    """Keep only the vouched-for lines, atomically: a kill here leaves the old file whole;
+    and of the tracer's events only those of the items kept (the rest are made again)."""
     lines = b"".join(line + b"\n" for line in previous.lines)
     write_atomic(previous.folder / RESULTS, lines, fsync=True)
+    events = previous.folder / EVENTS
+    if events.is_file():
+        kept = [line for line in read_regular(events).split(b"\n") if _of_finished(line, previous)]
+        write_atomic(events, b"".join(line + b"\n" for line in kept), fsync=True)
+
+
+def _of_finished(line: bytes, previous: PreviousRun) -> bool:
+    try:
+        event = parse_json(line)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get("item") in previous.finished

@@ -35,7 +35,7 @@ from govern.governance.controller import Controller
 from govern.governance.guard import ManifestChanged, ManifestGuard, file_digests
 from govern.governance.oracle import is_market_regime
 from govern.governance.steps import StepRecordError, VisitKey
-from govern.ledger.binding import RESULTS, folder_digests
+from govern.ledger.binding import EVENTS, RESULTS, folder_digests
 from govern.ledger.keys import (
     ENV_KEY,
     ENV_SIGNING_KEY,
@@ -78,12 +78,13 @@ from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
 from govern.spec.errors import SpecInvalid
 from govern.spec.loader import LoadedManifest, project_root
-from govern.spec.models import DecomposeStage, Institution, Manifest
+from govern.spec.models import DecomposeStage, Institution, Manifest, ReviewStage
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.cournot.task import CournotTask
 from govern.tasks.hanoi.task import DEFAULT_DISKS, HanoiTask
 from govern.tasks.registry import get_task
 from govern.text import printable
+from govern.trace.events import item_events
 
 if TYPE_CHECKING:  # langgraph takes a second to import: only once the inputs are checked
     from govern.engine.compile import CompiledInstitution
@@ -107,6 +108,7 @@ class PreparedRun:
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed: done before
     stopped_by: str | None = None  # the signal (or spent budget) that interrupted the run
     report: Callable[[str], None] | None = None  # progress of long work (training), for a console
+    events: Any = None  # the tracer's events.jsonl, open while the run executes
 
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
@@ -597,6 +599,7 @@ async def execute(
     for record in run.finished.values():
         tally.add(record)
     writer = ResultsWriter(run.folder / RESULTS)
+    run.events = ResultsWriter(run.folder / EVENTS)
     run.ledger.hold()  # entries are written at each item's end (see _run_item), not one by one
     in_flight = asyncio.Semaphore(run.concurrency)  # --concurrency 1: one item at a time
     reason = "crashed"
@@ -642,6 +645,7 @@ async def execute(
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGTERM)
         writer.close()
+        run.events.close()
         summary = _summarise(run, tally, reason == "complete", started, time.perf_counter() - clock)
         write_atomic(run.folder / "summary.json", summary.model_dump_json(indent=2) + "\n")
         run.ledger.append("files", "govern", {"files": folder_digests(run.folder)})
@@ -661,6 +665,7 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
             from govern.run.market import play_market
 
             record = await play_market(run, item)
+            run.events.write_all(item_events_of(run, record))
             controller.end_item(item.id, record["outcome"], writer.write(record))
             run.ledger.flush()
             return record
@@ -676,9 +681,24 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
     else:
         outcome = state.get("outcome")
         record = item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
+    run.events.write_all(item_events_of(run, record))
     controller.end_item(item.id, outcome, writer.write(record))
     run.ledger.flush()  # the end entry, and every entry before it, on disk before going on
     return record
+
+
+def item_events_of(run: PreparedRun, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tracer's events of one finished item (``trace/events.py``), as JSON objects."""
+    institution = run.manifest.institution
+    kinds = {stage.id: stage.kind for stage in institution.stages}
+
+    def meaning(stage: str, word: str) -> str:
+        spec = kinds.get(stage) and institution.stage(stage)
+        return spec.meaning(word) if isinstance(spec, ReviewStage) else word
+
+    sanctions = run.context.controller.sanctions_of(record["id"])
+    events = item_events(run.ledger.run, record, kinds.get, meaning, sanctions)
+    return [event.model_dump() for event in events]
 
 
 def _write_inputs(run: PreparedRun) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,7 @@ def _one_turn(
 ) -> Update:
     response = asked.response
     parsed = asked.reading is not None
-    ctx.controller.observe_turn(
+    seq = ctx.controller.observe_turn(
         state["item_id"],
         stage,
         asked.agent,
@@ -122,6 +123,8 @@ def _one_turn(
                 **({"reask": asked.reask} if asked.reask else {}),
                 **asked.settings.as_record(),
                 **fields,
+                "seq": seq,  # its ledger entry, and its event's id
+                "at": round(time.time(), 6),
             }
         ],
     }

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -168,6 +169,8 @@ class FirmTurn:
     attempts: int
     finish_reason: str | None
     cached: bool
+    seq: int | None = None  # its ledger entry, once recorded: its event's id
+    at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -314,13 +317,13 @@ class ModelFirm:
         )
 
     def _record(self, replies: list[FirmTurn], failure: CallFailure | None) -> None:
-        self.turns.extend(replies)
         if failure is not None:
             self.failures.append(failure)
         if self.controller is None:
+            self.turns.extend(replies)
             return
         for n, turn in enumerate(replies):
-            self.controller.observe_turn(
+            seq = self.controller.observe_turn(
                 self.item,
                 STAGE,
                 self.agent,
@@ -336,6 +339,7 @@ class ModelFirm:
                 weighed=n == len(replies) - 1,
                 cached=turn.cached,
             )
+            self.turns.append(replace(turn, seq=seq, at=round(time.time(), 6)))
         if failure is not None:  # the ledger's record of a failed call; 0: the first asking
             self.controller.observe_failed_reask(
                 self.item, STAGE, self.agent, failure.round + 1, failure.reask, failure.error

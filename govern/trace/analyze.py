@@ -1,0 +1,131 @@
+"""`govern trace analyze`: a run's (or an experiment's) events, their cascades, the power-law
+fit of one cascade measure, and how concentrated the attention is.
+
+Events are read from each run folder's ``events.jsonl`` (an experiment's cells' folders
+too). A measure whose values are all below x_min or too few for a tail (fewer than 50)
+gets a clear message instead of a fit (cascades of size 0 are counted, never fitted: a
+discrete power law starts at 1); a run without events (one made before the tracer,
+or whose items made no model calls) says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from govern.files import parse_json, read_regular
+from govern.ledger.binding import EVENTS
+from govern.trace.cascades import MEASURES, Measure, cascades
+from govern.trace.elites import Concentration, concentration
+from govern.trace.events import Event
+from govern.trace.powerlaw import NoPowerLawFit, PowerLawFit, TailTooShort, analyse
+
+
+class TraceError(ValueError):
+    """The events cannot be read; the message names the file and line."""
+
+
+class Analysis(BaseModel):
+    """What `govern trace analyze` reports."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runs: int
+    events: int
+    cascades: int
+    measure: Measure
+    values: dict[str, int]  # value -> how many cascades have it
+    fit: PowerLawFit | None
+    no_fit: str | None  # why there is no fit
+    concentration: Concentration
+
+
+def event_files(target: Path) -> list[Path]:
+    """The events files of a run folder, or of every cell of an experiment folder."""
+    if (target / EVENTS).is_file():
+        return [target / EVENTS]
+    found = sorted(target.glob(f"cells/*/{EVENTS}"))
+    if not found:
+        raise TraceError(
+            f"{target}: no {EVENTS} here or in its cells (a run made before the tracer, or "
+            "not a run folder)"
+        )
+    return found
+
+
+def read_events(path: Path) -> list[Event]:
+    events = []
+    try:
+        raw = read_regular(path)
+    except OSError as exc:
+        raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(Event.model_validate(parse_json(line)))
+        except (ValueError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            raise TraceError(f"{path}:{number}: not an event: {first}") from None
+    return events
+
+
+def analyze(
+    target: Path, measure: Measure = "tce", *, bootstrap: int = 0, seed: int = 0
+) -> Analysis:
+    files = event_files(target)
+    events = [event for path in files for event in read_events(path)]
+    found = cascades(events)
+    values = [c.measure(measure) for c in found]
+    positive = [v for v in values if v > 0]  # a power law's support starts at 1
+    fitted, no_fit = None, None
+    try:
+        fitted = analyse(positive, discrete=True, replicates=bootstrap, seed=seed)
+    except (TailTooShort, NoPowerLawFit) as exc:
+        no_fit = str(exc)
+    except ValueError as exc:  # nothing positive to fit at all
+        no_fit = f"no power law can be fitted to these values: {exc}"
+    histogram: dict[str, int] = {}
+    for value in sorted(values):
+        histogram[str(value)] = histogram.get(str(value), 0) + 1
+    return Analysis(
+        runs=len(files),
+        events=len(events),
+        cascades=len(found),
+        measure=measure,
+        values=histogram,
+        fit=fitted,
+        no_fit=no_fit,
+        concentration=concentration(events),
+    )
+
+
+def render(analysis: Analysis) -> str:
+    """The analysis as a few readable lines."""
+    lines = [
+        f"{analysis.events:,} events in {analysis.runs} run(s); {analysis.cascades:,} "
+        f"cascades; measure {analysis.measure} ({', '.join(MEASURES)})"
+    ]
+    fitted = analysis.fit
+    if fitted is None:
+        lines.append(f"power law: no fit: {analysis.no_fit}")
+    else:
+        lines.append(
+            f"power law: alpha {fitted.alpha:.3f} ± {fitted.sigma:.3f}, x_min {fitted.x_min:g}, "
+            f"{fitted.n_tail} of {fitted.n} values in the tail, KS {fitted.ks:.4f}"
+            + (f", bootstrap p {fitted.p_value:.3f}" if fitted.p_value is not None else "")
+        )
+        for c in fitted.comparisons:
+            verdict = "significant" if c.significant else "not significant"
+            lines.append(
+                f"  vs {c.alternative}: R {c.log_likelihood_ratio:+.3f}, normalised "
+                f"{c.normalised_ratio:+.3f}, p {c.p_value:.3g}: favours {c.favoured} "
+                f"({verdict})"
+            )
+    share = analysis.concentration
+    lines.append(
+        f"attention: {share.agents} agents, Gini {share.gini:.3f}, top 10% hold "
+        f"{share.top_share:.1%}, effective agents {share.effective_agents:.2f}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""Events typed from a run's structure and the five cascade measures, on small hand-built
+turn lists and event graphs whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from govern.trace.cascades import cascades
+from govern.trace.events import Event, item_events
+
+KINDS = {"propose": "propose", "review": "review", "vote": "vote", "panel": "cluster",
+         "merge": "integrate", "revise": "draft"}  # fmt: skip
+MEANINGS = {"approve": "approve", "reject": "reject", "amend": "amend", "annul": "veto"}
+
+
+def turn(seq: int, stage: str, agent: str, act: str, **extra: Any) -> dict[str, Any]:
+    return {"seq": seq, "at": float(seq), "stage": stage, "agent": agent, "act": act,
+            "visit": 1, "text": f"output {seq}", "prompt_tokens": 10, "completion_tokens": 5,
+            **extra}  # fmt: skip
+
+
+def events_of(turns: list[dict[str, Any]], sanctions=()) -> list[Event]:
+    record = {"id": "item-1", "turns": turns}
+    return item_events(
+        "run", record, KINDS.get, lambda stage, word: MEANINGS.get(word, word), list(sanctions)
+    )
+
+
+def test_turns_are_typed_by_what_the_stage_did_and_decided() -> None:
+    events = events_of(
+        [
+            turn(1, "propose", "consul#1", "solve", answer="42"),
+            turn(2, "review", "tribune#1", "review", decision="reject"),
+            turn(3, "revise", "consul#1", "revise", answer="41"),
+            turn(4, "review", "tribune#1", "review", decision="approve"),
+            turn(5, "vote", "senator#1", "vote", ballot="yes"),
+            turn(6, "vote", "senator#2", "vote", ballot="no"),
+            turn(7, "review", "censor#1", "review", decision="annul"),
+            turn(8, "review", "censor#1", "review", decision="amend", answer="40"),
+        ]
+    )
+    assert [e.type for e in events] == [
+        "propose", "contradict", "revise", "endorse", "vote", "vote", "contradict", "revise",
+    ]  # fmt: skip
+    ids = [e.id for e in events]
+    assert events[0].parents == [] and ids[0] == "run:1"
+    assert events[1].parents == [ids[0]] and events[2].parents == [ids[0]]
+    assert all(e.parents == [ids[2]] for e in events[3:8])  # the revision is on the table
+    assert events[0].tokens == 15 and events[0].output_sha256 is not None
+
+
+def test_a_body_delegates_and_a_merge_integrates_its_seats() -> None:
+    events = events_of(
+        [
+            turn(1, "propose", "chief#1", "solve", answer="7"),
+            turn(2, "panel", "unit#1", "revise", answer="7"),
+            turn(3, "panel", "unit#2", "revise", answer="8"),
+            turn(4, "panel", "unit#3", "revise", answer="7"),
+            turn(5, "merge", "chief#1", "integrate", answer="7"),
+            turn(6, "vote", "senator#1", "vote"),
+        ]
+    )
+    assert [e.type for e in events] == ["propose", "delegate", "delegate", "delegate", "merge",
+                                        "vote"]  # fmt: skip
+    assert events[4].parents == ["run:2", "run:3", "run:4"]
+    assert events[5].parents == ["run:5"]
+
+
+def test_a_reask_builds_on_the_reply_it_replaces_and_a_sanction_on_the_agents_last() -> None:
+    events = events_of(
+        [
+            turn(1, "propose", "consul#1", "solve"),
+            turn(2, "propose", "consul#1", "solve", reask=1, answer="3"),
+        ],
+        sanctions=[{"seq": 3, "at": 3.0, "agent": "consul#1"}],
+    )
+    assert events[1].parents == ["run:1"]
+    assert events[2].type == "sanction" and events[2].parents == ["run:2"]
+
+
+def test_market_rounds_build_on_every_firms_previous_round() -> None:
+    events = events_of(
+        [
+            turn(1, "market", "firm#1", "produce", round=0),
+            turn(2, "market", "firm#2", "produce", round=0),
+            turn(3, "market", "firm#1", "produce", round=1),
+            turn(4, "market", "firm#2", "produce", round=1),
+        ]
+    )
+    assert [e.parents for e in events] == [[], [], ["run:1", "run:2"], ["run:1", "run:2"]]
+
+
+def event(n: int, kind: str, agent: str, *parents: int, tokens: int = 1) -> Event:
+    return Event(
+        id=f"r:{n}", run="r", time=float(n), item="i", agent=agent, stage="s", type=kind,
+        parents=[f"r:{p}" for p in parents], output_sha256=None, tokens=tokens,
+    )  # fmt: skip
+
+
+def test_the_five_measures_of_a_hand_built_cascade() -> None:
+    """Root 1 is delegated to three seats (2, 3, 4), merged (5), contradicted by two agents
+    (6, 7) and once more by one of them (8), revised twice in a wave (9 on 5, 10 on 9), and
+    endorsed (11). Root 12 stands alone; root 13 and root 14 are merged together (15)."""
+    graph = [
+        event(1, "propose", "a"),
+        event(2, "delegate", "b", 1),
+        event(3, "delegate", "c", 1),
+        event(4, "delegate", "d", 1),
+        event(5, "merge", "a", 2, 3, 4, tokens=10),
+        event(6, "contradict", "e", 5),
+        event(7, "contradict", "f", 5),
+        event(8, "contradict", "e", 5),
+        event(9, "revise", "a", 5, 6, 7, 8),
+        event(10, "revise", "a", 9),
+        event(11, "endorse", "e", 10),
+        event(12, "propose", "g"),
+        event(13, "propose", "h"),
+        event(14, "propose", "i"),
+        event(15, "merge", "h", 13, 14),
+    ]
+    found = {c.root: c for c in cascades(graph)}
+    first = found["r:1"]
+    assert (first.delegation, first.revision, first.contradiction, first.fanin) == (3, 2, 2, 3)
+    assert first.effort_events == 10 and first.effort_tokens == 19
+    alone = found["r:12"]
+    assert (alone.effort_events, alone.delegation, alone.revision, alone.fanin) == (0, 0, 0, 0)
+    assert found["r:13"].fanin == 2 and found["r:14"].effort_events == 1
+    assert set(found) == {"r:1", "r:12", "r:13", "r:14"}
+
+
+def test_concentration_of_attention_by_hand() -> None:
+    from govern.trace.elites import concentration, gini
+
+    assert gini([1, 1, 1, 1]) == 0 and gini([0, 0, 0, 4]) == 0.75 and gini([]) == 0
+    graph = [
+        event(1, "propose", "a"),
+        event(2, "revise", "b", 1),
+        event(3, "endorse", "c", 2),
+        event(4, "contradict", "d", 1),
+        event(5, "vote", "d", 1),
+    ]
+    found = concentration(graph)  # a draws 3 (2, 4, 5), b draws 1 (3), c and d none
+    assert found.attention == 4 and found.agents == 4
+    assert found.shares == {"a": 0.75, "b": 0.25, "c": 0.0, "d": 0.0}
+    assert found.top_share == 0.75  # the top 10% of 4 agents is one agent
+    assert found.effective_agents == 1 / (0.75**2 + 0.25**2)
+    assert found.gini == gini([3, 1, 0, 0])
+
+
+# --- events of a real run -------------------------------------------------------------------
+
+
+def test_a_runs_events_match_its_ledger_and_are_bound_to_it(tmp_path) -> None:
+    import json
+
+    from tests.conftest import ROOT
+    from tests.conftest import run_cli as govern
+
+    out = tmp_path / "run"
+    result = govern("run", "manifests/senate.yaml", "--limit", "4", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    events = [Event(**json.loads(line)) for line in (out / "events.jsonl").read_text().splitlines()]
+    ledger = [json.loads(line) for line in (out / "ledger.jsonl").read_text().splitlines()]
+    turns = {f"{e['run']}:{e['seq']}": e for e in ledger if e["kind"] == "turn"}
+    assert events and len(events) == len(turns)  # one event a turn, matched by id
+    for event in events:
+        entry = turns[event.id]
+        assert (entry["actor"], entry["body"]["stage"]) == (event.agent, event.stage)
+        assert entry["body"]["output_sha256"] == event.output_sha256
+        assert all(parent in turns for parent in event.parents)
+    audit = govern("audit", str(out))
+    assert audit.returncode == 0 and "events.jsonl" in audit.stdout
+    analysed = govern("trace", "analyze", str(out), "--json")
+    assert analysed.returncode == 0, analysed.stderr
+    report = json.loads(analysed.stdout)
+    assert report["cascades"] == 4 and report["fit"] is None and "at least 50" in report["no_fit"]
+    assert report["concentration"]["agents"] == len({e.agent for e in events})
+    assert govern("trace", "analyze", str(ROOT / "tasks")).returncode == 1
+    assert govern("trace", "analyze", str(tmp_path / "nowhere")).returncode == 2
