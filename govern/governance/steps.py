@@ -216,11 +216,7 @@ class StepLog:
                 "transition",
                 self.actor,
                 {
-                    "item": self.item,
-                    "stage": self.stage,
-                    "visit": self.visit,
-                    "step": step,
-                    "actor": self.agent,
+                    **self._at(step),
                     "decision": self.rules.record(candidate),
                     "votes": [winner, *others],
                     "status": "blocked",
@@ -250,17 +246,23 @@ class StepLog:
             "undecided",
             self.actor,
             {
-                "item": self.item,
-                "stage": self.stage,
-                "visit": self.visit,
-                "step": step,
-                "actor": self.agent,
+                **self._at(step),
                 "rounds": rounds,
                 "votes": sorted(votes.values(), reverse=True),
                 "rule": RULE_VOTES,
             },
         )
         self.ledger.flush()
+
+    def _at(self, step: int) -> dict[str, Any]:
+        """Where an entry about one step belongs: the item, stage visit, step and agent."""
+        return {
+            "item": self.item,
+            "stage": self.stage,
+            "visit": self.visit,
+            "step": step,
+            "actor": self.agent,
+        }
 
     def close(self, position: Any) -> None:
         """The last, partial block, once the stage stops taking steps."""
