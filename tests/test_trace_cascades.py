@@ -177,3 +177,39 @@ def test_a_runs_events_match_its_ledger_and_are_bound_to_it(tmp_path) -> None:
     assert report["concentration"]["agents"] == len({e.agent for e in events})
     assert govern("trace", "analyze", str(ROOT / "tasks")).returncode == 1
     assert govern("trace", "analyze", str(tmp_path / "nowhere")).returncode == 2
+
+
+def grown(beta: float, size: int, seed: int) -> list[Event]:
+    """A society growing by preferential attachment: each new event builds on one of the
+    item's claims so far with probability proportional to (attention + 1) ** beta, and is
+    a claim itself."""
+    import random
+
+    rng = random.Random(seed)
+    events = [event(0, "propose", "a0")]
+    attention = [0]
+    for n in range(1, size):
+        weights = [(a + 1) ** beta for a in attention]
+        parent = rng.choices(range(n), weights=weights)[0]
+        attention[parent] += 1
+        attention.append(0)
+        events.append(event(n, "revise", f"a{n % 7}", parent))
+    return events
+
+
+def test_the_attachment_exponent_recovers_the_one_that_grew_the_society() -> None:
+    from govern.trace.elites import attachment_exponent
+
+    for beta in (0.0, 0.8, 1.2):
+        found = attachment_exponent(grown(beta, 2000, seed=int(beta * 10)))
+        assert abs(found.beta - beta) < 2.5 * found.sigma + 0.02, (beta, found)
+        assert found.choices == 1998  # the first two events choose among fewer than two
+
+
+def test_the_attachment_exponent_refuses_too_few_choices() -> None:
+    import pytest
+
+    from govern.trace.elites import NoAttachment, attachment_exponent
+
+    with pytest.raises(NoAttachment, match="at least 20 are needed"):
+        attachment_exponent(grown(1.0, 10, seed=1))

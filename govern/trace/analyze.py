@@ -17,7 +17,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from govern.files import parse_json, read_regular
 from govern.ledger.binding import EVENTS
 from govern.trace.cascades import MEASURES, Measure, cascades
-from govern.trace.elites import Concentration, concentration
+from govern.trace.elites import (
+    Attachment,
+    Concentration,
+    NoAttachment,
+    attachment_exponent,
+    concentration,
+)
 from govern.trace.events import Event
 from govern.trace.powerlaw import NoPowerLawFit, PowerLawFit, TailTooShort, analyse
 
@@ -39,6 +45,8 @@ class Analysis(BaseModel):
     fit: PowerLawFit | None
     no_fit: str | None  # why there is no fit
     concentration: Concentration
+    attachment: Attachment | None
+    no_attachment: str | None  # why there is no exponent
 
 
 def event_files(target: Path) -> list[Path]:
@@ -86,6 +94,11 @@ def analyze(
         no_fit = str(exc)
     except ValueError as exc:  # nothing positive to fit at all
         no_fit = f"no power law can be fitted to these values: {exc}"
+    attachment, no_attachment = None, None
+    try:
+        attachment = attachment_exponent(events)
+    except NoAttachment as exc:
+        no_attachment = str(exc)
     histogram: dict[str, int] = {}
     for value in sorted(values):
         histogram[str(value)] = histogram.get(str(value), 0) + 1
@@ -98,6 +111,8 @@ def analyze(
         fit=fitted,
         no_fit=no_fit,
         concentration=concentration(events),
+        attachment=attachment,
+        no_attachment=no_attachment,
     )
 
 
@@ -127,5 +142,12 @@ def render(analysis: Analysis) -> str:
     lines.append(
         f"attention: {share.agents} agents, Gini {share.gini:.3f}, top 10% hold "
         f"{share.top_share:.1%}, effective agents {share.effective_agents:.2f}"
+    )
+    found = analysis.attachment
+    lines.append(
+        f"preferential attachment: beta {found.beta:.3f} ± {found.sigma:.3f} over "
+        f"{found.choices:,} choices"
+        if found is not None
+        else f"preferential attachment: no estimate: {analysis.no_attachment}"
     )
     return "\n".join(lines)
