@@ -863,6 +863,19 @@ def cmd_trace_analyze(args: argparse.Namespace) -> int:
         print(f"govern: error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     print(analysis.model_dump_json(indent=2) if args.json else render(analysis))
+    if args.plot is not None:
+        from govern.trace.figures import ccdf_chart
+
+        folder = Path(args.plot)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
+            chart = ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)
+            for suffix, data in ((".svg", chart.svg), (".png", chart.png)):
+                (folder / f"{chart.name}{suffix}").write_bytes(data)
+        except OSError as exc:
+            raise UsageError(f"cannot write the figures in {printable(folder)}: {exc}") from None
+        print(f"figures: {printable(folder / chart.name)}.svg and .png", file=sys.stderr)
     return EXIT_OK
 
 
@@ -1113,6 +1126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = trace.add_parser("analyze", help=text, description=text)
     p.set_defaults(handler=cmd_trace_analyze)
     p.add_argument("target", metavar="RUN_OR_EXPERIMENT")
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write the measure's CCDF with the fitted line there (SVG and PNG)",
+    )
     p.add_argument(
         "--measure",
         choices=MEASURES,

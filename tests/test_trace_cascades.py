@@ -213,3 +213,42 @@ def test_the_attachment_exponent_refuses_too_few_choices() -> None:
 
     with pytest.raises(NoAttachment, match="at least 20 are needed"):
         attachment_exponent(grown(1.0, 10, seed=1))
+
+
+def society_runs(folder, sizes: list[int]) -> None:
+    """An experiment folder whose cell with N agents has one claim that every agent
+    builds on twice: its largest cascade is 2N events."""
+    for n in sizes:
+        cell = folder / "cells" / f"society-{n}"
+        cell.mkdir(parents=True)
+        events = [Event(
+            id=f"r{n}:0", run=f"r{n}", time=0.0, item="i", agent="a0", stage="s",
+            type="propose", parents=[], output_sha256=None, tokens=1,
+        )]  # fmt: skip
+        for k in range(2 * n):
+            events.append(Event(
+                id=f"r{n}:{k + 1}", run=f"r{n}", time=float(k + 1), item="i",
+                agent=f"a{k % n}", stage="s", type="endorse", parents=[f"r{n}:0"],
+                output_sha256=None, tokens=1,
+            ))  # fmt: skip
+        (cell / "events.jsonl").write_text("".join(e.model_dump_json() + "\n" for e in events))
+
+
+def test_the_largest_cascade_grows_with_the_agents_and_the_ccdf_is_drawn(tmp_path) -> None:
+    import json
+
+    from tests.conftest import run_cli as govern
+
+    society_runs(tmp_path / "exp", [8, 16, 32, 64])
+    result = govern("trace", "analyze", str(tmp_path / "exp"), "--json", "--plot",
+                    str(tmp_path / "figures"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    scaling = report["scaling"]
+    assert abs(scaling["exponent"] - 1) < 1e-9 and scaling["runs"] == 4
+    assert scaling["points"] == [[8, 16], [16, 32], [32, 64], [64, 128]]
+    assert report["simulated"] == "no"  # no summaries say so
+    png = (tmp_path / "figures" / "ccdf-tce.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and (tmp_path / "figures" / "ccdf-tce.svg").is_file()
+    two = govern("trace", "analyze", str(tmp_path / "exp" / "cells" / "society-8"))
+    assert "needs runs of at least 3 sizes" in two.stdout

@@ -50,7 +50,7 @@ class Chart:
     cells: tuple[str, ...]  # the cells whose results it shows
 
 
-def _save(figure: object) -> tuple[bytes, bytes]:
+def save_figure(figure: object) -> tuple[bytes, bytes]:
     import matplotlib
 
     svg, png = io.BytesIO(), io.BytesIO()
@@ -60,7 +60,7 @@ def _save(figure: object) -> tuple[bytes, bytes]:
     return svg.getvalue(), png.getvalue()
 
 
-def _new_figure(width: float, height: float) -> object:
+def new_figure(width: float, height: float) -> object:
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -72,7 +72,7 @@ def _series(row: Row) -> str:
     return row.model if row.overlay is None else f"{row.model} · {row.overlay}"
 
 
-def _stamp(figure: object, simulated: str) -> None:
+def stamp_simulated(figure: object, simulated: str) -> None:
     """The simulated label inside the picture: a PNG shared alone still says it."""
     if simulated == "no":
         return
@@ -92,7 +92,7 @@ def accuracy_chart(comparison: Comparison, task: str) -> Chart:
     institutions = list(dict.fromkeys(r.institution for r in rows))
     series = list(dict.fromkeys(_series(r) for r in rows))
     width = max(7.0, 0.75 * len(institutions) + 3.5)
-    figure = _new_figure(width, 4.2)
+    figure = new_figure(width, 4.2)
     with matplotlib.rc_context(STYLE):
         axes = figure.add_subplot()  # type: ignore[attr-defined]
         step = 0.8 / max(1, len(series))
@@ -132,8 +132,8 @@ def accuracy_chart(comparison: Comparison, task: str) -> Chart:
             bbox_to_anchor=(1.01, 1),
             frameon=False,
         )
-        _stamp(figure, comparison.simulated)
-    svg, png = _save(figure)
+        stamp_simulated(figure, comparison.simulated)
+    svg, png = save_figure(figure)
     intervals = sorted({r.accuracy.interval for r in rows})
     return Chart(
         name=f"accuracy-{task}",
@@ -154,7 +154,7 @@ def cost_chart(comparison: Comparison, task: str) -> Chart:
 
     rows = [r for r in comparison.rows if r.task == task]
     series = list(dict.fromkeys(_series(r) for r in rows))
-    figure = _new_figure(8.0, 4.6)
+    figure = new_figure(8.0, 4.6)
     with matplotlib.rc_context(STYLE):
         axes = figure.add_subplot()  # type: ignore[attr-defined]
         for s, name in enumerate(series):
@@ -198,8 +198,8 @@ def cost_chart(comparison: Comparison, task: str) -> Chart:
         axes.grid(color="#eeeeee", linewidth=0.6)
         axes.set_axisbelow(True)
         axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-        _stamp(figure, comparison.simulated)
-    svg, png = _save(figure)
+        stamp_simulated(figure, comparison.simulated)
+    svg, png = save_figure(figure)
     return Chart(
         name=f"cost-accuracy-{task}",
         title=f"Cost and accuracy: {task}",

@@ -11,9 +11,13 @@ or whose items made no model calls) says so.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
+from scipy.stats import t as student_t
 
+from govern.experiments.figures import PARTLY_NOTE, SIMULATED_NOTE
 from govern.files import parse_json, read_regular
 from govern.ledger.binding import EVENTS
 from govern.trace.cascades import MEASURES, Measure, cascades
@@ -32,6 +36,19 @@ class TraceError(ValueError):
     """The events cannot be read; the message names the file and line."""
 
 
+class Scaling(BaseModel):
+    """How the largest cascade (in events) grows with the agents of a run: the slope of
+    log largest on log N across runs, with its 95% t interval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exponent: float
+    low: float
+    high: float
+    runs: int
+    points: list[tuple[int, int]]  # (agents, largest cascade) per run
+
+
 class Analysis(BaseModel):
     """What `govern trace analyze` reports."""
 
@@ -47,6 +64,9 @@ class Analysis(BaseModel):
     concentration: Concentration
     attachment: Attachment | None
     no_attachment: str | None  # why there is no exponent
+    scaling: Scaling | None
+    no_scaling: str | None  # why there is no exponent of the largest cascade
+    simulated: str  # yes | partly | no: whether the runs' models were govern's simulator
 
 
 def event_files(target: Path) -> list[Path]:
@@ -83,7 +103,8 @@ def analyze(
     target: Path, measure: Measure = "tce", *, bootstrap: int = 0, seed: int = 0
 ) -> Analysis:
     files = event_files(target)
-    events = [event for path in files for event in read_events(path)]
+    by_run = [read_events(path) for path in files]
+    events = [event for run in by_run for event in run]
     found = cascades(events)
     values = [c.measure(measure) for c in found]
     positive = [v for v in values if v > 0]  # a power law's support starts at 1
@@ -113,14 +134,63 @@ def analyze(
         concentration=concentration(events),
         attachment=attachment,
         no_attachment=no_attachment,
+        **_scaling(by_run),
+        simulated=_simulated(files),
     )
+
+
+def _scaling(by_run: list[list[Event]]) -> dict[str, Any]:
+    """The largest cascade against the agents, across runs of at least 3 different sizes."""
+    points = []
+    for run in by_run:
+        sizes = [c.effort_events for c in cascades(run)]
+        if sizes:
+            points.append((len({e.agent for e in run}), max(sizes)))
+    agents = {n for n, _ in points}
+    usable = [(n, largest) for n, largest in points if largest > 0]
+    if len(agents) < 3 or len(usable) < 3:
+        reason = (
+            f"runs of {len(agents)} different size(s); the largest cascade's growth with the "
+            "agents needs runs of at least 3 sizes"
+        )
+        return {"scaling": None, "no_scaling": reason}
+    x = np.log([n for n, _ in usable])
+    y = np.log([largest for _, largest in usable])
+    slope, intercept = np.polyfit(x, y, 1)
+    residuals = y - (slope * x + intercept)
+    dof = len(usable) - 2
+    spread = (
+        float(np.sqrt((residuals**2).sum() / dof / ((x - x.mean()) ** 2).sum())) if dof else 0.0
+    )
+    margin = float(student_t.ppf(0.975, dof)) * spread if dof else float("inf")
+    scaling = Scaling(
+        exponent=float(slope),
+        low=float(slope) - margin,
+        high=float(slope) + margin,
+        runs=len(usable),
+        points=sorted(points),
+    )
+    return {"scaling": scaling, "no_scaling": None}
+
+
+def _simulated(files: list[Path]) -> str:
+    """Whether the runs' summaries say they ran on govern's simulator."""
+    said = []
+    for path in files:
+        try:
+            said.append(bool(parse_json(read_regular(path.parent / "summary.json"))["simulated"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            said.append(False)
+    return "yes" if all(said) else "partly" if any(said) else "no"
 
 
 def render(analysis: Analysis) -> str:
     """The analysis as a few readable lines."""
+    label = {"yes": [SIMULATED_NOTE], "partly": [PARTLY_NOTE], "no": []}[analysis.simulated]
     lines = [
+        *label,
         f"{analysis.events:,} events in {analysis.runs} run(s); {analysis.cascades:,} "
-        f"cascades; measure {analysis.measure} ({', '.join(MEASURES)})"
+        f"cascades; measure {analysis.measure} ({', '.join(MEASURES)})",
     ]
     fitted = analysis.fit
     if fitted is None:
@@ -142,6 +212,13 @@ def render(analysis: Analysis) -> str:
     lines.append(
         f"attention: {share.agents} agents, Gini {share.gini:.3f}, top 10% hold "
         f"{share.top_share:.1%}, effective agents {share.effective_agents:.2f}"
+    )
+    scaling = analysis.scaling
+    lines.append(
+        f"largest cascade ~ N^{scaling.exponent:.3f} [{scaling.low:.3f}, {scaling.high:.3f}] "
+        f"over {scaling.runs} runs"
+        if scaling is not None
+        else f"largest cascade against N: {analysis.no_scaling}"
     )
     found = analysis.attachment
     lines.append(
