@@ -879,6 +879,42 @@ def cmd_trace_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_trace_society(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from govern.spec.models import DTIParams
+    from govern.trace.society import SocietyParams, write_society
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {printable(out)} exists and is not empty; choose a new folder")
+    try:
+        sizes = [int(n) for n in args.agents.split(",")]
+    except ValueError:
+        raise UsageError(f"--agents {args.agents!r}: give sizes as N,N,... e.g. 8,64,512") from None
+    try:
+        dti = DTIParams() if args.dti else None
+        societies = [
+            SocietyParams(
+                agents=n,
+                rounds=args.rounds,
+                topology=args.topology,
+                beta=args.beta,
+                dti=dti,
+                seed=args.seed,
+            )
+            for n in sizes
+        ]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise UsageError(f"--{error['loc'][0]}: {error['msg']}") from None
+    for params in societies:
+        cell = write_society(out, params)
+        print(f"govern: {cell.name}: written", file=sys.stderr)
+    print(f"SIMULATED societies in {printable(out)}: govern trace analyze {printable(out)}")
+    return EXIT_OK
+
+
 def _unit_interval(text: str) -> float:
     """argparse type: a probability, a number from 0 to 1 (--p, --error, --target,
     --valid-rate); the stricter bounds each has are the maths' to check and explain."""
@@ -1145,6 +1181,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="replicates of the goodness-of-fit bootstrap (0: none)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    text = (
+        "Simulate offline agent societies of several sizes in an institution's topology "
+        "(a seeded model, not LLMs) and write their events for `govern trace analyze`."
+    )
+    p = trace.add_parser("society", help=text, description=text)
+    p.set_defaults(handler=cmd_trace_society)
+    p.add_argument("--out", required=True, metavar="DIR", help="a new folder for the societies")
+    p.add_argument(
+        "--agents", default="8,16,32,64,128,256,512", metavar="N,N,...", help="society sizes"
+    )
+    p.add_argument("--rounds", type=positive_int, default=10, metavar="R")
+    p.add_argument(
+        "--topology",
+        choices=("consensus", "autonomous_cluster", "pipeline", "gated_pipeline"),
+        default="consensus",
+    )
+    p.add_argument("--beta", type=float, default=1.0, help="preferential attachment (1)")
+    p.add_argument("--dti", action="store_true", help="run the DTI monitor live (1, 0.6, 2)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
 
     p = command(
         "run",

@@ -252,3 +252,48 @@ def test_the_largest_cascade_grows_with_the_agents_and_the_ccdf_is_drawn(tmp_pat
     assert png.startswith(b"\x89PNG") and (tmp_path / "figures" / "ccdf-tce.svg").is_file()
     two = govern("trace", "analyze", str(tmp_path / "exp" / "cells" / "society-8"))
     assert "needs runs of at least 3 sizes" in two.stdout
+
+
+# --- the offline society ---------------------------------------------------------------------
+
+
+def test_a_society_is_reproducible_and_follows_its_topology() -> None:
+    from govern.trace.society import CLUSTER, SocietyParams, simulate
+
+    params = SocietyParams(agents=32, rounds=5, topology="autonomous_cluster", seed=3)
+    first, again = simulate(params), simulate(params)
+    assert first == again and len(first) == 32 * 5
+    by_id = {e.id: e for e in first}
+    for event in first:  # an agent builds only on claims of its own cluster
+        for parent in event.parents:
+            mine = int(event.agent.split("#")[1]) - 1
+            theirs = int(by_id[parent].agent.split("#")[1]) - 1
+            assert mine // CLUSTER == theirs // CLUSTER
+
+
+def test_dti_merges_a_societys_roots_when_the_deficit_says() -> None:
+    from govern.spec.models import DTIParams
+    from govern.trace.society import MERGE_AT_MOST, SocietyParams, simulate
+
+    events = simulate(SocietyParams(agents=16, rounds=8, dti=DTIParams(), seed=2))
+    merges = [e for e in events if e.type == "merge"]
+    assert merges and all(1 <= len(m.parents) <= MERGE_AT_MOST for m in merges)
+    assert not [e for e in simulate(SocietyParams(agents=16, rounds=8, seed=2))
+                if e.type == "merge"]  # fmt: skip
+
+
+def test_the_society_command_writes_what_analyze_reads(tmp_path) -> None:
+    import json
+
+    from tests.conftest import run_cli as govern
+
+    out = tmp_path / "societies"
+    made = govern("trace", "society", "--out", str(out), "--agents", "8,32,128", "--seed", "1")
+    assert made.returncode == 0 and "SIMULATED" in made.stdout, made.stderr
+    analysed = govern("trace", "analyze", str(out), "--json")
+    report = json.loads(analysed.stdout)
+    assert report["simulated"] == "yes" and report["scaling"]["runs"] == 3
+    assert abs(report["attachment"]["beta"] - 1) < 4 * report["attachment"]["sigma"] + 0.05
+    again = govern("trace", "society", "--out", str(out))
+    assert again.returncode == 2 and "not empty" in again.stderr
+    assert govern("trace", "society", "--out", str(tmp_path / "x"), "--agents", "1").returncode == 2

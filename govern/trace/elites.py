@@ -35,10 +35,13 @@ class Concentration(BaseModel):
 
 
 def attention_by_agent(events: Iterable[Event]) -> Counter[str]:
-    """Per agent, the events that build on its events (every author counted, with 0)."""
+    """Per agent, the events that build on its events (every author counted, with 0). The
+    agents of several runs are told apart (``run/agent``): a seat of one run is not the
+    same agent as the seat of that name in another."""
     events = list(events)
-    author = {e.id: e.agent for e in events}
-    drawn: Counter[str] = Counter({e.agent: 0 for e in events})
+    several = len({e.run for e in events}) > 1
+    author = {e.id: f"{e.run}/{e.agent}" if several else e.agent for e in events}
+    drawn: Counter[str] = Counter({name: 0 for name in author.values()})
     for event in events:
         for parent in dict.fromkeys(event.parents):
             if parent in author:
