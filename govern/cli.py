@@ -864,18 +864,22 @@ def cmd_trace_analyze(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     print(analysis.model_dump_json(indent=2) if args.json else render(analysis))
     if args.plot is not None:
-        from govern.trace.figures import ccdf_chart
+        from govern.trace.figures import against_agents_chart, ccdf_chart
 
         folder = Path(args.plot)
+        values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
+        charts = [ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)]
+        if len({s.agents for s in analysis.shapes}) > 1:
+            charts.append(against_agents_chart(analysis.shapes, analysis.simulated))
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
-            chart = ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)
-            for suffix, data in ((".svg", chart.svg), (".png", chart.png)):
-                (folder / f"{chart.name}{suffix}").write_bytes(data)
+            for chart in charts:
+                for suffix, data in ((".svg", chart.svg), (".png", chart.png)):
+                    (folder / f"{chart.name}{suffix}").write_bytes(data)
         except OSError as exc:
             raise UsageError(f"cannot write the figures in {printable(folder)}: {exc}") from None
-        print(f"figures: {printable(folder / chart.name)}.svg and .png", file=sys.stderr)
+        names = ", ".join(f"{chart.name}.svg/.png" for chart in charts)
+        print(f"figures in {printable(folder)}: {names}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -250,6 +250,8 @@ def test_the_largest_cascade_grows_with_the_agents_and_the_ccdf_is_drawn(tmp_pat
     assert report["simulated"] == "no"  # no summaries say so
     png = (tmp_path / "figures" / "ccdf-tce.png").read_bytes()
     assert png.startswith(b"\x89PNG") and (tmp_path / "figures" / "ccdf-tce.svg").is_file()
+    assert (tmp_path / "figures" / "against-agents.png").read_bytes().startswith(b"\x89PNG")
+    assert [s["agents"] for s in report["shapes"]] == [8, 16, 32, 64]
     two = govern("trace", "analyze", str(tmp_path / "exp" / "cells" / "society-8"))
     assert "needs runs of at least 3 sizes" in two.stdout
 

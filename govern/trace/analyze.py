@@ -49,6 +49,19 @@ class Scaling(BaseModel):
     points: list[tuple[int, int]]  # (agents, largest cascade) per run
 
 
+class RunShape(BaseModel):
+    """One run's size and how its attention and cascades stood: the points of the figures
+    against N."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run: str
+    agents: int
+    largest: int  # the largest cascade, in events
+    gini: float
+    top_share: float
+
+
 class Analysis(BaseModel):
     """What `govern trace analyze` reports."""
 
@@ -67,6 +80,7 @@ class Analysis(BaseModel):
     scaling: Scaling | None
     no_scaling: str | None  # why there is no exponent of the largest cascade
     simulated: str  # yes | partly | no: whether the runs' models were govern's simulator
+    shapes: list[RunShape]  # per run, by size
 
 
 def event_files(target: Path) -> list[Path]:
@@ -136,6 +150,19 @@ def analyze(
         no_attachment=no_attachment,
         **_scaling(by_run),
         simulated=_simulated(files),
+        shapes=sorted((_shape(run) for run in by_run if run), key=lambda s: (s.agents, s.run)),
+    )
+
+
+def _shape(run: list[Event]) -> RunShape:
+    found = concentration(run)
+    sizes = [c.effort_events for c in cascades(run)]
+    return RunShape(
+        run=run[0].run,
+        agents=len({e.agent for e in run}),
+        largest=max(sizes, default=0),
+        gini=found.gini,
+        top_share=found.top_share,
     )
 
 

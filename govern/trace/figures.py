@@ -14,6 +14,7 @@ from govern.experiments.figures import (
     save_figure,
     stamp_simulated,
 )
+from govern.trace.analyze import RunShape
 from govern.trace.powerlaw import PowerLawFit, ccdf
 
 
@@ -51,6 +52,38 @@ def ccdf_chart(
         name=f"ccdf-{measure}",
         title=f"Cascade {measure}: complementary CDF",
         description=f"The share of cascades with {measure} at least x, log-log; {shown}.",
+        svg=svg,
+        png=png,
+        cells=(),
+    )
+
+
+def against_agents_chart(shapes: list[RunShape], simulated: str) -> Chart:
+    """Per run, against its agents (log axis): the largest cascade and the Gini of the
+    attention; the extremes and the elites as the society grows."""
+    import matplotlib
+
+    figure = new_figure(9.0, 3.8)
+    agents = [s.agents for s in shapes]
+    with matplotlib.rc_context(STYLE):
+        largest, elites = figure.subplots(1, 2)  # type: ignore[attr-defined]
+        largest.loglog(agents, [max(s.largest, 1) for s in shapes], "o-", color=COLOURS[0])
+        largest.set_xlabel("agents (N)")
+        largest.set_ylabel("largest cascade (events)")
+        elites.semilogx(agents, [s.gini for s in shapes], "s-", color=COLOURS[1], label="Gini")
+        elites.semilogx(
+            agents, [s.top_share for s in shapes], "^-", color=COLOURS[2], label="top 10% share"
+        )
+        elites.set_xlabel("agents (N)")
+        elites.set_ylim(0, 1)
+        elites.legend(frameon=False)
+        stamp_simulated(figure, simulated)
+    svg, png = save_figure(figure)
+    return Chart(
+        name="against-agents",
+        title="Largest cascade and concentration against the number of agents",
+        description=f"{len(shapes)} runs: the largest cascade (log-log) and the Gini and top "
+        "10% share of the attention, against the agents of each run.",
         svg=svg,
         png=png,
         cells=(),
