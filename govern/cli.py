@@ -749,7 +749,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     compared = markets is None or any(cell.items for cell in others.cells)
     comparison = _compared(others, args.measure) if compared else None
     try:
-        written = write_report(results, comparison, out, markets)
+        written = write_report(results, comparison, out, markets, _traced(args.sources))
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
     if markets is not None:
@@ -758,6 +758,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(results.label, file=sys.stderr)
     print(f"wrote {written.folder / 'report.html'} ({len(written.files)} files)", file=sys.stderr)
     return EXIT_OK
+
+
+def _traced(sources: list[str]):  # -> (text, charts) | None; typed loosely: lazy imports
+    """The tracer's analysis of one experiment's (or run's) events for its report: None
+    when there are none to analyse (a run made before the tracer)."""
+    from govern.trace.analyze import TraceError, analyze, render
+    from govern.trace.figures import against_agents_chart, ccdf_chart
+
+    if len(sources) != 1:
+        return None
+    try:
+        analysis = analyze(Path(sources[0]))
+    except TraceError:
+        return None
+    values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
+    charts = [ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)]
+    if len({s.agents for s in analysis.shapes}) > 1:
+        charts.append(against_agents_chart(analysis.shapes, analysis.simulated))
+    return render(analysis), charts
 
 
 def _quiet_kind(kind, path: str) -> str | None:

@@ -299,3 +299,25 @@ def test_the_society_command_writes_what_analyze_reads(tmp_path) -> None:
     again = govern("trace", "society", "--out", str(out))
     assert again.returncode == 2 and "not empty" in again.stderr
     assert govern("trace", "society", "--out", str(tmp_path / "x"), "--agents", "1").returncode == 2
+
+
+def test_an_experiments_report_has_the_tracers_section(tmp_path) -> None:
+    from tests.conftest import ROOT, write
+    from tests.conftest import run_cli as govern
+
+    experiment = write(
+        ROOT / "runs" / ".test-trace", f"{tmp_path.name}.yaml",
+        "kind: experiment\nid: traced\ninstitutions: [../../manifests/senate.yaml]\n"
+        "models: [sim/medium]\ntasks: [{name: gsm8k, limit: 3}]\nseeds: [1, 2]\n",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    try:
+        ran = govern("run", str(experiment), "--out", str(out), "--workers", "1")
+        assert ran.returncode == 0, ran.stderr
+        reported = govern("report", str(out))
+        assert reported.returncode == 0, reported.stderr
+        page = (out / "report" / "report.html").read_text()
+        assert "Cascades, elites and extremes" in page and "6 cascades" in page
+        assert (out / "report" / "figures" / "ccdf-tce.svg").is_file()
+    finally:
+        experiment.unlink()

@@ -415,10 +415,12 @@ def build_report(
     comparison: Comparison | None,
     out: Path,
     markets: MarketReport | None = None,
+    cascades: tuple[str, list[Chart]] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the report, by its path relative to ``out``: the accuracy comparison
     of the cells that are not markets (None: there are none), the market section of those
-    that are (None: there are none)."""
+    that are (None: there are none), and the tracer's analysis of the cells' events (its
+    text and figures; None: no cell has events)."""
     taken: set[str] = set()
     anchors = {cell.id: f"ledger-{i}" for i, cell in enumerate(results.cells)}
     tasks = list(dict.fromkeys(r.task for r in comparison.rows)) if comparison else []
@@ -434,7 +436,8 @@ def build_report(
         _institution(label, cells, i) for i, (label, cells) in enumerate(by_label.items())
     ]
     files: dict[str, bytes] = {}
-    for chart in charts:
+    traced = cascades[1] if cascades is not None else []
+    for chart in [*charts, *traced]:
         files[f"figures/{chart.name}.svg"] = chart.svg
         files[f"figures/{chart.name}.png"] = chart.png
     topology_taken: set[str] = set()
@@ -468,6 +471,15 @@ def build_report(
                 _published_section(markets.paper),
             ),
         ]
+    if cascades is not None:
+        text, figures = cascades
+        sections.append(
+            (
+                "cascades",
+                "Cascades, elites and extremes (the event tracer)",
+                f"<pre>{_e(text)}</pre>" + "".join(_figure(c, anchors) for c in figures),
+            )
+        )
     sections += [
         (
             "institutions",
@@ -507,6 +519,7 @@ def write_report(
     comparison: Comparison | None,
     out: Path,
     markets: MarketReport | None = None,
+    cascades: tuple[str, list[Chart]] | None = None,
 ) -> Written:
     """Write the report's files into ``out`` (created if needed; files of an earlier report
     there are replaced, anything else is left alone)."""
@@ -515,7 +528,7 @@ def write_report(
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
         written = []
-        for name, data in build_report(results, comparison, out, markets).items():
+        for name, data in build_report(results, comparison, out, markets, cascades).items():
             path = out / name
             write_atomic(path, data)
             written.append(path)
