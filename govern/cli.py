@@ -736,6 +736,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from govern.experiments.markets import render_text as market_text
     from govern.experiments.report import write_report
     from govern.experiments.results import ResultsError, folder_kind
+    from govern.trace.figures import report_section
 
     if args.out:
         out = Path(args.out)
@@ -749,7 +750,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     compared = markets is None or any(cell.items for cell in others.cells)
     comparison = _compared(others, args.measure) if compared else None
     try:
-        written = write_report(results, comparison, out, markets, _traced(args.sources))
+        traced = report_section(Path(args.sources[0])) if len(args.sources) == 1 else None
+        written = write_report(results, comparison, out, markets, traced)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
     if markets is not None:
@@ -758,25 +760,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(results.label, file=sys.stderr)
     print(f"wrote {written.folder / 'report.html'} ({len(written.files)} files)", file=sys.stderr)
     return EXIT_OK
-
-
-def _traced(sources: list[str]):  # -> (text, charts) | None; typed loosely: lazy imports
-    """The tracer's analysis of one experiment's (or run's) events for its report: None
-    when there are none to analyse (a run made before the tracer)."""
-    from govern.trace.analyze import TraceError, analyze, render
-    from govern.trace.figures import against_agents_chart, ccdf_chart
-
-    if len(sources) != 1:
-        return None
-    try:
-        analysis = analyze(Path(sources[0]))
-    except TraceError:
-        return None
-    values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
-    charts = [ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)]
-    if len({s.agents for s in analysis.shapes}) > 1:
-        charts.append(against_agents_chart(analysis.shapes, analysis.simulated))
-    return render(analysis), charts
 
 
 def _quiet_kind(kind, path: str) -> str | None:
@@ -883,13 +866,11 @@ def cmd_trace_analyze(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     print(analysis.model_dump_json(indent=2) if args.json else render(analysis))
     if args.plot is not None:
-        from govern.trace.figures import against_agents_chart, ccdf_chart
+        from govern.trace.figures import report_section
 
         folder = Path(args.plot)
-        values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
-        charts = [ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)]
-        if len({s.agents for s in analysis.shapes}) > 1:
-            charts.append(against_agents_chart(analysis.shapes, analysis.simulated))
+        section = report_section(target, analysis)
+        charts = section[1] if section is not None else []
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for chart in charts:

@@ -46,6 +46,7 @@ from govern.experiments.results import (
     load_results,
 )
 from govern.run.summary import FIRMS_LABEL, SIMULATED_LABEL
+from govern.trace.figures import report_section
 
 REGIMES = ("cournot_ungoverned", "cournot_constitutional", "cournot_institutional")
 # (model label, regime) -> the tiers of its four markets, seed 1 then 2, market-1 then 2
@@ -254,6 +255,8 @@ def test_the_report_of_markets_has_no_accuracy_sections(report: tuple[Path, str]
     folder, _ = report
     names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert names == [
+        "figures/ccdf-tce.png",  # the tracer's: the model firms' events
+        "figures/ccdf-tce.svg",
         "figures/topology-cournot_constitutional.svg",
         "figures/topology-cournot_institutional.svg",
         "figures/topology-cournot_ungoverned.svg",
@@ -262,7 +265,9 @@ def test_the_report_of_markets_has_no_accuracy_sections(report: tuple[Path, str]
     ]
     page = (folder / "report.html").read_text(encoding="utf-8")
     sections = re.findall(r'<section id="([a-z]+)">', page)
-    assert sections == ["markets", "published", "institutions", "ledger", "provenance"]
+    assert sections == [
+        "markets", "published", "cascades", "institutions", "ledger", "provenance",
+    ]  # fmt: skip
     assert "strict" not in page and "accuracy" not in page.lower()
 
 
@@ -374,9 +379,12 @@ def test_a_gsm8k_experiment_gets_no_market_section(
     assert main(["report", str(folder)]) == 0
     page = (folder / "report" / "report.html").read_text(encoding="utf-8")
     sections = re.findall(r'<section id="([a-z]+)">', page)
-    assert sections == ["comparison", "accuracy", "cost", "institutions", "ledger", "provenance"]
+    assert sections == [
+        "comparison", "accuracy", "cost", "cascades", "institutions", "ledger", "provenance",
+    ]  # fmt: skip
     assert ".kind{" not in page and "Published figures" not in page
-    built = build_report(results, compare(results), folder / "report")
+    traced = report_section(folder)
+    built = build_report(results, compare(results), folder / "report", cascades=traced)
     assert built["report.html"] == page.encode("utf-8")
 
 

@@ -52,6 +52,10 @@ def test_report_writes_the_page_tables_and_figures(report: Path):
     assert names == [
         "figures/accuracy-gsm8k.png",
         "figures/accuracy-gsm8k.svg",
+        "figures/against-agents.png",  # the tracer's: its cells' events
+        "figures/against-agents.svg",
+        "figures/ccdf-tce.png",
+        "figures/ccdf-tce.svg",
         "figures/cost-accuracy-gsm8k.png",
         "figures/cost-accuracy-gsm8k.svg",
         "figures/topology-bare.svg",

@@ -3,6 +3,8 @@ drawn with the report's style (``experiments/figures.py``): the same data, the s
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy.special import zeta
 
@@ -14,7 +16,7 @@ from govern.experiments.figures import (
     save_figure,
     stamp_simulated,
 )
-from govern.trace.analyze import RunShape
+from govern.trace.analyze import Analysis, RunShape
 from govern.trace.powerlaw import PowerLawFit, ccdf
 
 
@@ -88,3 +90,23 @@ def against_agents_chart(shapes: list[RunShape], simulated: str) -> Chart:
         png=png,
         cells=(),
     )
+
+
+def report_section(
+    target: Path, analysis: Analysis | None = None
+) -> tuple[str, list[Chart]] | None:
+    """The tracer's part of a report on ``target`` (a run or an experiment folder), or of
+    its ``analysis`` when made already: the analysis as text and its figures; None when
+    there are no events to analyse (a run made before the tracer)."""
+    from govern.trace.analyze import TraceError, analyze, render
+
+    if analysis is None:
+        try:
+            analysis = analyze(target)
+        except TraceError:
+            return None
+    values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
+    charts = [ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)]
+    if len({s.agents for s in analysis.shapes}) > 1:
+        charts.append(against_agents_chart(analysis.shapes, analysis.simulated))
+    return render(analysis), charts

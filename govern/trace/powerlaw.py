@@ -366,6 +366,8 @@ def _ks_distances(
 def _search(table: _Table, discrete: bool) -> _Tail:
     """CSN's x_min: of every eligible distinct value, the one whose fitted tail has the
     smallest KS distance (ties go to the smallest x_min)."""
+    if table.n < MIN_TAIL:  # no candidate at all (an empty sample included)
+        raise TailTooShort(table.n, None)
     tail_counts = table.tail_counts[:-1]
     eligible = tail_counts >= MIN_TAIL
     eligible[-1] = False  # a tail of one distinct value has no finite MLE
