@@ -853,12 +853,25 @@ def cmd_dti_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+MAX_REPLICATES = 100_000  # CSN's 2,500 give p to 0.01; a hundred thousand take an hour here
+
+
+def bootstrap_replicates(text: str) -> int:
+    """argparse type: a number of bootstrap replicates, 0 to MAX_REPLICATES."""
+    value = non_negative_int(text)
+    if value > MAX_REPLICATES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_REPLICATES:,} replicates, not {value:,}")
+    return value
+
+
 def cmd_trace_analyze(args: argparse.Namespace) -> int:
     from govern.trace.analyze import TraceError, analyze, render
 
     target = Path(args.target)
     if not target.is_dir():
         raise UsageError(f"{printable(target)} is not a run or experiment folder")
+    if args.plot is not None and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        raise UsageError(f"--plot {printable(args.plot)} is not a folder")
     try:
         analysis = analyze(target, args.measure, bootstrap=args.bootstrap)
     except TraceError as exc:
@@ -890,12 +903,16 @@ def cmd_trace_society(args: argparse.Namespace) -> int:
     from govern.trace.society import SocietyParams, write_society
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {printable(out)} is a file; choose a new folder")
+    if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {printable(out)} exists and is not empty; choose a new folder")
     try:
         sizes = [int(n) for n in args.agents.split(",")]
     except ValueError:
         raise UsageError(f"--agents {args.agents!r}: give sizes as N,N,... e.g. 8,64,512") from None
+    if len(set(sizes)) != len(sizes):
+        raise UsageError(f"--agents {args.agents!r}: a size is given twice")
     try:
         dti = DTIParams() if args.dti else None
         societies = [
@@ -913,6 +930,8 @@ def cmd_trace_society(args: argparse.Namespace) -> int:
         error = exc.errors()[0]
         raise UsageError(f"--{error['loc'][0]}: {error['msg']}") from None
     for params in societies:
+        print(f"govern: simulating {params.agents} agents x {params.rounds} rounds ...",
+              file=sys.stderr, flush=True)  # fmt: skip
         cell = write_society(out, params)
         print(f"govern: {cell.name}: written", file=sys.stderr)
     print(f"SIMULATED societies in {printable(out)}: govern trace analyze {printable(out)}")
@@ -1179,10 +1198,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--bootstrap",
-        type=non_negative_int,
+        type=bootstrap_replicates,
         default=0,
         metavar="N",
-        help="replicates of the goodness-of-fit bootstrap (0: none)",
+        help=f"replicates of the goodness-of-fit bootstrap (0: none; at most {MAX_REPLICATES:,})",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     text = (

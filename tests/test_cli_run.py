@@ -27,6 +27,7 @@ def test_run_without_data_uses_the_sample_and_says_so(tmp_path: Path) -> None:
     assert "SIMULATED run" in result.stdout and "not LLM results" in result.stdout
     assert f"results in {out}" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
+        "events.jsonl",
         "graph.mmd",
         "ledger.head",
         "ledger.jsonl",

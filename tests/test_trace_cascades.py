@@ -321,3 +321,79 @@ def test_an_experiments_report_has_the_tracers_section(tmp_path) -> None:
         assert (out / "report" / "figures" / "ccdf-tce.svg").is_file()
     finally:
         experiment.unlink()
+
+
+# --- what the tracer refuses, and what a resume rebuilds --------------------------------------
+
+
+def test_broken_event_graphs_are_refused_at_their_line(tmp_path) -> None:
+    from tests.conftest import run_cli as govern
+
+    good = event(1, "propose", "a").model_dump_json()
+    cases = {
+        "twice": [good, good],
+        "self": [event(1, "revise", "a", 1).model_dump_json()],
+        "later": [
+            event(1, "revise", "a", 2).model_dump_json(),
+            event(2, "propose", "b").model_dump_json(),
+        ],
+        "nan": [good.replace('"time":1.0', '"time":NaN')],
+        "type": [good.replace('"propose"', '"gossip"')],
+    }
+    messages = {
+        "twice": "the event id r:1 is used twice",
+        "self": "builds on r:1, which is not an earlier event",
+        "later": "builds on r:2, which is not an earlier event",
+        "nan": "events.jsonl:1: not an event",
+        "type": "events.jsonl:1: not an event: type:",
+    }
+    for name, lines in cases.items():
+        run = tmp_path / name
+        run.mkdir()
+        (run / "events.jsonl").write_text("\n".join(lines) + "\n")
+        result = govern("trace", "analyze", str(run))
+        assert result.returncode == 1 and messages[name] in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_a_resume_rebuilds_the_events_of_finished_items_from_the_ledger(tmp_path) -> None:
+    """Events edited or lost while a run was stopped are made again from the result lines
+    and sanctions the ledger vouches for; the audit then passes on the rebuilt file."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, user_environment
+    from tests.conftest import run_cli as govern
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "govern.cli", "run", "manifests/senate.yaml", "--out", str(out)]
+    process = subprocess.Popen(args, cwd=ROOT, env=user_environment(None),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    results = out / "results.jsonl"
+    while not (results.is_file() and results.read_text().count("\n") >= 3):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    events = out / "events.jsonl"
+    original = events.read_text().splitlines()
+    forged = json.loads(original[0])
+    forged["type"] = "merge"
+    events.write_text(json.dumps(forged) + "\n" + '{"forged": true}\n')
+    resumed = govern("run", "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    lines = events.read_text().splitlines()
+    assert "forged" not in events.read_text() and json.loads(lines[0])["type"] != "merge"
+    ids = [json.loads(line)["id"] for line in lines]
+    assert len(ids) == len(set(ids))
+    finished = {json.loads(line)["id"] for line in results.read_text().splitlines()}
+    assert {json.loads(line)["item"] for line in lines} == finished
+    rebuilt = [json.loads(line) for line in lines]
+    kept = [json.loads(line) for line in original]
+    assert [e for e in kept if e["item"] in finished] == [e for e in rebuilt if e in kept]
+    assert govern("audit", str(out)).returncode == 0
+    assert govern("trace", "analyze", str(out)).returncode == 0

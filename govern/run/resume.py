@@ -15,7 +15,7 @@ from typing import Any
 
 from govern.files import parse_json, read_regular, write_atomic
 from govern.governance.steps import VisitKey, visits_of
-from govern.ledger.binding import EVENTS, RESULTS, line_digest
+from govern.ledger.binding import RESULTS, line_digest
 from govern.ledger.format import parse
 from govern.ledger.keys import Keyring
 from govern.ledger.verifier import verify
@@ -52,6 +52,9 @@ class PreviousRun:
     # an unfinished item's decomposed steps on the ledger: each stage visit's latest chain of
     # "steps" entries, as written (lines: parsed again only when replayed)
     steps: dict[VisitKey, list[bytes]] = field(default_factory=dict)
+    run_id: str = ""  # the ledger's run id
+    # item -> the sanctions the ledger recorded while it ran: the tracer's sanction events
+    sanctions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -139,6 +142,12 @@ def read_run(folder: Path, keyring: Keyring, *, complete_ok: bool) -> PreviousRu
         body = entry.get("body") or {}
         if entry.get("kind") == "header":
             previous.header = body
+            previous.run_id = str(entry.get("run", ""))
+        elif entry.get("kind") == "state" and body.get("sanction") is not None:
+            previous.sanctions.setdefault(str(body.get("item")), []).append(
+                {"seq": entry["seq"], "at": entry["ts"] / 1e6, "agent": body["agent"],
+                 "rule": body.get("rule")}
+            )  # fmt: skip
         elif entry.get("kind") == "item" and body.get("event") == "end":
             ends[body["item"]] = {**body, "seq": entry["seq"]}
         elif entry.get("kind") in ("steps", "resume"):
@@ -182,19 +191,6 @@ def _record(line: bytes) -> dict[str, Any] | None:
 
 
 def rewrite_results(previous: PreviousRun) -> None:
-    """Keep only the vouched-for lines, atomically: a kill here leaves the old file whole;
-    and of the tracer's events only those of the items kept (the rest are made again)."""
+    """Keep only the vouched-for lines, atomically: a kill here leaves the old file whole."""
     lines = b"".join(line + b"\n" for line in previous.lines)
     write_atomic(previous.folder / RESULTS, lines, fsync=True)
-    events = previous.folder / EVENTS
-    if events.is_file():
-        kept = [line for line in read_regular(events).split(b"\n") if _of_finished(line, previous)]
-        write_atomic(events, b"".join(line + b"\n" for line in kept), fsync=True)
-
-
-def _of_finished(line: bytes, previous: PreviousRun) -> bool:
-    try:
-        event = parse_json(line)
-    except ValueError:
-        return False
-    return isinstance(event, dict) and event.get("item") in previous.finished

@@ -78,13 +78,13 @@ from govern.spec.digest import semantic_digest
 from govern.spec.draw import draw
 from govern.spec.errors import SpecInvalid
 from govern.spec.loader import LoadedManifest, project_root
-from govern.spec.models import DecomposeStage, Institution, Manifest, ReviewStage
+from govern.spec.models import DecomposeStage, Institution, Manifest
 from govern.tasks.base import Task, TaskData, TaskDataError, TaskItem
 from govern.tasks.cournot.task import CournotTask
 from govern.tasks.hanoi.task import DEFAULT_DISKS, HanoiTask
 from govern.tasks.registry import get_task
 from govern.text import printable
-from govern.trace.events import item_events
+from govern.trace.events import events_of
 
 if TYPE_CHECKING:  # langgraph takes a second to import: only once the inputs are checked
     from govern.engine.compile import CompiledInstitution
@@ -242,6 +242,7 @@ def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedR
         ledger, previous, resumed = _reopen_ledger(
             folder, keyring, header, request, started, replayer
         )
+        _rebuild_events(folder, previous, institution)
         if started is not None and previous.header is not None:
             request = started  # the same run goes on, recorded as it was asked for
     controller = Controller(
@@ -689,16 +690,21 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
 
 def item_events_of(run: PreparedRun, record: dict[str, Any]) -> list[dict[str, Any]]:
     """The tracer's events of one finished item (``trace/events.py``), as JSON objects."""
-    institution = run.manifest.institution
-    kinds = {stage.id: stage.kind for stage in institution.stages}
-
-    def meaning(stage: str, word: str) -> str:
-        spec = kinds.get(stage) and institution.stage(stage)
-        return spec.meaning(word) if isinstance(spec, ReviewStage) else word
-
     sanctions = run.context.controller.sanctions_of(record["id"])
-    events = item_events(run.ledger.run, record, kinds.get, meaning, sanctions)
-    return [event.model_dump() for event in events]
+    return events_of(run.manifest.institution, run.ledger.run, record, sanctions)
+
+
+def _rebuild_events(folder: Path, previous: PreviousRun, institution: Institution) -> None:
+    """The events of the finished items, made again from what the ledger vouches for (their
+    result lines, and the sanctions it recorded): an events file edited or lost while the
+    run was stopped is replaced, never carried on."""
+    run = previous.run_id
+    lines = []
+    for record in previous.finished.values():
+        sanctions = previous.sanctions.get(record["id"], [])
+        for event in events_of(institution, run, record, sanctions):
+            lines.append(json.dumps(event, ensure_ascii=False).encode() + b"\n")
+    write_atomic(folder / EVENTS, b"".join(lines), fsync=True)
 
 
 def _write_inputs(run: PreparedRun) -> None:

@@ -20,6 +20,7 @@ from scipy.stats import t as student_t
 from govern.experiments.figures import PARTLY_NOTE, SIMULATED_NOTE
 from govern.files import parse_json, read_regular
 from govern.ledger.binding import EVENTS
+from govern.run.resume import REQUEST_FILE
 from govern.trace.cascades import MEASURES, Measure, cascades
 from govern.trace.elites import (
     Attachment,
@@ -34,6 +35,10 @@ from govern.trace.powerlaw import NoPowerLawFit, PowerLawFit, TailTooShort, anal
 
 class TraceError(ValueError):
     """The events cannot be read; the message names the file and line."""
+
+
+class NoEvents(TraceError):
+    """The folder has no events to read (a run made before the tracer)."""
 
 
 class Scaling(BaseModel):
@@ -89,7 +94,7 @@ def event_files(target: Path) -> list[Path]:
         return [target / EVENTS]
     found = sorted(target.glob(f"cells/*/{EVENTS}"))
     if not found:
-        raise TraceError(
+        raise NoEvents(
             f"{target}: no {EVENTS} here or in its cells (a run made before the tracer, or "
             "not a run folder)"
         )
@@ -97,7 +102,10 @@ def event_files(target: Path) -> list[Path]:
 
 
 def read_events(path: Path) -> list[Event]:
-    events = []
+    """A run's events, each checked: a well-formed event, an id of its own, and parents that
+    are earlier events of the same file (so the graph has no cycle)."""
+    events: list[Event] = []
+    seen: set[str] = set()
     try:
         raw = read_regular(path)
     except OSError as exc:
@@ -106,10 +114,23 @@ def read_events(path: Path) -> list[Event]:
         if not line.strip():
             continue
         try:
-            events.append(Event.model_validate(parse_json(line)))
-        except (ValueError, ValidationError) as exc:
-            first = str(exc).splitlines()[0]
-            raise TraceError(f"{path}:{number}: not an event: {first}") from None
+            event = Event.model_validate(parse_json(line))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "the line"
+            raise TraceError(f"{path}:{number}: not an event: {where}: {error['msg']}") from None
+        except ValueError as exc:
+            raise TraceError(f"{path}:{number}: not an event: {exc}") from None
+        if event.id in seen:
+            raise TraceError(f"{path}:{number}: the event id {event.id} is used twice")
+        unknown = [p for p in event.parents if p not in seen]
+        if unknown:
+            raise TraceError(
+                f"{path}:{number}: event {event.id} builds on {unknown[0]}, which is not an "
+                "earlier event of this file"
+            )
+        seen.add(event.id)
+        events.append(event)
     return events
 
 
@@ -201,13 +222,19 @@ def _scaling(by_run: list[list[Event]]) -> dict[str, Any]:
 
 
 def _simulated(files: list[Path]) -> str:
-    """Whether the runs' summaries say they ran on govern's simulator."""
+    """Whether the runs ran on govern's simulator, as each says of itself: its summary, or
+    (a run killed before it wrote one) the resolved request it started with."""
     said = []
     for path in files:
-        try:
-            said.append(bool(parse_json(read_regular(path.parent / "summary.json"))["simulated"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            said.append(False)
+        flag = None
+        for name in ("summary.json", REQUEST_FILE):
+            try:
+                flag = parse_json(read_regular(path.parent / name)).get("simulated")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(flag, bool):
+                break
+        said.append(flag is True)
     return "yes" if all(said) else "partly" if any(said) else "no"
 
 

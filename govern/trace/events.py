@@ -48,14 +48,16 @@ class Event(BaseModel):
 
     id: str = Field(description="RUN:SEQ, the ledger entry that recorded the same turn")
     run: str
-    time: float = Field(description="seconds since the epoch, when the turn was recorded")
+    time: float = Field(
+        allow_inf_nan=False, description="seconds since the epoch, when the turn was recorded"
+    )
     item: str
     agent: str
     stage: str
     type: EventType
     parents: list[str] = Field(description="ids of the events this one builds on")
     output_sha256: str | None = Field(description="the output's digest, as the ledger's")
-    tokens: int = Field(ge=0, description="prompt and completion tokens of the call")
+    tokens: int = Field(ge=0, le=10**12, description="prompt and completion tokens of the call")
 
 
 def output_digest(text: str | None) -> str | None:
@@ -193,3 +195,19 @@ def _advance(
     elif turn.get("answer") is not None or event.type == "propose":
         scan.candidate = [event.id]
     scan.since_merge.append(event.id)
+
+
+def events_of(
+    institution: Any, run: str, record: dict[str, Any], sanctions: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The events of one finished item of a run of ``institution`` (its stages' kinds and
+    its reviews' words decide the types), as JSON objects."""
+    from govern.spec.models import ReviewStage
+
+    kinds = {stage.id: stage.kind for stage in institution.stages}
+
+    def meaning(stage: str, word: str) -> str:
+        spec = institution.stage(stage) if stage in kinds else None
+        return spec.meaning(word) if isinstance(spec, ReviewStage) else word
+
+    return [e.model_dump() for e in item_events(run, record, kinds.get, meaning, sanctions)]

@@ -98,13 +98,15 @@ def report_section(
     """The tracer's part of a report on ``target`` (a run or an experiment folder), or of
     its ``analysis`` when made already: the analysis as text and its figures; None when
     there are no events to analyse (a run made before the tracer)."""
-    from govern.trace.analyze import TraceError, analyze, render
+    from govern.trace.analyze import NoEvents, TraceError, analyze, render
 
     if analysis is None:
         try:
             analysis = analyze(target)
-        except TraceError:
+        except NoEvents:
             return None
+        except TraceError as exc:  # events there, but unreadable: the section says why
+            return f"The events cannot be analysed: {exc}", []
     values = [int(v) for v, n in analysis.values.items() for _ in range(n)]
     charts = [ccdf_chart(values, analysis.fit, analysis.measure, analysis.simulated)]
     if len({s.agents for s in analysis.shapes}) > 1:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from govern.files import write_atomic
 from govern.ledger.binding import EVENTS
@@ -40,6 +40,7 @@ from govern.trace.events import Event
 
 Topology = Literal["consensus", "autonomous_cluster", "pipeline", "gated_pipeline"]
 ACTS = ("revise", "endorse", "contradict", "delegate")
+MAX_ACTIONS = 100_000  # agents x rounds: about half a minute for a consensus society here
 CLUSTER = 8
 GATE = 4
 MERGE_AT_MOST = 8
@@ -63,6 +64,15 @@ class SocietyParams(BaseModel):
     dti: DTIParams | None = None
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _within_reach(self) -> SocietyParams:
+        if self.agents * self.rounds > MAX_ACTIONS:
+            raise ValueError(
+                f"agents x rounds is {self.agents * self.rounds:,}: at most {MAX_ACTIONS:,} "
+                "actions a society, whose every choice weighs every claim it can see"
+            )
+        return self
+
 
 def simulate(params: SocietyParams) -> list[Event]:
     """The society's events, in the order they happened."""
@@ -71,13 +81,16 @@ def simulate(params: SocietyParams) -> list[Event]:
     shares = np.asarray(params.shares) / sum(params.shares)
     events: list[Event] = []
     claims: list[str] = []  # claim ids, in order
-    author: list[int] = []  # each claim's agent
-    attention: list[int] = []  # events that built on each claim
+    room = params.agents * params.rounds * 2 + 1  # every action a claim, and a merge each
+    author = np.zeros(room, dtype=np.int64)  # each claim's agent (the first ``count``)
+    attention = np.zeros(room)  # events that built on each claim
+    count = 0
     root_of: dict[str, str] = {}  # claim -> its cascade's root
     since_merge: dict[str, list[int]] = defaultdict(list)  # root -> claims since a merge
     monitor = DTIMonitor(params.dti) if params.dti is not None else None
 
     def add(agent: int, kind: str, parents: list[str], claim: bool) -> str:
+        nonlocal count
         event = Event(
             id=f"{run}:{len(events)}", run=run, time=float(len(events)), item="society",
             agent=f"agent#{agent + 1}", stage=params.topology, type=kind,  # type: ignore[arg-type]
@@ -87,19 +100,19 @@ def simulate(params: SocietyParams) -> list[Event]:
         if claim:
             root = root_of[parents[0]] if parents else event.id
             root_of[event.id] = root
-            since_merge[root].append(len(claims))
+            since_merge[root].append(count)
             claims.append(event.id)
-            author.append(agent)
-            attention.append(0)
+            author[count] = agent
+            count += 1
         return event.id
 
     for _ in range(params.rounds):
         for agent in rng.permutation(params.agents):
-            visible = _visible(params.topology, int(agent), np.asarray(author))
+            visible = _visible(params.topology, int(agent), author[:count])
             if not visible.size or rng.random() < params.p_new:
                 add(int(agent), "propose", [], claim=True)
                 continue
-            weights = (np.asarray(attention)[visible] + 1.0) ** params.beta
+            weights = (attention[visible] + 1.0) ** params.beta
             chosen = int(visible[rng.choice(visible.size, p=weights / weights.sum())])
             kind = ACTS[int(rng.choice(len(ACTS), p=shares))]
             attention[chosen] += 1
@@ -108,10 +121,9 @@ def simulate(params: SocietyParams) -> list[Event]:
             root = root_of[parent]
             if monitor is not None and monitor.coordination(root):
                 merged = since_merge[root][-MERGE_AT_MOST:]
-                for index in merged:
-                    attention[index] += 1
+                attention[merged] += 1
                 add(int(agent), "merge", [claims[i] for i in merged], claim=True)
-                since_merge[root] = [len(claims) - 1]
+                since_merge[root] = [count - 1]
                 monitor.integrated(root)
     return events
 
