@@ -44,7 +44,8 @@ def ccdf_chart(
             )  # fmt: skip
         axes.set_xlabel(measure)
         axes.set_ylabel("P(X ≥ x)")
-        axes.legend(frameon=False)
+        if positive:  # nothing drawn, nothing to name
+            axes.legend(frameon=False)
         stamp_simulated(figure, simulated)
     svg, png = save_figure(figure)
     shown = f"{len(positive):,} cascades" + (
