@@ -108,7 +108,6 @@ class PreparedRun:
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)  # resumed: done before
     stopped_by: str | None = None  # the signal (or spent budget) that interrupted the run
     report: Callable[[str], None] | None = None  # progress of long work (training), for a console
-    events: Any = None  # the tracer's events.jsonl, open while the run executes
 
 
 def prepare(request: RunRequest, router: ModelRouter | None = None) -> PreparedRun:
@@ -600,7 +599,7 @@ async def execute(
     for record in run.finished.values():
         tally.add(record)
     writer = ResultsWriter(run.folder / RESULTS)
-    run.events = ResultsWriter(run.folder / EVENTS)
+    events = ResultsWriter(run.folder / EVENTS)  # the tracer's, an item's events at its end
     run.ledger.hold()  # entries are written at each item's end (see _run_item), not one by one
     in_flight = asyncio.Semaphore(run.concurrency)  # --concurrency 1: one item at a time
     reason = "crashed"
@@ -611,7 +610,7 @@ async def execute(
                 run.stopped_by = stop()
             if run.stopped_by is not None:
                 return
-            record = await _run_item(run, item, writer)
+            record = await _run_item(run, item, writer, events)
         finally:
             in_flight.release()
         tally.add(record)
@@ -646,7 +645,7 @@ async def execute(
         with suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGTERM)
         writer.close()
-        run.events.close()
+        events.close()
         summary = _summarise(run, tally, reason == "complete", started, time.perf_counter() - clock)
         write_atomic(run.folder / "summary.json", summary.model_dump_json(indent=2) + "\n")
         run.ledger.append("files", "govern", {"files": folder_digests(run.folder)})
@@ -654,7 +653,9 @@ async def execute(
     return summary
 
 
-async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> dict[str, Any]:
+async def _run_item(
+    run: PreparedRun, item: TaskItem, writer: ResultsWriter, events: ResultsWriter
+) -> dict[str, Any]:
     """Run one item; its result line is written, then its end entry records the line's
     digest, so the ledger vouches only for results that are on disk."""
     clock = time.perf_counter()
@@ -666,7 +667,7 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
             from govern.run.market import play_market
 
             record = await play_market(run, item)
-            run.events.write_all(item_events_of(run, record))
+            events.write_all(item_events_of(run, record))
             controller.end_item(item.id, record["outcome"], writer.write(record))
             run.ledger.flush()
             return record
@@ -682,7 +683,7 @@ async def _run_item(run: PreparedRun, item: TaskItem, writer: ResultsWriter) -> 
     else:
         outcome = state.get("outcome")
         record = item_record(run.task, item, state, time.perf_counter() - clock, run.simulated)
-    run.events.write_all(item_events_of(run, record))
+    events.write_all(item_events_of(run, record))
     controller.end_item(item.id, outcome, writer.write(record))
     run.ledger.flush()  # the end entry, and every entry before it, on disk before going on
     return record

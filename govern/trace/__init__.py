@@ -1,3 +1,4 @@
-"""What a run's events say while it runs: Deficit-Triggered Integration (``dti``) watches the
-coordination and merges of decomposed or parallel work and says when their outputs must be
-integrated."""
+"""The event tracer: a run's events (``events``), their cascades, elites and extremes
+(``cascades``, ``elites``, ``analyze``), power-law fits done as Clauset, Shalizi & Newman
+did them (``powerlaw``), an offline agent society to measure them on (``society``), and
+Deficit-Triggered Integration (``dti``), which says when parallel work must be integrated."""

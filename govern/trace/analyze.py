@@ -11,7 +11,6 @@ or whose items made no model calls) says so.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,7 +20,7 @@ from govern.experiments.figures import PARTLY_NOTE, SIMULATED_NOTE
 from govern.files import parse_json, read_regular
 from govern.ledger.binding import EVENTS
 from govern.run.resume import REQUEST_FILE
-from govern.trace.cascades import MEASURES, Measure, cascades
+from govern.trace.cascades import MEASURES, Cascade, Measure, cascades
 from govern.trace.elites import (
     Attachment,
     Concentration,
@@ -140,7 +139,13 @@ def analyze(
     files = event_files(target)
     by_run = [read_events(path) for path in files]
     events = [event for run in by_run for event in run]
-    found = cascades(events)
+    per_run = [cascades(run) for run in by_run]  # cascades never cross runs
+    found = [cascade for run in per_run for cascade in run]
+    shapes = sorted(
+        (_shape(run, mine) for run, mine in zip(by_run, per_run, strict=True) if run),
+        key=lambda shape: (shape.agents, shape.run),
+    )
+    scaling, no_scaling = _scaling(shapes)
     values = [c.measure(measure) for c in found]
     positive = [v for v in values if v > 0]  # a power law's support starts at 1
     fitted, no_fit = None, None
@@ -169,48 +174,43 @@ def analyze(
         concentration=concentration(events),
         attachment=attachment,
         no_attachment=no_attachment,
-        **_scaling(by_run),
+        scaling=scaling,
+        no_scaling=no_scaling,
         simulated=_simulated(files),
-        shapes=sorted((_shape(run) for run in by_run if run), key=lambda s: (s.agents, s.run)),
+        shapes=shapes,
     )
 
 
-def _shape(run: list[Event]) -> RunShape:
-    found = concentration(run)
-    sizes = [c.effort_events for c in cascades(run)]
+def _shape(run: list[Event], found: list[Cascade]) -> RunShape:
+    """One run's size, its largest cascade (of ``found``, its cascades) and concentration."""
+    share = concentration(run)
     return RunShape(
         run=run[0].run,
         agents=len({e.agent for e in run}),
-        largest=max(sizes, default=0),
-        gini=found.gini,
-        top_share=found.top_share,
+        largest=max((c.effort_events for c in found), default=0),
+        gini=share.gini,
+        top_share=share.top_share,
     )
 
 
-def _scaling(by_run: list[list[Event]]) -> dict[str, Any]:
-    """The largest cascade against the agents, across runs of at least 3 different sizes."""
-    points = []
-    for run in by_run:
-        sizes = [c.effort_events for c in cascades(run)]
-        if sizes:
-            points.append((len({e.agent for e in run}), max(sizes)))
-    agents = {n for n, _ in points}
+def _scaling(shapes: list[RunShape]) -> tuple[Scaling | None, str | None]:
+    """The largest cascade against the agents, across runs of at least 3 different sizes:
+    the fit, or why there is none."""
+    points = [(s.agents, s.largest) for s in shapes]
     usable = [(n, largest) for n, largest in points if largest > 0]
-    if len(agents) < 3 or len(usable) < 3:
-        reason = (
-            f"runs of {len(agents)} different size(s); the largest cascade's growth with the "
-            "agents needs runs of at least 3 sizes"
+    sizes = {n for n, _ in usable}
+    if len(sizes) < 3:
+        return None, (
+            f"runs of {len(sizes)} different size(s) with a cascade; the largest cascade's "
+            "growth with the agents needs runs of at least 3 sizes"
         )
-        return {"scaling": None, "no_scaling": reason}
     x = np.log([n for n, _ in usable])
     y = np.log([largest for _, largest in usable])
     slope, intercept = np.polyfit(x, y, 1)
     residuals = y - (slope * x + intercept)
-    dof = len(usable) - 2
-    spread = (
-        float(np.sqrt((residuals**2).sum() / dof / ((x - x.mean()) ** 2).sum())) if dof else 0.0
-    )
-    margin = float(student_t.ppf(0.975, dof)) * spread if dof else float("inf")
+    dof = len(usable) - 2  # at least 1: three sizes, so three runs or more
+    spread = float(np.sqrt((residuals**2).sum() / dof / ((x - x.mean()) ** 2).sum()))
+    margin = float(student_t.ppf(0.975, dof)) * spread
     scaling = Scaling(
         exponent=float(slope),
         low=float(slope) - margin,
@@ -218,7 +218,7 @@ def _scaling(by_run: list[list[Event]]) -> dict[str, Any]:
         runs=len(usable),
         points=sorted(points),
     )
-    return {"scaling": scaling, "no_scaling": None}
+    return scaling, None
 
 
 def _simulated(files: list[Path]) -> str:

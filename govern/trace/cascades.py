@@ -24,13 +24,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from govern.trace.events import Event
+if TYPE_CHECKING:  # the command line reads MEASURES at start-up: no pydantic model needed
+    from govern.trace.events import Event
 
 Measure = Literal["tce", "delegation", "revision", "contradiction", "fanin"]
 MEASURES: tuple[Measure, ...] = ("tce", "delegation", "revision", "contradiction", "fanin")
-CLAIMS = frozenset({"propose", "revise", "delegate", "merge"})
+CLAIMS = frozenset({"propose", "revise", "delegate", "merge"})  # events that make a claim
 
 
 @dataclass(frozen=True, slots=True)

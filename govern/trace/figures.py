@@ -16,7 +16,14 @@ from govern.experiments.figures import (
     save_figure,
     stamp_simulated,
 )
-from govern.trace.analyze import Analysis, RunShape
+from govern.trace.analyze import (
+    Analysis,
+    NoEvents,
+    RunShape,
+    TraceError,
+    analyze,
+    render,
+)
 from govern.trace.powerlaw import PowerLawFit, ccdf
 
 
@@ -99,8 +106,6 @@ def report_section(
     """The tracer's part of a report on ``target`` (a run or an experiment folder), or of
     its ``analysis`` when made already: the analysis as text and its figures; None when
     there are no events to analyse (a run made before the tracer)."""
-    from govern.trace.analyze import NoEvents, TraceError, analyze, render
-
     if analysis is None:
         try:
             analysis = analyze(target)
